@@ -1,0 +1,5 @@
+"""Placeholder until the queue API lands."""
+
+from aiohttp import web
+
+routes = web.RouteTableDef()

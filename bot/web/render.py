@@ -1,0 +1,88 @@
+"""Jinja2 environment and the one function every page uses to answer with a template."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from bot.web.keys import TEMPLATES
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+NAV = (
+    ("/", "Usage"),
+    ("/history", "History"),
+    ("/live", "Live"),
+    ("/moderation", "Moderation"),
+    ("/try", "Try a prompt"),
+)
+
+
+def format_time(value: datetime | None) -> str:
+    """UTC, to the second: admins compare these with logs, which are UTC too."""
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_seconds(value: float | timedelta | None) -> str:
+    if value is None:
+        return "—"
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def format_ago(value: datetime | None, now: datetime | None = None) -> str:
+    if value is None:
+        return "never"
+    seconds = max(0.0, ((now or datetime.now(UTC)) - value).total_seconds())
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def make_environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a typo in a template is an error in the tests, not a blank
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["time"] = format_time
+    environment.filters["seconds"] = format_seconds
+    environment.filters["ago"] = format_ago
+    environment.globals["nav"] = NAV
+    return environment
+
+
+def render_text(request: web.Request, template: str, **context: Any) -> str:
+    session = request.get("session")
+    context.setdefault("csrf_token", session.csrf_token if session else "")
+    context.setdefault("flashes", session.take_flashes() if session else [])
+    context.setdefault("signed_in", session is not None)
+    context.setdefault("path", request.path)
+    return request.app[TEMPLATES].get_template(template).render(**context)
+
+
+def render_fragment(request: web.Request, template: str, **context: Any) -> str:
+    """A partial for live refresh: needs the CSRF token (it may hold forms) but must not eat flashes."""
+    session = request.get("session")
+    context.setdefault("csrf_token", session.csrf_token if session else "")
+    return request.app[TEMPLATES].get_template(template).render(**context)
+
+
+def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+    return web.Response(
+        text=render_text(request, template, **context), status=status, content_type="text/html"
+    )
