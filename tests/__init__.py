@@ -1,0 +1,1 @@
+"""Test suites. A package, so that suites import shared fakes as `tests.fakes.…`."""

@@ -1,0 +1,912 @@
+"""A fake Slack that a real `slack_sdk` client and a real Bolt app talk to over 127.0.0.1.
+
+One aiohttp server plays every part of Slack the bot touches:
+
+- the Web API under ``/api/{method}`` (what ``AsyncWebClient(base_url=fake.api_url)`` calls);
+- the upload host behind ``files.getUploadURLExternal`` (``POST /upload/{file_id}``, raw bytes);
+- ``response_url`` endpoints (``/response_url/{id}``), counting uses as Slack does;
+- the Socket Mode websocket (``/link/``) handed out by ``apps.connections.open``.
+
+Tests push slash commands and button clicks with ``socket_send_*`` (Socket Mode), or through
+`SlackEventsDriver` which signs and POSTs them to a Bolt app served over HTTP, then assert on
+what the fake recorded: ``calls``, ``messages``, ``ephemerals``, ``uploads``, ``response_urls``,
+``home_views``. Faults are switched on per method with `FakeSlack.fail` and its shorthands.
+
+How the wire looks (slack_sdk 3.48, ``slack_sdk/web/internal_utils.py`` ``_build_req_args``):
+most methods send their arguments as query parameters of a POST with an empty form body
+(``params=``); ``chat.postMessage``, ``chat.update`` and ``views.publish`` send a JSON body;
+``users.info`` and ``conversations.info`` are GETs. The token travels as ``Authorization:
+Bearer …``, except ``apps.connections.open`` whose ``xapp-`` token is also sent that way.
+The fake merges query, form and JSON arguments, so it does not care which one a caller used.
+
+Where the fake had to pick behaviour Slack does not document precisely, the choice is noted
+next to the code (search for "Slack:").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+#: Slack lets an app use one response_url this many times ...
+RESPONSE_URL_MAX_USES = 5
+#: ... within this many seconds of the interaction.
+RESPONSE_URL_LIFETIME_SECONDS = 30 * 60
+#: How long the test-side helpers wait for the app before failing, in seconds.
+DEFAULT_WAIT_SECONDS = 5.0
+
+# Methods that need the app-level (xapp-) token instead of the bot token.
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+
+
+# ---------------------------------------------------------------------------------------------
+# What the fake records
+
+
+@dataclass
+class ApiCall:
+    """One Web API request as the fake received it."""
+
+    method: str
+    args: dict[str, Any]
+    token: str | None
+    http_method: str
+    content_type: str
+    at: float  # time.monotonic() on arrival
+    status: int = 0  # the HTTP status the fake answered with
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Message:
+    """A message posted with chat.postMessage; chat.update edits it in place and keeps history."""
+
+    channel: str
+    ts: str
+    text: str | None
+    blocks: list[dict[str, Any]] | None
+    thread_ts: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier versions, oldest first
+    is_deleted: bool = False
+
+    @property
+    def update_count(self) -> int:
+        return len(self.history)
+
+
+@dataclass
+class Upload:
+    """One file of the files.getUploadURLExternal → POST bytes → files.completeUploadExternal flow."""
+
+    file_id: str
+    filename: str
+    length: int
+    alt_txt: str | None = None
+    content: bytes | None = None  # the raw bytes POSTed to upload_url
+    content_type: str | None = None
+    is_completed: bool = False
+    title: str | None = None
+    channel_id: str | None = None
+    initial_comment: str | None = None
+    thread_ts: str | None = None
+    blocks: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class ResponseUrl:
+    """A response_url handed to the app with a slash command or a click."""
+
+    id: str
+    url: str
+    created_at: float  # FakeSlack.now() at creation
+    bodies: list[dict[str, Any]] = field(default_factory=list)  # accepted posts only
+    refused_count: int = 0
+
+
+@dataclass
+class SocketAck:
+    """What the app sent back over the websocket for one envelope."""
+
+    envelope_id: str
+    payload: dict[str, Any] | None
+    at: float
+
+
+@dataclass
+class Fault:
+    """How the next matching Web API calls fail. See `FakeSlack.fail`."""
+
+    times: int | None  # None: until cleared
+    status: int = 200
+    error: str | None = None
+    retry_after: int | None = None
+    delay: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def sign_request(signing_secret: str, timestamp: str, body: str) -> str:
+    """Slack's request signature: ``v0=`` + HMAC-SHA256(secret, ``v0:{timestamp}:{body}``)."""
+    basestring = f"v0:{timestamp}:{body}".encode()
+    digest = hmac.new(signing_secret.encode(), basestring, hashlib.sha256).hexdigest()
+    return f"v0={digest}"
+
+
+def _maybe_json(value: Any) -> Any:
+    """Form-encoded callers send lists and objects as JSON strings; decode those."""
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        with contextlib.suppress(ValueError):
+            return json.loads(value)
+    return value
+
+
+def _ok(**fields: Any) -> dict[str, Any]:
+    return {"ok": True, **fields}
+
+
+def _error(error: str) -> dict[str, Any]:
+    return {"ok": False, "error": error}
+
+
+class _ApiError(Exception):
+    """Raised inside a method handler to answer ``{"ok": false, "error": …}``."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+# ---------------------------------------------------------------------------------------------
+# The fake
+
+
+class FakeSlack:
+    """A local Slack: Web API, upload host, response_urls and Socket Mode on one port.
+
+    Use as ``async with FakeSlack() as slack:`` or call `start` / `close` yourself.
+    """
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test",
+        app_token: str = "xapp-test",
+        team_id: str = "T0TEAM",
+        team_name: str = "Fake Team",
+        bot_user_id: str = "U0BOT",
+        bot_id: str = "B0BOT",
+        app_id: str = "A0APP",
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.team_id = team_id
+        self.team_name = team_name
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.app_id = app_id
+
+        # Recorded traffic and state, for assertions.
+        self.calls: list[ApiCall] = []
+        self.messages: list[Message] = []
+        self.ephemerals: list[dict[str, Any]] = []
+        self.uploads: dict[str, Upload] = {}
+        self.response_urls: dict[str, ResponseUrl] = {}
+        self.home_views: dict[str, dict[str, Any]] = {}
+        self.socket_acks: list[SocketAck] = []
+
+        # Configurable workspace.
+        self.users: dict[str, dict[str, Any]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}
+
+        self._faults: dict[str, list[Fault]] = {}
+        self._time_offset = 0.0
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._retired_sockets: set[int] = set()  # id()s of sockets told to disconnect
+        self.socket_connections_total = 0
+        self._socket_tickets: set[str] = set()
+        self._pending_acks: dict[str, asyncio.Future[SocketAck]] = {}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> FakeSlack:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
+        app.router.add_post("/response_url/{id}", self._handle_response_url)
+        app.router.add_get("/link/", self._handle_socket)
+        app.router.add_get("/link", self._handle_socket)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def close(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"fake slack closing")
+        for future in self._pending_acks.values():
+            future.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSlack:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """What to pass as ``AsyncWebClient(base_url=…)``; slack_sdk needs the trailing slash."""
+        return f"{self.base_url}/api/"
+
+    # -- the clock (response_url expiry, message ts) --------------------------------------------
+
+    def now(self) -> float:
+        """Wall-clock seconds as the fake sees them; `advance_clock` moves it forward."""
+        return time.time() + self._time_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        self._time_offset += seconds
+
+    # -- workspace configuration ---------------------------------------------------------------
+
+    def add_user(
+        self, user_id: str, *, name: str | None = None, is_admin: bool = False, is_owner: bool = False
+    ) -> dict[str, Any]:
+        """A workspace member that users.info knows. Unknown ids get ``user_not_found``."""
+        name = name or user_id.lower()
+        user = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "real_name": name.title(),
+            "deleted": False,
+            "is_bot": False,
+            "is_admin": is_admin,
+            "is_owner": is_owner,
+            "is_primary_owner": False,
+            "tz": "UTC",
+            "profile": {"display_name": name, "real_name": name.title()},
+        }
+        self.users[user_id] = user
+        return user
+
+    def add_channel(self, channel_id: str, *, name: str | None = None, is_member: bool = True) -> None:
+        """A channel; with ``is_member=False`` posting to it fails with ``not_in_channel``.
+
+        Channels never added behave as public channels the bot is a member of.
+        """
+        self.channels[channel_id] = {
+            "id": channel_id,
+            "name": name or channel_id.lower(),
+            "is_member": is_member,
+        }
+
+    def _channel(self, channel_id: str) -> dict[str, Any]:
+        return self.channels.get(channel_id) or {
+            "id": channel_id,
+            "name": channel_id.lower(),
+            "is_member": True,
+        }
+
+    # -- fault switches ------------------------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        *,
+        times: int | None = 1,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` (``"*"``: any method) misbehave.
+
+        ``status``/``error`` pick the answer (``error`` alone: HTTP 200 ``{"ok": false, "error"}``),
+        ``retry_after`` adds a ``Retry-After`` header, ``delay`` answers late (seconds).
+        ``times=None`` keeps the fault until `clear_faults`. Faults queue up in order.
+        """
+        self._faults.setdefault(method, []).append(
+            Fault(times=times, status=status, error=error, retry_after=retry_after, delay=delay)
+        )
+
+    def rate_limit(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
+        """HTTP 429 + ``Retry-After`` + ``{"ok": false, "error": "ratelimited"}``, as Slack answers."""
+        self.fail(method, times=times, status=429, error="ratelimited", retry_after=retry_after)
+
+    def api_error(self, method: str, error: str, *, times: int = 1) -> None:
+        """HTTP 200 ``{"ok": false, "error": error}``, e.g. ``channel_not_found``."""
+        self.fail(method, times=times, error=error)
+
+    def server_error(self, method: str, *, times: int = 1, status: int = 500) -> None:
+        self.fail(method, times=times, status=status, error="fatal_error")
+
+    def slow(self, method: str, seconds: float, *, times: int | None = 1) -> None:
+        """Answer ``method`` correctly but only after ``seconds``."""
+        self.fail(method, times=times, delay=seconds)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def _take_fault(self, method: str) -> Fault | None:
+        for key in (method, "*"):
+            queue = self._faults.get(key)
+            if not queue:
+                continue
+            fault = queue[0]
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    queue.pop(0)
+            return fault
+        return None
+
+    # -- queries for assertions ---------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        return [call for call in self.calls if call.method == method]
+
+    def message(self, channel: str, ts: str) -> Message:
+        for message in self.messages:
+            if message.channel == channel and message.ts == ts:
+                return message
+        raise KeyError(f"no message {ts} in {channel}")
+
+    def messages_in(self, channel: str) -> list[Message]:
+        return [m for m in self.messages if m.channel == channel and not m.is_deleted]
+
+    def completed_uploads(self, channel_id: str | None = None) -> list[Upload]:
+        return [
+            upload
+            for upload in self.uploads.values()
+            if upload.is_completed and (channel_id is None or upload.channel_id == channel_id)
+        ]
+
+    async def wait_until(
+        self, predicate: Callable[[], Any], *, timeout: float = DEFAULT_WAIT_SECONDS, what: str = ""
+    ) -> Any:
+        """Wait (bounded) until ``predicate()`` is truthy after some request; return its value."""
+
+        async def _wait() -> Any:
+            async with self._changed:
+                return await self._changed.wait_for(predicate)
+
+        try:
+            return await asyncio.wait_for(_wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"fake Slack: timed out after {timeout}s waiting for {what or predicate}"
+            ) from None
+
+    async def wait_for_calls(
+        self, method: str, count: int = 1, *, timeout: float = DEFAULT_WAIT_SECONDS
+    ) -> list[ApiCall]:
+        """Wait until ``method`` was answered ``count`` times; return all its calls."""
+        await self.wait_until(
+            lambda: sum(1 for c in self.calls_to(method) if c.status) >= count,
+            timeout=timeout,
+            what=f"{count} answered {method} call(s)",
+        )
+        return self.calls_to(method)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _next_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):07d}"
+
+    def _next_ts(self) -> str:
+        return f"{int(self.now())}.{next(self._ids):06d}"
+
+    # -- Web API -------------------------------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await self._parse_args(request)
+        token = self._token_of(request, args)
+        call = ApiCall(
+            method=method,
+            args=args,
+            token=token,
+            http_method=request.method,
+            content_type=request.content_type,
+            at=time.monotonic(),
+        )
+        self.calls.append(call)
+        await self._notify()
+
+        status, body, headers = await self._answer(method, args, token)
+        call.status, call.response = status, body
+        await self._notify()
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _answer(
+        self, method: str, args: dict[str, Any], token: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        fault = self._take_fault(method)
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)  # the fake's own latency, not a test wait
+            if fault.status != 200 or fault.error:
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                return fault.status, _error(fault.error or "fatal_error"), headers
+        auth_error = self._check_token(method, token)
+        if auth_error:
+            return 200, _error(auth_error), {}
+        handler = self._methods().get(method)
+        if handler is None:
+            return 200, _error("unknown_method"), {}
+        try:
+            return 200, handler(args), {}
+        except _ApiError as exc:
+            return 200, _error(exc.error), {}
+
+    @staticmethod
+    async def _parse_args(request: web.Request) -> dict[str, Any]:
+        """Query string, form body and JSON body merged into one dict, JSON strings decoded."""
+        args: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                args.update(await request.json())
+            elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                args.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        return {key: _maybe_json(value) for key, value in args.items()}
+
+    @staticmethod
+    def _token_of(request: web.Request, args: dict[str, Any]) -> str | None:
+        authorization = request.headers.get("Authorization", "")
+        if authorization.startswith("Bearer "):
+            return authorization.removeprefix("Bearer ").strip()
+        token = args.pop("token", None)
+        return token if isinstance(token, str) else None
+
+    def _check_token(self, method: str, token: str | None) -> str | None:
+        # Slack: no token at all is "not_authed"; a wrong one is "invalid_auth".
+        if not token:
+            return "not_authed"
+        expected = self.app_token if method in _APP_TOKEN_METHODS else self.bot_token
+        return None if token == expected else "invalid_auth"
+
+    def _methods(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        return {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "users.info": self._users_info,
+            "views.publish": self._views_publish,
+            "conversations.info": self._conversations_info,
+            "conversations.join": self._conversations_join,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
+            "apps.connections.open": self._apps_connections_open,
+        }
+
+    def _require(self, args: dict[str, Any], *names: str) -> None:
+        for name in names:
+            if args.get(name) in (None, ""):
+                raise _ApiError("invalid_arguments")
+
+    def _require_member(self, channel_id: str) -> None:
+        if not self._channel(channel_id)["is_member"]:
+            raise _ApiError("not_in_channel")
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return _ok(
+            url=f"{self.base_url}/",
+            team=self.team_name,
+            user="imagine",
+            team_id=self.team_id,
+            user_id=self.bot_user_id,
+            bot_id=self.bot_id,
+            is_enterprise_install=False,
+        )
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "channel")
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            raise _ApiError("no_text")
+        self._require_member(args["channel"])
+        message = Message(
+            channel=args["channel"],
+            ts=self._next_ts(),
+            text=args.get("text"),
+            blocks=args.get("blocks"),
+            thread_ts=args.get("thread_ts"),
+        )
+        self.messages.append(message)
+        return _ok(channel=message.channel, ts=message.ts, message=self._message_json(message))
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "channel", "ts")
+        message = self._find_message(args["channel"], args["ts"])
+        message.history.append({"text": message.text, "blocks": message.blocks})
+        if "text" in args:
+            message.text = args["text"]
+        if "blocks" in args:
+            message.blocks = args["blocks"]
+        return _ok(
+            channel=message.channel, ts=message.ts, text=message.text, message=self._message_json(message)
+        )
+
+    def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "channel", "ts")
+        message = self._find_message(args["channel"], args["ts"])
+        message.is_deleted = True
+        return _ok(channel=message.channel, ts=message.ts)
+
+    def _find_message(self, channel: str, ts: str) -> Message:
+        try:
+            message = self.message(channel, ts)
+        except KeyError:
+            raise _ApiError("message_not_found") from None
+        if message.is_deleted:
+            raise _ApiError("message_not_found")
+        return message
+
+    def _message_json(self, message: Message) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "ts": message.ts,
+        }
+        body["text"] = message.text or ""
+        if message.blocks is not None:
+            body["blocks"] = message.blocks
+        if message.thread_ts:
+            body["thread_ts"] = message.thread_ts
+        return body
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "channel", "user")
+        self._require_member(args["channel"])
+        ephemeral = {key: args.get(key) for key in ("channel", "user", "text", "blocks", "thread_ts")}
+        self.ephemerals.append(ephemeral)
+        return _ok(message_ts=self._next_ts())
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "user")
+        user = self.users.get(args["user"])
+        if user is None:
+            raise _ApiError("user_not_found")
+        return _ok(user=user)
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "user_id", "view")
+        view = args["view"]
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise _ApiError("invalid_arguments")
+        self.home_views[args["user_id"]] = view
+        return _ok(view={"id": self._next_id("V"), "team_id": self.team_id, **view})
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "channel")
+        return _ok(channel=dict(self._channel(args["channel"])))
+
+    def _conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "channel")
+        channel = self._channel(args["channel"])
+        channel["is_member"] = True
+        self.channels[channel["id"]] = channel
+        return _ok(channel=dict(channel))
+
+    def _files_get_upload_url_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "filename", "length")
+        file_id = self._next_id("F")
+        self.uploads[file_id] = Upload(
+            file_id=file_id,
+            filename=args["filename"],
+            length=int(args["length"]),
+            alt_txt=args.get("alt_txt"),
+        )
+        return _ok(upload_url=f"{self.base_url}/upload/{file_id}", file_id=file_id)
+
+    def _files_complete_upload_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "files")
+        files = args["files"]
+        if not isinstance(files, list) or not files:
+            raise _ApiError("invalid_arguments")
+        channel_id = args.get("channel_id")
+        if channel_id:
+            self._require_member(channel_id)
+        uploads = []
+        for item in files:
+            upload = self.uploads.get(item.get("id", ""))
+            if upload is None or upload.content is None:
+                raise _ApiError("file_not_found")  # Slack: never-uploaded ids are refused
+            uploads.append(upload)
+        for upload, item in zip(uploads, files, strict=True):
+            upload.is_completed = True
+            upload.title = item.get("title")
+            upload.channel_id = channel_id
+            upload.initial_comment = args.get("initial_comment")
+            upload.thread_ts = args.get("thread_ts")
+            upload.blocks = args.get("blocks")
+        return _ok(files=[self._file_json(upload) for upload in uploads])
+
+    def _file_json(self, upload: Upload) -> dict[str, Any]:
+        return {
+            "id": upload.file_id,
+            "name": upload.filename,
+            "title": upload.title or upload.filename,
+            "size": len(upload.content or b""),
+            "user": self.bot_user_id,
+            "channels": [upload.channel_id] if upload.channel_id else [],
+            "url_private": f"{self.base_url}/files/{upload.file_id}/{upload.filename}",
+        }
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        ticket = uuid.uuid4().hex
+        self._socket_tickets.add(ticket)
+        return _ok(url=f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}")
+
+    # -- the upload host -----------------------------------------------------------------------
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        upload = self.uploads.get(request.match_info["file_id"])
+        content = await request.read()
+        if upload is None:
+            return web.Response(status=404, text="file_not_found")
+        upload.content = content
+        upload.content_type = request.content_type
+        await self._notify()
+        # Slack: the upload host answers 200 text/plain "OK - <bytes>".
+        return web.Response(text=f"OK - {len(content)}")
+
+    # -- response_url --------------------------------------------------------------------------
+
+    def new_response_url(self) -> ResponseUrl:
+        response_id = uuid.uuid4().hex[:12]
+        url = f"{self.base_url}/response_url/{response_id}"
+        response_url = ResponseUrl(id=response_id, url=url, created_at=self.now())
+        self.response_urls[response_id] = response_url
+        return response_url
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        response_url = self.response_urls.get(request.match_info["id"])
+        if response_url is None:
+            return web.json_response(_error("invalid_url"), status=404)
+        body = await self._parse_args(request)
+        refusal = self._response_url_refusal(response_url)
+        if refusal:
+            response_url.refused_count += 1
+            await self._notify()
+            return web.json_response(_error(refusal), status=404)
+        response_url.bodies.append(body)
+        await self._notify()
+        return web.json_response(_ok())
+
+    def _response_url_refusal(self, response_url: ResponseUrl) -> str | None:
+        # Slack: "up to 5 times within 30 minutes". The exact refusal is not documented; third-party
+        # code reports HTTP 404 with "expired_url" (too late) and "used_url" (too many uses).
+        if self.now() - response_url.created_at > RESPONSE_URL_LIFETIME_SECONDS:
+            return "expired_url"
+        if len(response_url.bodies) >= RESPONSE_URL_MAX_USES:
+            return "used_url"
+        return None
+
+    # -- payloads Slack sends to the app ------------------------------------------------------
+
+    def slash_command_payload(
+        self,
+        command: str,
+        text: str = "",
+        *,
+        user_id: str = "U0USER",
+        user_name: str = "user",
+        channel_id: str = "C0CHAN",
+        channel_name: str = "general",
+    ) -> dict[str, str]:
+        """The fields of a slash command (form-encoded over HTTP, a JSON object over the socket)."""
+        return {
+            "token": "verification-token-unused",
+            "team_id": self.team_id,
+            "team_domain": "fake",
+            "channel_id": channel_id,
+            "channel_name": channel_name,
+            "user_id": user_id,
+            "user_name": user_name,
+            "command": command,
+            "text": text,
+            "api_app_id": self.app_id,
+            "is_enterprise_install": "false",
+            "response_url": self.new_response_url().url,
+            "trigger_id": self._next_id("trigger."),
+        }
+
+    def block_actions_payload(
+        self,
+        action_id: str,
+        value: str = "",
+        *,
+        block_id: str = "actions",
+        user_id: str = "U0USER",
+        user_name: str = "user",
+        channel_id: str = "C0CHAN",
+        message_ts: str | None = None,
+    ) -> dict[str, Any]:
+        """A ``block_actions`` interaction: one button click on a message the bot posted."""
+        message_ts = message_ts or self._next_ts()
+        message: dict[str, Any] = {"type": "message", "user": self.bot_user_id, "ts": message_ts, "text": ""}
+        with contextlib.suppress(KeyError):
+            posted = self.message(channel_id, message_ts)
+            message = self._message_json(posted)
+        return {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": self.team_id},
+            "api_app_id": self.app_id,
+            "token": "verification-token-unused",
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id},
+            "trigger_id": self._next_id("trigger."),
+            "team": {"id": self.team_id, "domain": "fake"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel_id, "name": self._channel(channel_id)["name"]},
+            "message": message,
+            "response_url": self.new_response_url().url,
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "value": value,
+                    "text": {"type": "plain_text", "text": action_id},
+                    "action_ts": f"{self.now():.6f}",
+                }
+            ],
+        }
+
+    # -- Socket Mode ---------------------------------------------------------------------------
+
+    def _live_sockets(self) -> list[web.WebSocketResponse]:
+        """Open sockets not told to disconnect, newest last: the ones envelopes go to."""
+        return [ws for ws in self._sockets if not ws.closed and id(ws) not in self._retired_sockets]
+
+    @property
+    def socket_connection_count(self) -> int:
+        return len(self._live_sockets())
+
+    async def wait_socket_connected(self, *, timeout: float = DEFAULT_WAIT_SECONDS) -> None:
+        await self.wait_until(
+            lambda: self.socket_connection_count > 0, timeout=timeout, what="a Socket Mode client"
+        )
+
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._socket_tickets:
+            return web.json_response(_error("invalid_ticket"), status=401)
+        self._socket_tickets.discard(ticket)  # Slack: each URL is good for one connection
+        ws = web.WebSocketResponse(autoping=True)  # answers the client's "sdk-ping-pong" pings
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        self.socket_connections_total += 1
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": self.socket_connection_count,
+                "debug_info": {"host": "fake-slack", "build_number": 1, "approximate_connection_time": 18060},
+                "connection_info": {"app_id": self.app_id},
+            }
+        )
+        await self._notify()
+        try:
+            async for frame in ws:
+                if frame.type == aiohttp.WSMsgType.TEXT:
+                    await self._receive_ack(frame.data)
+        finally:
+            self._sockets.remove(ws)
+            self._retired_sockets.discard(id(ws))
+            await self._notify()
+        return ws
+
+    async def _receive_ack(self, text: str) -> None:
+        message = json.loads(text)
+        ack = SocketAck(
+            envelope_id=message.get("envelope_id", ""), payload=message.get("payload"), at=time.monotonic()
+        )
+        self.socket_acks.append(ack)
+        future = self._pending_acks.pop(ack.envelope_id, None)
+        if future is not None and not future.done():
+            future.set_result(ack)
+        await self._notify()
+
+    async def socket_send(
+        self,
+        envelope_type: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool,
+        timeout: float = DEFAULT_WAIT_SECONDS,
+    ) -> SocketAck:
+        """Push one envelope to the connected app and wait (bounded) for its ack."""
+        await self.wait_socket_connected(timeout=timeout)
+        ws = self._live_sockets()[-1]
+        envelope_id = str(uuid.uuid4())
+        future: asyncio.Future[SocketAck] = asyncio.get_running_loop().create_future()
+        self._pending_acks[envelope_id] = future
+        await ws.send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": envelope_type,
+                "payload": payload,
+                "accepts_response_payload": accepts_response_payload,
+            }
+        )
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"fake Slack: envelope {envelope_type} not acked within {timeout}s"
+            ) from None
+        finally:
+            self._pending_acks.pop(envelope_id, None)
+
+    async def socket_send_slash_command(self, command: str, text: str = "", **fields: Any) -> SocketAck:
+        """A slash command over Socket Mode; returns the ack (its ``payload`` is the ack's body)."""
+        payload = self.slash_command_payload(command, text, **fields)
+        return await self.socket_send("slash_commands", payload, accepts_response_payload=True)
+
+    async def socket_send_block_action(self, action_id: str, value: str = "", **fields: Any) -> SocketAck:
+        """A button click over Socket Mode; returns the ack."""
+        payload = self.block_actions_payload(action_id, value, **fields)
+        return await self.socket_send("interactive", payload, accepts_response_payload=False)
+
+    async def socket_send_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Ask the client to reconnect, as Slack does every few hours; later envelopes use the new socket."""
+        for ws in self._live_sockets():
+            self._retired_sockets.add(id(ws))
+            await ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-slack"}})
+
+
+def iter_actions(blocks: list[dict[str, Any]] | None) -> Iterator[dict[str, Any]]:
+    """Every interactive element in a Block Kit message, for asserting on buttons."""
+    for block in blocks or []:
+        if block.get("type") == "actions":
+            yield from block.get("elements", [])
+        accessory = block.get("accessory")
+        if isinstance(accessory, dict):
+            yield accessory
+
+
+__all__ = [
+    "RESPONSE_URL_LIFETIME_SECONDS",
+    "RESPONSE_URL_MAX_USES",
+    "ApiCall",
+    "FakeSlack",
+    "Fault",
+    "Message",
+    "ResponseUrl",
+    "SocketAck",
+    "Upload",
+    "iter_actions",
+    "sign_request",
+]

@@ -1,0 +1,1 @@
+"""Tests of the Slack frontend, run against tests.fakes.slack."""
