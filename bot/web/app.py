@@ -26,6 +26,7 @@ from bot.web.keys import (
     LIMITER,
     NOW,
     QUEUE,
+    SESSION,
     SESSION_COOKIE,
     SESSIONS,
     SETTINGS,
@@ -137,7 +138,7 @@ async def require_sign_in(request: web.Request, handler: Handler) -> web.StreamR
             text="Sign in first: open /login in a browser (or send Authorization: Bearer <password>).",
             headers={"WWW-Authenticate": 'Bearer realm="imagine admin"'},
         )
-    request["session"] = session
+    request[SESSION] = session
     if request.method not in SAFE_METHODS:
         given = request.headers.get(CSRF_HEADER)
         if given is None:

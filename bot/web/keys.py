@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from bot.web.auth import Credentials, LoginLimiter, SessionStore
+from bot.web.auth import Credentials, LoginLimiter, Session, SessionStore
 from bot.web.config import DashboardConfig
 
 SESSION_COOKIE = "imagine_session"
@@ -21,6 +21,7 @@ SESSIONS = web.AppKey("sessions", SessionStore)
 CREDENTIALS = web.AppKey("credentials", Credentials)
 LIMITER = web.AppKey("limiter", LoginLimiter)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+SESSION = web.RequestKey("session", Session)  # set by the sign-in middleware
 NOW = web.AppKey("now", Callable[[], datetime])  # type: ignore[type-abstract]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from bot.web.keys import TEMPLATES
+from bot.web.keys import SESSION, TEMPLATES
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -67,7 +67,7 @@ def make_environment() -> jinja2.Environment:
 
 
 def render_text(request: web.Request, template: str, **context: Any) -> str:
-    session = request.get("session")
+    session = request.get(SESSION)
     context.setdefault("csrf_token", session.csrf_token if session else "")
     context.setdefault("flashes", session.take_flashes() if session else [])
     context.setdefault("signed_in", session is not None)
@@ -77,7 +77,7 @@ def render_text(request: web.Request, template: str, **context: Any) -> str:
 
 def render_fragment(request: web.Request, template: str, **context: Any) -> str:
     """A partial for live refresh: needs the CSRF token (it may hold forms) but must not eat flashes."""
-    session = request.get("session")
+    session = request.get(SESSION)
     context.setdefault("csrf_token", session.csrf_token if session else "")
     return request.app[TEMPLATES].get_template(template).render(**context)
 

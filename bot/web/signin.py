@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from bot.web.auth import new_login_token, safe_next_path, tokens_match
-from bot.web.keys import CONFIG, CREDENTIALS, LIMITER, SESSION_COOKIE, SESSIONS
+from bot.web.keys import CONFIG, CREDENTIALS, LIMITER, SESSION, SESSION_COOKIE, SESSIONS
 from bot.web.render import render
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
-    request.app[SESSIONS].end(request["session"])
+    request.app[SESSIONS].end(request[SESSION])
     response = web.HTTPFound("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response
