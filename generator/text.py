@@ -31,7 +31,7 @@ import emoji
 import ftfy
 from unidecode import unidecode
 
-from jobs.errors import ImagineError
+from generator.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ _WHITESPACE = re.compile(r"\s+")
 _HASHTAG_SEPARATOR = re.compile(r"[^a-zA-Z0-9']+")
 
 
-class WordFrequencyError(ImagineError, ValueError):
+class WordFrequencyError(CheckpointError, ValueError):
     """The word-frequency file is not a list of "word [count]" lines; replace it with the published one."""
 
 

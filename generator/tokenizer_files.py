@@ -77,7 +77,7 @@ def write_tiny_tokenizer(
         "add_prefix_space": False,
         "trim_offsets": True,
         "model_max_length": 1024,
-        "tokenizer_class": "BartTokenizer",
+        "tokenizer_class": "DalleBartTokenizer",  # as saved by dalle-mini; loaded as BartTokenizerFast
     }
     _write_json(directory / "special_tokens_map.json", special_tokens_map)
     _write_json(directory / "tokenizer_config.json", tokenizer_config)
