@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from transformers import BartTokenizerFast, PreTrainedTokenizerBase
 
-from generator.errors import CheckpointNotFound
+from generator.errors import CheckpointNotFound, CorruptCheckpoint
 from generator.text import WORD_FREQUENCY_FILENAME, TextNormalizer
 
 MAX_TEXT_LENGTH = 64  # dalle-mini's config.max_text_length for mini and mega
@@ -48,6 +48,7 @@ class TextTokenizer:
         self.pad_token_id: int = tokenizer.pad_token_id
         self.bos_token_id: int = tokenizer.bos_token_id
         self.eos_token_id: int = tokenizer.eos_token_id
+        self.vocab_size = len(tokenizer)  # the encoder's embedding must have at least these rows
         self._unconditional = self._tokenize([""])
 
     @classmethod
@@ -63,7 +64,12 @@ class TextTokenizer:
         missing = [name for name in TOKENIZER_FILENAMES if not (path / name).is_file()]
         if missing:
             raise TokenizerFilesMissingError(path, missing)
-        tokenizer = BartTokenizerFast.from_pretrained(str(path), local_files_only=True)
+        try:
+            tokenizer = BartTokenizerFast.from_pretrained(str(path), local_files_only=True)
+        except Exception as exc:  # json and tokenizers raise bare ValueError/Exception on bad files
+            raise CorruptCheckpoint(
+                f"cannot load the tokenizer files in {path} ({exc}): download the checkpoint again"
+            ) from exc
         normalizer = None
         if normalize:
             word_frequency_file = path / WORD_FREQUENCY_FILENAME

@@ -133,3 +133,20 @@ def test_empty_word_list_is_refused(tmp_path: Path) -> None:
     path.write_text("", encoding="utf-8")
     with pytest.raises(WordFrequencyError, match="empty"):
         HashtagSplitter.from_file(path)
+
+
+def test_matches_dalle_mini_on_random_unicode(
+    normalizer: TextNormalizer, seeded_reference: Callable[[str], str]
+) -> None:
+    ranges = [
+        (0x20, 0x7E),
+        (0xA0, 0x17F),
+        (0x2000, 0x206F),
+        (0x3040, 0x30FF),
+        (0x4E00, 0x4E80),
+        (0x1F300, 0x1F64F),
+    ]
+    rng = random.Random(2024)
+    for _ in range(200):
+        prompt = "".join(chr(rng.randint(*rng.choice(ranges))) for _ in range(rng.randint(1, 30)))
+        assert normalizer(prompt) == seeded_reference(prompt), ascii(prompt)
