@@ -120,7 +120,9 @@ class HashtagSplitter:
         while end > 0:
             length = best[end][1]
             word = text[end - length : end]
-            glued = words and (words[-1] == "'s" or (text[end - 1].isdigit() and words[-1][0].isdigit()))
+            glued = bool(words) and (
+                words[-1] == "'s" or (text[end - 1].isdigit() and words[-1][0].isdigit())
+            )
             if word != "'" and glued:
                 words[-1] = word + words[-1]
             else:
