@@ -1,0 +1,1 @@
+"""Discord frontend tests: a real discord.py client against tests.fakes.discord."""

@@ -1,0 +1,268 @@
+"""The fake Discord, proved faithful by driving a real discord.py client through it."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import time
+from typing import Any
+
+import discord
+import pytest
+from discord import app_commands
+from PIL import Image
+
+from tests.fakes.discord import EPHEMERAL_FLAG, FakeDiscord, StoredMessage
+from tests.fakes.discord_client import FAST_GUILD_READY_TIMEOUT_S, running
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class PickButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"ping:pick:(?P<job>[0-9]+):(?P<index>[0-9])"
+):
+    """A button whose state lives in its custom_id, so it works on messages made before a restart."""
+
+    def __init__(self, job: int, index: int) -> None:
+        super().__init__(discord.ui.Button(label=f"U{index}", custom_id=f"ping:pick:{job}:{index}"))
+        self.job = job
+        self.index = index
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> PickButton:
+        return cls(int(match["job"]), int(match["index"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        interaction.client.clicks.append((self.job, self.index))  # type: ignore[attr-defined]
+        await interaction.response.defer()  # type 6: no loading state for a button
+
+
+class PingClient(discord.Client):
+    """A small bot: /ping answers with a PNG and buttons; the other commands exercise faults."""
+
+    def __init__(self) -> None:
+        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=FAST_GUILD_READY_TIMEOUT_S)
+        self.tree = app_commands.CommandTree(self)
+        self.clicks: list[tuple[int, int]] = []
+        self.errors: list[discord.HTTPException] = []
+        self.go_on = asyncio.Event()
+        self._add_commands()
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(PickButton)
+
+    def _add_commands(self) -> None:
+        @self.tree.command()
+        async def ping(interaction: discord.Interaction) -> None:
+            """Answers with a picture and two buttons."""
+            await interaction.response.defer(thinking=True)
+            view = discord.ui.View(timeout=None)
+            for index in (1, 2):
+                view.add_item(PickButton(job=42, index=index))
+            picture = discord.File(io.BytesIO(png_bytes()), filename="grid.png")
+            await interaction.edit_original_response(content="pong", attachments=[picture], view=view)
+
+        @self.tree.command()
+        async def echo(interaction: discord.Interaction, text: str) -> None:
+            """Acks, then posts `text` as a follow-up."""
+            await interaction.response.send_message("ack", ephemeral=True)
+            await interaction.followup.send(text, wait=True)
+
+        @self.tree.command()
+        async def late(interaction: discord.Interaction) -> None:
+            """Defers, waits for the test, then edits: the token may have expired meanwhile."""
+            await interaction.response.defer()
+            await self.go_on.wait()
+            try:
+                await interaction.edit_original_response(content="too late?")
+            except discord.NotFound as exc:
+                self.errors.append(exc)
+
+        @self.tree.command()
+        @app_commands.guild_only()
+        @app_commands.default_permissions(manage_guild=True)
+        async def usage(interaction: discord.Interaction) -> None:
+            """Admins only."""
+            await interaction.response.send_message("usage", ephemeral=True)
+
+
+async def run_ping(fake: FakeDiscord) -> StoredMessage:
+    interaction = await fake.send_slash_command("ping")
+    callback = await fake.wait_for_callback(interaction, timeout=3.0)
+    assert callback["type"] == 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+    return await fake.wait_for(
+        lambda: (message := fake.original_message(interaction)) and message.attachments and message
+    )
+
+
+async def test_login_ready_and_guild(fake_discord: FakeDiscord, discord_client_runner: Any) -> None:
+    client = await discord_client_runner(PingClient())
+
+    assert client.user is not None and client.user.id == fake_discord.bot_user.id
+    assert client.application_id == fake_discord.application_id
+    guild = client.get_guild(fake_discord.guild.id)
+    assert guild is not None and not guild.unavailable
+    assert client.get_channel(fake_discord.channel_id) is not None
+    assert fake_discord.identify_count == 1
+    assert fake_discord.gateway_connections[0].query["v"] == "10"
+    assert [r.path for r in fake_discord.requests[:2]] == ["/users/@me", "/oauth2/applications/@me"]
+
+
+async def test_bad_token_is_a_login_failure(fake_discord: FakeDiscord) -> None:
+    with pytest.raises(discord.LoginFailure):
+        async with running(PingClient(), token="not-the-token"):
+            pass
+
+
+async def test_tree_sync_is_one_bulk_put(fake_discord: FakeDiscord, discord_client_runner: Any) -> None:
+    client = await discord_client_runner(PingClient())
+
+    synced = await client.tree.sync()
+
+    [put] = fake_discord.find_requests("PUT", rf"^/applications/{fake_discord.application_id}/commands$")
+    assert {command["name"] for command in put.json} == {"ping", "echo", "late", "usage"}
+    assert {command.name for command in synced} == {"ping", "echo", "late", "usage"}
+    manage_guild = discord.Permissions(manage_guild=True).value
+    sent_usage = next(c for c in put.json if c["name"] == "usage")
+    assert sent_usage["default_member_permissions"] == manage_guild
+    assert sent_usage["contexts"] == [0]  # guild_only
+    usage = next(c for c in fake_discord.global_commands if c["name"] == "usage")
+    assert usage["default_member_permissions"] == str(manage_guild)
+    assert fake_discord.command_sync_count == 1
+
+
+async def test_slash_command_defers_then_edits_original_with_png_and_buttons(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    await discord_client_runner(PingClient())
+
+    interaction = await fake_discord.send_slash_command("ping")
+    await fake_discord.wait_for_callback(interaction, timeout=3.0)
+    assert interaction.ack_latency_s is not None and interaction.ack_latency_s < 3.0
+    [edit] = await fake_discord.wait_for_request("PATCH", r"/messages/@original$")
+
+    assert edit.query == {}
+    assert edit.json["content"] == "pong"
+    [upload] = edit.files
+    assert upload.filename == "grid.png"
+    assert Image.open(io.BytesIO(upload.data)).format == "PNG"
+    message = fake_discord.original_message(interaction)
+    assert message is not None and not message.is_loading
+    assert message.custom_ids == ["ping:pick:42:1", "ping:pick:42:2"]
+    [attachment] = message.attachments
+    assert attachment.data == upload.data
+    assert message.edited_by == ["webhook"]
+
+
+async def test_button_click_routes_to_dynamic_item_even_after_restart(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    first = await discord_client_runner(PingClient())
+    message = await run_ping(fake_discord)
+    click = await fake_discord.click_button(message.id, "ping:pick:42:2")
+    assert (await fake_discord.wait_for_callback(click))["type"] == 6
+    assert first.clicks == [(42, 2)]
+
+    await first.close()
+    second = await discord_client_runner(PingClient())
+    click = await fake_discord.click_button(message.id, "ping:pick:42:1")
+
+    assert (await fake_discord.wait_for_callback(click))["type"] == 6
+    assert second.clicks == [(42, 1)]
+    assert fake_discord.identify_count == 2
+
+
+async def test_rate_limited_followup_is_retried_and_posted_once(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    await discord_client_runner(PingClient())
+    fake_discord.rate_limit_next(r"^/webhooks/\d+/[^/]+$", method="POST", retry_after=0.2)
+
+    interaction = await fake_discord.send_slash_command("echo", {"text": "hello"})
+    posts = await fake_discord.wait_for_request("POST", r"^/webhooks/\d+/[^/]+$", count=2)
+
+    assert [p.status for p in posts] == [429, 200]
+    assert posts[1].arrived_at - posts[0].arrived_at >= 0.2
+    assert [m.content for m in fake_discord.messages.values() if m.content == "hello"] == ["hello"]
+    assert fake_discord.original_message(interaction).flags & EPHEMERAL_FLAG  # type: ignore[union-attr]
+
+
+async def test_expired_token_surfaces_as_not_found_10062(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    client = await discord_client_runner(PingClient())
+    interaction = await fake_discord.send_slash_command("late")
+    await fake_discord.wait_for_callback(interaction)
+
+    fake_discord.advance_clock(16 * 60)
+    client.go_on.set()
+    [error] = await fake_discord.wait_for(lambda: client.errors)
+
+    assert isinstance(error, discord.NotFound) and error.code == 10062
+
+
+async def test_late_ack_is_refused(fake_discord: FakeDiscord, discord_client_runner: Any) -> None:
+    await discord_client_runner(PingClient())
+    fake_discord.advance_clock(-5.0)  # the interaction is born 5 s "before" the bot sees it
+    interaction = await fake_discord.send_slash_command("echo", {"text": "x"})
+    fake_discord.advance_clock(5.0)
+
+    [callback] = await fake_discord.wait_for_request("POST", rf"^/interactions/{interaction.id}/")
+
+    assert callback.status == 404 and interaction.callback is None
+
+
+async def test_gateway_reconnect_resumes_and_interactions_still_arrive(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    await discord_client_runner(PingClient())
+
+    await fake_discord.request_reconnect()
+    await fake_discord.wait_for(lambda: fake_discord.resume_count == 1)
+    await fake_discord.close_gateway(4000)
+    await fake_discord.wait_for(lambda: fake_discord.resume_count == 2)
+    interaction = await fake_discord.send_slash_command("echo", {"text": "after resume"})
+
+    await fake_discord.wait_for_callback(interaction, timeout=3.0)
+    assert fake_discord.identify_count == 1
+    assert [c.path for c in fake_discord.gateway_connections] == [
+        "/gateway",
+        "/gateway/resume",
+        "/gateway/resume",
+    ]
+
+
+async def test_server_error_then_success(fake_discord: FakeDiscord, discord_client_runner: Any) -> None:
+    client = await discord_client_runner(PingClient())
+    fake_discord.fail_next(r"^/channels/\d+/messages$", status=502)
+    channel = client.get_channel(fake_discord.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+
+    started = time.monotonic()
+    sent = await channel.send("hello channel", file=discord.File(io.BytesIO(png_bytes()), filename="a.png"))
+
+    posts = fake_discord.find_requests("POST", r"^/channels/\d+/messages$")
+    assert [p.status for p in posts] == [502, 200]
+    assert time.monotonic() - started < 3.0
+    stored = fake_discord.messages[sent.id]
+    assert stored.created_by == "channel" and stored.attachments[0].filename == "a.png"
+    assert await sent.attachments[0].read() == png_bytes()
+
+
+async def test_upload_over_the_limit_is_413(fake_discord: FakeDiscord, discord_client_runner: Any) -> None:
+    client = await discord_client_runner(PingClient())
+    fake_discord.upload_limit_bytes = 10
+    channel = client.get_channel(fake_discord.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+
+    with pytest.raises(discord.HTTPException) as caught:
+        await channel.send(file=discord.File(io.BytesIO(png_bytes()), filename="big.png"))
+
+    assert caught.value.status == 413 and caught.value.code == 40005

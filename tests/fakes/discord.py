@@ -1,0 +1,1230 @@
+"""A fake Discord, REST and gateway, on 127.0.0.1, for a real discord.py client.
+
+Point a client at it by patching `discord.http.Route.BASE` to `fake.api_base` and
+`discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY` to `fake.gateway_url`: discord_client.py does it, and
+tests/discord/conftest.py has the fixtures (`fake_discord`, `discord_client_runner`).
+
+What it does, in the shape discord.py 2.7 parses (every field checked against its source):
+- REST under /api/v10: login, app info, command sync, interaction callbacks, webhook follow-ups and
+  `@original` edits (JSON or multipart), channel messages. Every request is recorded (`fake.requests`)
+  and every message stored with its attachments' bytes and its edit history (`fake.messages`).
+- Gateway at /gateway: HELLO, heartbeat ACK, IDENTIFY -> READY + GUILD_CREATE, RESUME -> replay + RESUMED.
+  Tests dispatch slash commands and button clicks with `send_slash_command` and `click_button`.
+- Fault switches: `rate_limit_next`, `fail_next`, `upload_limit_bytes` (413/40005), `expire_token` and the
+  injectable clock (`advance_clock`) for 10062, `callback_delay_s`, `request_reconnect` (op 7),
+  `close_gateway` (4000 -> resume), `invalidate_session` (op 9).
+
+Platform rules it enforces (docs: developers/interactions/receiving-and-responding.mdx): the initial
+callback within 3 s of the interaction, tokens valid 15 minutes, one callback per interaction.
+Responses carry `Content-Type: application/json` exactly: discord.py's `json_or_text` parses nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import WSMsgType, web
+
+T = TypeVar("T")
+
+API_PREFIX = "/api/v10"
+DISCORD_EPOCH_MS = 1_420_070_400_000
+ACK_WINDOW_S = 3.0
+TOKEN_LIFETIME_S = 15 * 60.0
+HEARTBEAT_INTERVAL_MS = 41_250
+DEFAULT_ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # bytes; the platform default per file
+WAIT_TICK_S = 0.02  # how often wait_for re-checks a predicate when nothing in the fake changed
+
+EPHEMERAL_FLAG = 1 << 6
+LOADING_FLAG = 1 << 7
+
+ADMINISTRATOR = 1 << 3
+# view channel, send messages, embed links, attach files, read history, use application commands
+MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31)
+ALL_PERMISSIONS = (1 << 53) - 1
+
+# Interaction types and callback types (developers/interactions/receiving-and-responding.mdx)
+APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
+CHANNEL_MESSAGE_WITH_SOURCE = 4
+DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
+DEFERRED_UPDATE_MESSAGE = 6
+UPDATE_MESSAGE = 7
+
+UNKNOWN_INTERACTION = {"code": 10062, "message": "Unknown interaction"}
+UNKNOWN_MESSAGE = {"code": 10008, "message": "Unknown Message"}
+UNKNOWN_CHANNEL = {"code": 10003, "message": "Unknown Channel"}
+ALREADY_ACKNOWLEDGED = {"code": 40060, "message": "Interaction has already been acknowledged."}
+REQUEST_TOO_LARGE = {"code": 40005, "message": "Request entity too large"}
+UNAUTHORIZED = {"code": 0, "message": "401: Unauthorized"}
+
+
+def _iso(moment: datetime.datetime) -> str:
+    return moment.isoformat()
+
+
+def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response whose Content-Type is exactly `application/json` (no charset), as Discord sends."""
+    return web.Response(
+        body=json.dumps(body).encode(),
+        status=status,
+        headers={**(headers or {}), "Content-Type": "application/json"},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    id: int
+    username: str
+    is_bot: bool = False
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "username": self.username,
+            "global_name": self.username,
+            "discriminator": "0",
+            "avatar": None,
+            "bot": self.is_bot,
+            "public_flags": 0,
+            "flags": 0,
+            "verified": True,
+            "mfa_enabled": False,
+        }
+
+
+@dataclass
+class FakeGuild:
+    id: int
+    name: str
+    owner_id: int
+    channel_ids: list[int]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One multipart field: `payload_json` or `files[n]`."""
+
+    name: str
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str  # without the /api/v10 prefix
+    query: dict[str, str]
+    json: Any  # the JSON body, or the multipart payload_json
+    parts: list[Part]
+    arrived_at: float  # time.monotonic()
+    status: int | None = None  # what the fake answered
+
+    @property
+    def files(self) -> list[Part]:
+        return [part for part in self.parts if part.name.startswith("files[")]
+
+
+RECORD = web.RequestKey("record", RecordedRequest)
+
+
+@dataclass
+class StoredAttachment:
+    id: int
+    filename: str
+    content_type: str | None
+    data: bytes
+    description: str | None = None
+
+
+@dataclass
+class StoredMessage:
+    id: int
+    channel_id: int
+    guild_id: int | None
+    author: FakeUser
+    created_by: str  # "callback", "followup", "channel" (the route that made it)
+    interaction_token: str | None = None
+    message_type: int = 0
+    content: str = ""
+    embeds: list[dict[str, Any]] = field(default_factory=list)
+    components: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[StoredAttachment] = field(default_factory=list)
+    flags: int = 0
+    edits: list[dict[str, Any]] = field(default_factory=list)  # every edit's payload, in order
+    edited_by: list[str] = field(default_factory=list)  # the route of each edit
+    is_deleted: bool = False
+    edited_timestamp: str | None = None
+
+    @property
+    def is_ephemeral(self) -> bool:
+        return bool(self.flags & EPHEMERAL_FLAG)
+
+    @property
+    def is_loading(self) -> bool:
+        return bool(self.flags & LOADING_FLAG)
+
+    @property
+    def custom_ids(self) -> list[str]:
+        return [component["custom_id"] for component in _walk(self.components) if "custom_id" in component]
+
+
+def _walk(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for component in components:
+        found.append(component)
+        found.extend(_walk(component.get("components", [])))
+    return found
+
+
+@dataclass
+class InteractionRecord:
+    id: int
+    token: str
+    type: int
+    payload: dict[str, Any]
+    created_at: float  # on the fake's clock
+    dispatched_at: float  # time.monotonic()
+    callback: dict[str, Any] | None = None  # the callback body (type, data)
+    callback_at: float | None = None  # time.monotonic()
+    original_message_id: int | None = None
+    followup_message_ids: list[int] = field(default_factory=list)
+
+    @property
+    def ack_latency_s(self) -> float | None:
+        return None if self.callback_at is None else self.callback_at - self.dispatched_at
+
+
+@dataclass
+class Fault:
+    pattern: re.Pattern[str]
+    method: str | None
+    remaining: int
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.remaining > 0 and (self.method in (None, method)) and bool(self.pattern.search(path))
+
+
+@dataclass
+class GatewayConnection:
+    path: str
+    query: dict[str, str]
+    ops_received: list[int] = field(default_factory=list)
+    close_code: int | None = None
+
+
+@dataclass
+class _Session:
+    id: str
+    user: FakeUser
+    events: list[dict[str, Any]] = field(default_factory=list)  # every dispatch, for replay on RESUME
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The fake
+
+
+class FakeDiscord:
+    """A Discord for one bot application, with guilds, channels and users made on demand."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "fake-token",
+        clock: Callable[[], float] = time.monotonic,
+        heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS,
+    ) -> None:
+        self.token = token
+        self._clock = clock
+        self._clock_offset_s = 0.0
+        self._heartbeat_interval_ms = heartbeat_interval_ms
+        self._ids = itertools.count(1)
+        self.bot_user = FakeUser(id=self.snowflake(), username="imagine-bot", is_bot=True)
+        self.application_id = self.bot_user.id
+        self.owner = FakeUser(id=self.snowflake(), username="owner")
+        self.guilds: dict[int, FakeGuild] = {}
+        self.channels: dict[int, dict[str, Any]] = {}
+        self.users: dict[int, FakeUser] = {}
+        self.guild = self.add_guild("Test Guild")
+        self.channel_id = self.guild.channel_ids[0]
+        self.user = self.add_user("alice")
+
+        # what the tests read
+        self.requests: list[RecordedRequest] = []
+        self.messages: dict[int, StoredMessage] = {}
+        self.interactions: dict[str, InteractionRecord] = {}  # by token
+        self.global_commands: list[dict[str, Any]] = []
+        self.guild_commands: dict[int, list[dict[str, Any]]] = {}
+        self.command_sync_count = 0
+        self.gateway_connections: list[GatewayConnection] = []
+        self.identify_count = 0
+        self.resume_count = 0
+
+        self.handler_errors: list[Exception] = []
+
+        # fault switches
+        self.faults: list[Fault] = []
+        self.upload_limit_bytes: int | None = None
+        self.callback_delay_s = 0.0
+        self.expired_tokens: set[str] = set()
+
+        self._session: _Session | None = None
+        self._sequence = 0
+        self._ws: web.WebSocketResponse | None = None  # the identified or resumed connection
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._record_and_inject_faults], client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/gateway/resume", self._gateway)
+        app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._attachment)
+        self._add_api_routes(app.router)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=1001)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base_url}{API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    # -- world building -------------------------------------------------------------------------------
+
+    def snowflake(self) -> int:
+        """A fresh id whose timestamp part is now, as Discord's are."""
+        now_ms = int(time.time() * 1000)
+        return ((now_ms - DISCORD_EPOCH_MS) << 22) | (next(self._ids) & 0x3FFFFF)
+
+    def add_user(self, username: str) -> FakeUser:
+        user = FakeUser(id=self.snowflake(), username=username)
+        self.users[user.id] = user
+        return user
+
+    def add_guild(self, name: str, *, channel_names: tuple[str, ...] = ("general",)) -> FakeGuild:
+        guild = FakeGuild(id=self.snowflake(), name=name, owner_id=self.owner.id, channel_ids=[])
+        self.guilds[guild.id] = guild
+        for position, channel_name in enumerate(channel_names):
+            channel_id = self.snowflake()
+            guild.channel_ids.append(channel_id)
+            self.channels[channel_id] = {
+                "id": str(channel_id),
+                "type": 0,
+                "guild_id": str(guild.id),
+                "name": channel_name,
+                "position": position,
+                "permission_overwrites": [],
+                "nsfw": False,
+                "parent_id": None,
+                "topic": None,
+                "last_message_id": None,
+                "rate_limit_per_user": 0,
+                "flags": 0,
+            }
+        return guild
+
+    # -- the clock --------------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock() + self._clock_offset_s
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the fake's clock forward: tokens age (15 min -> 10062) without waiting."""
+        self._clock_offset_s += seconds
+
+    # -- fault switches -----------------------------------------------------------------------------
+
+    def rate_limit_next(
+        self,
+        pattern: str,
+        *,
+        count: int = 1,
+        retry_after: float = 0.05,
+        is_global: bool = False,
+        method: str | None = None,
+    ) -> None:
+        """Answer the next `count` requests whose path (after /api/v10) matches `pattern` with 429."""
+        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
+        headers = {
+            "Retry-After": str(max(1, round(retry_after))),
+            "X-RateLimit-Limit": "5",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset-After": str(retry_after),
+            "X-RateLimit-Bucket": "fake-bucket",
+            "X-RateLimit-Scope": "global" if is_global else "user",
+            # discord.py retries a 429 only when it came from Discord (Via set), not from Cloudflare.
+            "Via": "1.1 google",
+        }
+        if is_global:
+            headers["X-RateLimit-Global"] = "true"
+        self._add_fault(pattern, method, count, 429, body, headers)
+
+    def fail_next(
+        self, pattern: str, *, status: int = 502, count: int = 1, method: str | None = None
+    ) -> None:
+        """Answer the next `count` matching requests with a server error."""
+        self._add_fault(pattern, method, count, status, {"code": 0, "message": f"{status}: fake outage"}, {})
+
+    def _add_fault(
+        self,
+        pattern: str,
+        method: str | None,
+        count: int,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str],
+    ) -> None:
+        self.faults.append(Fault(re.compile(pattern), method, count, status, body, headers))
+
+    def expire_token(self, token: str) -> None:
+        """Make an interaction token answer 10062 from now on."""
+        self.expired_tokens.add(token)
+
+    def _is_token_live(self, interaction: InteractionRecord) -> bool:
+        too_old = self.now() - interaction.created_at > TOKEN_LIFETIME_S
+        return interaction.token not in self.expired_tokens and not too_old
+
+    # -- waiting --------------------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(self, predicate: Callable[[], T | None], *, timeout: float = 5.0) -> T:
+        """Wait, at most `timeout` seconds, until `predicate()` is truthy; return its value."""
+
+        async def until() -> T:
+            while not (result := predicate()):
+                # Woken by every change in the fake; the short tick also sees changes in the client's state.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), WAIT_TICK_S)
+            return result
+
+        return await asyncio.wait_for(until(), timeout)
+
+    async def wait_for_callback(
+        self, interaction: InteractionRecord, *, timeout: float = 5.0
+    ) -> dict[str, Any]:
+        return await self.wait_for(lambda: interaction.callback, timeout=timeout)
+
+    async def wait_for_request(
+        self, method: str, pattern: str, *, count: int = 1, timeout: float = 5.0
+    ) -> list[RecordedRequest]:
+        """Wait until `count` requests matching `method` and the path regex `pattern` were answered."""
+        return await self.wait_for(
+            lambda: (
+                (found := self.find_requests(method, pattern, answered=True))
+                and len(found) >= count
+                and found
+            ),
+            timeout=timeout,
+        )
+
+    async def wait_for_message(
+        self, predicate: Callable[[StoredMessage], bool], *, timeout: float = 5.0
+    ) -> StoredMessage:
+        return await self.wait_for(
+            lambda: next((m for m in self.messages.values() if predicate(m)), None), timeout=timeout
+        )
+
+    def find_requests(self, method: str, pattern: str, *, answered: bool = False) -> list[RecordedRequest]:
+        regex = re.compile(pattern)
+        return [
+            r
+            for r in self.requests
+            if r.method == method and regex.search(r.path) and (not answered or r.status is not None)
+        ]
+
+    def original_message(self, interaction: InteractionRecord) -> StoredMessage | None:
+        if interaction.original_message_id is None:
+            return None
+        return self.messages[interaction.original_message_id]
+
+    # -- dispatching interactions -----------------------------------------------------------------------
+
+    async def send_slash_command(
+        self,
+        name: str,
+        options: dict[str, Any] | list[dict[str, Any]] | None = None,
+        *,
+        user: FakeUser | None = None,
+        guild: FakeGuild | None = None,
+        channel_id: int | None = None,
+        member_permissions: int = MEMBER_PERMISSIONS,
+        attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT,
+    ) -> InteractionRecord:
+        """Dispatch INTERACTION_CREATE for `/name`; options as {name: value} or raw option dicts."""
+        guild = guild or self.guild
+        data = {
+            "id": str(self._command_id(name, guild.id)),
+            "name": name,
+            "type": 1,
+            "options": _options_payload(options),
+            "guild_id": str(guild.id),
+        }
+        return await self._dispatch_interaction(
+            APPLICATION_COMMAND,
+            data,
+            user=user or self.user,
+            guild=guild,
+            channel_id=channel_id or guild.channel_ids[0],
+            member_permissions=member_permissions,
+            attachment_size_limit=attachment_size_limit,
+        )
+
+    async def click_button(
+        self,
+        message_id: int,
+        custom_id: str,
+        *,
+        user: FakeUser | None = None,
+        member_permissions: int = MEMBER_PERMISSIONS,
+        attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT,
+    ) -> InteractionRecord:
+        """Dispatch the component interaction a click on `custom_id` under the stored message makes."""
+        message = self.messages[message_id]
+        if custom_id not in message.custom_ids:
+            raise AssertionError(f"message {message_id} has no component {custom_id!r}: {message.custom_ids}")
+        guild = self.guilds[message.guild_id] if message.guild_id else self.guild
+        return await self._dispatch_interaction(
+            MESSAGE_COMPONENT,
+            {"custom_id": custom_id, "component_type": 2},
+            user=user or self.user,
+            guild=guild,
+            channel_id=message.channel_id,
+            member_permissions=member_permissions,
+            attachment_size_limit=attachment_size_limit,
+            message=self._message_payload(message),
+        )
+
+    def _command_id(self, name: str, guild_id: int) -> int:
+        for command in [*self.guild_commands.get(guild_id, []), *self.global_commands]:
+            if command["name"] == name:
+                return int(command["id"])
+        return self.snowflake()
+
+    async def _dispatch_interaction(
+        self,
+        interaction_type: int,
+        data: dict[str, Any],
+        *,
+        user: FakeUser,
+        guild: FakeGuild,
+        channel_id: int,
+        member_permissions: int,
+        attachment_size_limit: int,
+        message: dict[str, Any] | None = None,
+    ) -> InteractionRecord:
+        interaction_id = self.snowflake()
+        token = f"fake-interaction-token-{interaction_id}"
+        payload: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.application_id),
+            "type": interaction_type,
+            "token": token,
+            "version": 1,
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
+            "guild_locale": "en-US",
+            "channel_id": str(channel_id),
+            "channel": self.channels[channel_id],
+            "member": self._member_payload(user, member_permissions),
+            "app_permissions": str(ALL_PERMISSIONS),
+            "locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(guild.id)},
+            "context": 0,
+            "attachment_size_limit": attachment_size_limit,
+            "data": data,
+        }
+        if message is not None:
+            payload["message"] = message
+        record = InteractionRecord(
+            id=interaction_id,
+            token=token,
+            type=interaction_type,
+            payload=payload,
+            created_at=self.now(),
+            dispatched_at=time.monotonic(),
+        )
+        self.interactions[token] = record
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return record
+
+    def _member_payload(self, user: FakeUser, permissions: int) -> dict[str, Any]:
+        return {
+            "user": user.to_payload(),
+            "roles": [],
+            "nick": None,
+            "avatar": None,
+            "joined_at": _iso(datetime.datetime.now(datetime.UTC)),
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "flags": 0,
+            "communication_disabled_until": None,
+            "permissions": str(permissions),
+        }
+
+    # -- gateway --------------------------------------------------------------------------------------
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send a DISPATCH (op 0) to the client; kept for replay if it is reconnecting."""
+        if self._session is None:
+            raise RuntimeError("no gateway session: the client has not identified yet")
+        self._sequence += 1
+        frame = {"op": 0, "t": event, "s": self._sequence, "d": data}
+        self._session.events.append(frame)
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.send_str(json.dumps(frame))
+        self._notify()
+
+    async def request_reconnect(self) -> None:
+        """op 7 RECONNECT: the client closes and RESUMEs on resume_gateway_url."""
+        await self._send_op(7, None)
+
+    async def invalidate_session(self, *, resumable: bool = False) -> None:
+        """op 9 INVALID_SESSION: a non-resumable one makes the client IDENTIFY again (after 5 s in 2.7)."""
+        if not resumable:
+            self._session = None
+        await self._send_op(9, resumable)
+
+    async def close_gateway(self, code: int = 4000) -> None:
+        """Close the client's socket with `code` (4000 -> the client resumes; 4004 -> it gives up)."""
+        if self._ws is not None:
+            ws, self._ws = self._ws, None
+            await ws.close(code=code)
+
+    async def _send_op(self, op: int, data: Any) -> None:
+        if self._ws is None:
+            raise RuntimeError("no gateway connection")
+        await self._ws.send_str(json.dumps({"op": op, "d": data, "s": None, "t": None}))
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        connection = GatewayConnection(path=request.path, query=dict(request.query))
+        self.gateway_connections.append(connection)
+        self._notify()
+        try:
+            await ws.send_str(
+                json.dumps({"op": 10, "d": {"heartbeat_interval": self._heartbeat_interval_ms}})
+            )
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    break
+                frame = json.loads(msg.data)
+                connection.ops_received.append(frame["op"])
+                await self._on_gateway_frame(ws, frame)
+        finally:
+            self._sockets.discard(ws)
+            connection.close_code = ws.close_code
+            if self._ws is ws:
+                self._ws = None
+            self._notify()
+        return ws
+
+    async def _on_gateway_frame(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+        op, data = frame["op"], frame.get("d")
+        if op == 1:  # HEARTBEAT
+            await ws.send_str(json.dumps({"op": 11, "d": None}))
+        elif op == 2:  # IDENTIFY
+            await self._identify(ws, data)
+        elif op == 6:  # RESUME
+            await self._resume(ws, data)
+        # op 3 presence, op 4 voice, op 8 request members: accepted and ignored
+
+    async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        if data.get("token") != self.token:
+            await ws.close(code=4004, message=b"Authentication failed.")
+            return
+        self.identify_count += 1
+        self._session = _Session(id=f"fake-session-{self.snowflake()}", user=self.bot_user)
+        self._ws = ws
+        ready = {
+            "v": 10,
+            "user": self.bot_user.to_payload(),
+            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in self.guilds],
+            "session_id": self._session.id,
+            "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway/resume",
+            "application": {"id": str(self.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+        }
+        await self.dispatch("READY", ready)
+        for guild in self.guilds.values():
+            await self.dispatch("GUILD_CREATE", self._guild_payload(guild))
+
+    async def _resume(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        session = self._session
+        if session is None or data.get("session_id") != session.id or data.get("token") != self.token:
+            await ws.send_str(json.dumps({"op": 9, "d": False}))
+            return
+        self.resume_count += 1
+        self._ws = ws
+        last_seen = data.get("seq") or 0
+        for frame in session.events:
+            if frame["s"] > last_seen:
+                await ws.send_str(json.dumps(frame))
+        await self.dispatch("RESUMED", {})
+
+    def _guild_payload(self, guild: FakeGuild) -> dict[str, Any]:
+        everyone = {
+            "id": str(guild.id),
+            "name": "@everyone",
+            "permissions": str(MEMBER_PERMISSIONS),
+            "position": 0,
+            "color": 0,
+            "hoist": False,
+            "managed": False,
+            "mentionable": False,
+            "flags": 0,
+        }
+        return {
+            "id": str(guild.id),
+            "name": guild.name,
+            "icon": None,
+            "owner_id": str(guild.owner_id),
+            "roles": [everyone],
+            "channels": [self.channels[channel_id] for channel_id in guild.channel_ids],
+            "members": [self._member_payload(self.bot_user, ALL_PERMISSIONS)],
+            "member_count": 2,
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "soundboard_sounds": [],
+            "presences": [],
+            "voice_states": [],
+            "threads": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "unavailable": False,
+            "large": False,
+            "joined_at": _iso(datetime.datetime.now(datetime.UTC)),
+            "mfa_level": 0,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "system_channel_flags": 0,
+            "preferred_locale": "en-US",
+            "premium_tier": 0,
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+        }
+
+    # -- REST: recording and faults ------------------------------------------------------------------------
+
+    @web.middleware
+    async def _record_and_inject_faults(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith(API_PREFIX):
+            return await handler(request)
+        record = await self._record(request)
+        request[RECORD] = record
+        try:
+            response = await self._fault_for(record) or await handler(request)
+            record.status = response.status
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            self.handler_errors.append(exc)  # a bug in the fake: the fixture fails the test with it
+            raise
+        finally:
+            self._notify()
+        return response
+
+    async def _record(self, request: web.Request) -> RecordedRequest:
+        body: Any = None
+        parts: list[Part] = []
+        if request.content_type == "multipart/form-data":
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                data = await part.read()  # type: ignore[union-attr]
+                parts.append(
+                    Part(part.name or "", part.filename, part.headers.get("Content-Type"), bytes(data))
+                )  # type: ignore[union-attr]
+            payload_part = next((p for p in parts if p.name == "payload_json"), None)
+            body = json.loads(payload_part.data) if payload_part else None
+        elif raw := await request.read():
+            body = json.loads(raw)
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path.removeprefix(API_PREFIX),
+            query=dict(request.query),
+            json=body,
+            parts=parts,
+            arrived_at=time.monotonic(),
+        )
+        self.requests.append(record)
+        return record
+
+    async def _fault_for(self, record: RecordedRequest) -> web.Response | None:
+        for fault in self.faults:
+            if fault.matches(record.method, record.path):
+                fault.remaining -= 1
+                return json_response(fault.body, status=fault.status, headers=fault.headers)
+        too_big = self.upload_limit_bytes is not None and any(
+            len(part.data) > self.upload_limit_bytes for part in record.files
+        )
+        if too_big:
+            return json_response(REQUEST_TOO_LARGE, status=413)
+        return None
+
+    # -- REST: routes -----------------------------------------------------------------------------------
+
+    def _add_api_routes(self, router: web.UrlDispatcher) -> None:
+        api = API_PREFIX
+        webhook = api + "/webhooks/{application_id}/{token}"
+        router.add_get(api + "/users/@me", self._users_me)
+        router.add_get(api + "/oauth2/applications/@me", self._application_info)
+        router.add_get(api + "/gateway", self._gateway_info)
+        router.add_get(api + "/gateway/bot", self._gateway_info)
+        router.add_put(api + "/applications/{application_id}/commands", self._put_commands)
+        router.add_get(api + "/applications/{application_id}/commands", self._get_commands)
+        router.add_put(api + "/applications/{application_id}/guilds/{guild_id}/commands", self._put_commands)
+        router.add_get(api + "/applications/{application_id}/guilds/{guild_id}/commands", self._get_commands)
+        router.add_post(api + "/interactions/{interaction_id}/{token}/callback", self._callback)
+        router.add_post(webhook, self._followup)
+        router.add_get(webhook + "/messages/{message_id}", self._get_webhook_message)
+        router.add_patch(webhook + "/messages/{message_id}", self._edit_webhook_message)
+        router.add_delete(webhook + "/messages/{message_id}", self._delete_webhook_message)
+        router.add_get(api + "/channels/{channel_id}", self._get_channel)
+        router.add_post(api + "/channels/{channel_id}/messages", self._create_channel_message)
+        router.add_get(api + "/channels/{channel_id}/messages/{message_id}", self._get_channel_message)
+        router.add_patch(api + "/channels/{channel_id}/messages/{message_id}", self._edit_channel_message)
+        router.add_route("*", api + "/{tail:.*}", self._unknown_route)
+
+    def _is_bot_auth(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bot {self.token}"
+
+    async def _users_me(self, request: web.Request) -> web.Response:
+        if not self._is_bot_auth(request):
+            return json_response(UNAUTHORIZED, status=401)
+        return json_response(self.bot_user.to_payload())
+
+    async def _application_info(self, request: web.Request) -> web.Response:
+        if not self._is_bot_auth(request):
+            return json_response(UNAUTHORIZED, status=401)
+        return json_response(
+            {
+                "id": str(self.application_id),
+                "name": self.bot_user.username,
+                "description": "",
+                "icon": None,
+                "rpc_origins": [],
+                "bot_public": False,
+                "bot_require_code_grant": False,
+                "owner": self.owner.to_payload(),
+                "verify_key": "0" * 64,
+                "flags": 0,
+                "bot": self.bot_user.to_payload(),
+                "interactions_endpoint_url": None,
+            }
+        )
+
+    async def _gateway_info(self, request: web.Request) -> web.Response:
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        return json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+
+    async def _put_commands(self, request: web.Request) -> web.Response:
+        if not self._is_bot_auth(request):
+            return json_response(UNAUTHORIZED, status=401)
+        guild_id = request.match_info.get("guild_id")
+        stored = [self._stored_command(definition, guild_id) for definition in request[RECORD].json]
+        if guild_id is None:
+            self.global_commands = stored
+        else:
+            self.guild_commands[int(guild_id)] = stored
+        self.command_sync_count += 1
+        return json_response(stored)
+
+    def _stored_command(self, definition: dict[str, Any], guild_id: str | None) -> dict[str, Any]:
+        command = {
+            "type": 1,
+            "options": [],
+            "default_member_permissions": None,
+            "nsfw": False,
+            **definition,
+            "id": str(self.snowflake()),
+            "application_id": str(self.application_id),
+            "version": str(self.snowflake()),
+        }
+        if command["default_member_permissions"] is not None:  # sent as an int, answered as a string
+            command["default_member_permissions"] = str(command["default_member_permissions"])
+        if guild_id is not None:
+            command["guild_id"] = guild_id
+        return command
+
+    async def _get_commands(self, request: web.Request) -> web.Response:
+        guild_id = request.match_info.get("guild_id")
+        if guild_id is None:
+            return json_response(self.global_commands)
+        return json_response(self.guild_commands.get(int(guild_id), []))
+
+    async def _unknown_route(self, request: web.Request) -> web.Response:
+        return json_response(
+            {"code": 0, "message": f"fake Discord has no route {request.method} {request.path}"}, status=404
+        )
+
+    # -- REST: interactions and webhooks -------------------------------------------------------------------
+
+    def _live_interaction(self, token: str) -> InteractionRecord | None:
+        interaction = self.interactions.get(token)
+        if interaction is None or not self._is_token_live(interaction):
+            return None
+        return interaction
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        interaction = self._live_interaction(request.match_info["token"])
+        if interaction is None or str(interaction.id) != request.match_info["interaction_id"]:
+            return json_response(UNKNOWN_INTERACTION, status=404)
+        if interaction.callback is not None:
+            return json_response(ALREADY_ACKNOWLEDGED, status=400)
+        if self.now() - interaction.created_at > ACK_WINDOW_S:
+            self.expire_token(interaction.token)  # Discord invalidates a token not acked within 3 s
+            return json_response(UNKNOWN_INTERACTION, status=404)
+        if self.callback_delay_s:
+            await asyncio.sleep(self.callback_delay_s)  # a slow platform: the ack arrived in time
+        record: RecordedRequest = request[RECORD]
+        body = record.json or {}
+        interaction.callback = body
+        interaction.callback_at = time.monotonic()
+        callback_type = body["type"]
+        data = body.get("data") or {}
+        message = self._apply_callback(interaction, callback_type, data, record)
+        answer: dict[str, Any] = {
+            "interaction": {
+                "id": str(interaction.id),
+                "type": interaction.type,
+                "response_message_id": str(message.id) if message else None,
+                "response_message_loading": callback_type == DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
+                "response_message_ephemeral": bool(message and message.is_ephemeral),
+            },
+            "resource": {"type": callback_type},
+        }
+        if message is not None and callback_type in (4, 5, 7):
+            answer["resource"]["message"] = self._message_payload(message)
+        if "with_response" not in record.query:
+            return web.Response(status=204)
+        return json_response(answer)
+
+    def _apply_callback(
+        self,
+        interaction: InteractionRecord,
+        callback_type: int,
+        data: dict[str, Any],
+        record: RecordedRequest,
+    ) -> StoredMessage | None:
+        payload = interaction.payload
+        if callback_type in (CHANNEL_MESSAGE_WITH_SOURCE, DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE):
+            message = self._new_message(
+                channel_id=int(payload["channel_id"]),
+                created_by="callback",
+                interaction_token=interaction.token,
+                message_type=20 if interaction.type == APPLICATION_COMMAND else 19,
+            )
+            flags = data.get("flags", 0) & EPHEMERAL_FLAG
+            if callback_type == DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE:
+                message.flags = flags | LOADING_FLAG
+            else:
+                self._write_message(message, data, record.parts)
+                message.flags = flags
+            interaction.original_message_id = message.id
+            return message
+        if callback_type in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE) and "message" in payload:
+            message = self.messages[int(payload["message"]["id"])]
+            interaction.original_message_id = message.id
+            if callback_type == UPDATE_MESSAGE:
+                self._edit_message(message, data, record.parts, edited_by="callback")
+            return message
+        return None
+
+    async def _followup(self, request: web.Request) -> web.Response:
+        interaction = self._live_interaction(request.match_info["token"])
+        if interaction is None:
+            return json_response(UNKNOWN_INTERACTION, status=404)
+        record: RecordedRequest = request[RECORD]
+        data = record.json or {}
+        original = self.original_message(interaction)
+        if original is not None and original.is_loading:
+            # After a type-5 defer the first follow-up edits the loading message (deprecated behaviour).
+            self._edit_message(original, data, record.parts, edited_by="followup")
+            original.flags &= ~LOADING_FLAG
+            message = original
+        else:
+            message = self._new_message(
+                channel_id=int(interaction.payload["channel_id"]),
+                created_by="followup",
+                interaction_token=interaction.token,
+            )
+            self._write_message(message, data, record.parts)
+            message.flags = data.get("flags", 0) & EPHEMERAL_FLAG
+            interaction.followup_message_ids.append(message.id)
+        if record.query.get("wait") in ("1", "true", "True"):
+            return json_response(self._message_payload(message))
+        return web.Response(status=204)
+
+    def _webhook_message(self, request: web.Request) -> tuple[StoredMessage | None, web.Response | None]:
+        interaction = self._live_interaction(request.match_info["token"])
+        if interaction is None:
+            return None, json_response(UNKNOWN_INTERACTION, status=404)
+        raw_id = request.match_info["message_id"]
+        message_id = interaction.original_message_id if raw_id == "@original" else int(raw_id)
+        message = self.messages.get(message_id) if message_id is not None else None
+        if message is None or message.is_deleted or message.interaction_token != interaction.token:
+            return None, json_response(UNKNOWN_MESSAGE, status=404)
+        return message, None
+
+    async def _get_webhook_message(self, request: web.Request) -> web.Response:
+        message, error = self._webhook_message(request)
+        return error or json_response(self._message_payload(message))  # type: ignore[arg-type]
+
+    async def _edit_webhook_message(self, request: web.Request) -> web.Response:
+        message, error = self._webhook_message(request)
+        if error is not None:
+            return error
+        assert message is not None
+        record: RecordedRequest = request[RECORD]
+        self._edit_message(message, record.json or {}, record.parts, edited_by="webhook")
+        message.flags &= ~LOADING_FLAG
+        return json_response(self._message_payload(message))
+
+    async def _delete_webhook_message(self, request: web.Request) -> web.Response:
+        message, error = self._webhook_message(request)
+        if error is not None:
+            return error
+        assert message is not None
+        message.is_deleted = True
+        return web.Response(status=204)
+
+    # -- REST: channels -------------------------------------------------------------------------------
+
+    async def _get_channel(self, request: web.Request) -> web.Response:
+        channel = self.channels.get(int(request.match_info["channel_id"]))
+        if channel is None:
+            return json_response(UNKNOWN_CHANNEL, status=404)
+        return json_response(channel)
+
+    async def _create_channel_message(self, request: web.Request) -> web.Response:
+        if not self._is_bot_auth(request):
+            return json_response(UNAUTHORIZED, status=401)
+        channel_id = int(request.match_info["channel_id"])
+        if channel_id not in self.channels:
+            return json_response(UNKNOWN_CHANNEL, status=404)
+        record: RecordedRequest = request[RECORD]
+        message = self._new_message(channel_id=channel_id, created_by="channel")
+        self._write_message(message, record.json or {}, record.parts)
+        return json_response(self._message_payload(message))
+
+    def _channel_message(self, request: web.Request) -> StoredMessage | None:
+        message = self.messages.get(int(request.match_info["message_id"]))
+        if (
+            message is None
+            or message.is_deleted
+            or message.channel_id != int(request.match_info["channel_id"])
+        ):
+            return None
+        return message
+
+    async def _get_channel_message(self, request: web.Request) -> web.Response:
+        message = self._channel_message(request)
+        if message is None:
+            return json_response(UNKNOWN_MESSAGE, status=404)
+        return json_response(self._message_payload(message))
+
+    async def _edit_channel_message(self, request: web.Request) -> web.Response:
+        if not self._is_bot_auth(request):
+            return json_response(UNAUTHORIZED, status=401)
+        message = self._channel_message(request)
+        if message is None:
+            return json_response(UNKNOWN_MESSAGE, status=404)
+        record: RecordedRequest = request[RECORD]
+        self._edit_message(message, record.json or {}, record.parts, edited_by="channel")
+        return json_response(self._message_payload(message))
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        attachment_id = int(request.match_info["attachment_id"])
+        for message in self.messages.values():
+            for attachment in message.attachments:
+                if attachment.id == attachment_id:
+                    return web.Response(body=attachment.data, content_type=attachment.content_type)
+        raise web.HTTPNotFound()
+
+    # -- messages -------------------------------------------------------------------------------------
+
+    def _new_message(
+        self,
+        *,
+        channel_id: int,
+        created_by: str,
+        interaction_token: str | None = None,
+        message_type: int = 0,
+    ) -> StoredMessage:
+        guild_id = self.channels[channel_id].get("guild_id")
+        message = StoredMessage(
+            id=self.snowflake(),
+            channel_id=channel_id,
+            guild_id=int(guild_id) if guild_id else None,
+            author=self.bot_user,
+            created_by=created_by,
+            interaction_token=interaction_token,
+            message_type=message_type,
+        )
+        self.messages[message.id] = message
+        return message
+
+    def _write_message(self, message: StoredMessage, data: dict[str, Any], parts: list[Part]) -> None:
+        """Set the fields a create or edit payload carries; attachments follow Discord's id rules."""
+        for key in ("content", "embeds", "components"):
+            if key in data and data[key] is not None:
+                setattr(message, key, data[key])
+        if "flags" in data and data["flags"] is not None:
+            message.flags = (message.flags & (EPHEMERAL_FLAG | LOADING_FLAG)) | (
+                data["flags"] & ~EPHEMERAL_FLAG
+            )
+        files = {part.name: part for part in parts if part.name.startswith("files[")}
+        if "attachments" in data and data["attachments"] is not None:
+            message.attachments = self._resolve_attachments(message, data["attachments"], files)
+        elif files:
+            message.attachments = [*message.attachments, *(self._new_attachment(p) for p in files.values())]
+
+    def _resolve_attachments(
+        self, message: StoredMessage, wanted: list[dict[str, Any]], files: dict[str, Part]
+    ) -> list[StoredAttachment]:
+        existing = {str(a.id): a for a in message.attachments}
+        resolved = []
+        for entry in wanted:
+            key = str(entry["id"])
+            if key in existing:
+                resolved.append(existing[key])
+            elif (part := files.get(f"files[{key}]")) is not None:
+                resolved.append(self._new_attachment(part, entry.get("filename"), entry.get("description")))
+        return resolved
+
+    def _new_attachment(
+        self, part: Part, filename: str | None = None, description: str | None = None
+    ) -> StoredAttachment:
+        return StoredAttachment(
+            id=self.snowflake(),
+            filename=filename or part.filename or "file",
+            content_type=part.content_type,
+            data=part.data,
+            description=description,
+        )
+
+    def _edit_message(
+        self, message: StoredMessage, data: dict[str, Any], parts: list[Part], *, edited_by: str
+    ) -> None:
+        self._write_message(message, data, parts)
+        message.edits.append(data)
+        message.edited_by.append(edited_by)
+        message.edited_timestamp = _iso(datetime.datetime.now(datetime.UTC))
+
+    def _message_payload(self, message: StoredMessage) -> dict[str, Any]:
+        created = datetime.datetime.fromtimestamp(
+            ((message.id >> 22) + DISCORD_EPOCH_MS) / 1000, datetime.UTC
+        )
+        payload: dict[str, Any] = {
+            "id": str(message.id),
+            "channel_id": str(message.channel_id),
+            "type": message.message_type,
+            "content": message.content,
+            "embeds": message.embeds,
+            "components": message.components,
+            "attachments": [self._attachment_payload(message, a) for a in message.attachments],
+            "flags": message.flags,
+            "author": message.author.to_payload(),
+            "timestamp": _iso(created),
+            "edited_timestamp": message.edited_timestamp,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "pinned": False,
+            "application_id": str(self.application_id),
+        }
+        if message.guild_id is not None:
+            payload["guild_id"] = str(message.guild_id)
+        if message.interaction_token is not None:
+            payload["webhook_id"] = str(self.application_id)
+        return payload
+
+    def _attachment_payload(self, message: StoredMessage, attachment: StoredAttachment) -> dict[str, Any]:
+        url = f"{self.base_url}/attachments/{message.channel_id}/{attachment.id}/{attachment.filename}"
+        return {
+            "id": str(attachment.id),
+            "filename": attachment.filename,
+            "description": attachment.description,
+            "content_type": attachment.content_type,
+            "size": len(attachment.data),
+            "url": url,
+            "proxy_url": url,
+            "height": None,
+            "width": None,
+            "ephemeral": message.is_ephemeral,
+        }
+
+
+def _options_payload(options: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """{name: value} -> option dicts, typed as Discord types them (bool 5, int 4, float 10, str 3)."""
+    if options is None:
+        return []
+    if isinstance(options, list):
+        return options
+    typed = []
+    for name, value in options.items():
+        if isinstance(value, bool):
+            option_type = 5
+        elif isinstance(value, int):
+            option_type = 4
+        elif isinstance(value, float):
+            option_type = 10
+        else:
+            option_type = 3
+        typed.append({"name": name, "type": option_type, "value": value})
+    return typed
