@@ -49,6 +49,11 @@ DEFAULT_WAIT_SECONDS = 5.0
 
 # Methods that need the app-level (xapp-) token instead of the bot token.
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+# Arguments that carry JSON; the others stay strings even when they look like JSON (a prompt "[x]").
+_JSON_ARGS = ("blocks", "attachments", "view", "files", "metadata")
+#: `ApiCall.method` of the requests that are not Web API methods.
+UPLOAD_STEP = "upload"
+RESPONSE_URL_STEP = "response_url"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,10 +62,16 @@ _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
 @dataclass
 class ApiCall:
-    """One Web API request as the fake received it."""
+    """One request as the fake received it.
+
+    ``method`` is the Web API method (``chat.postMessage``), or `UPLOAD_STEP` for the bytes POSTed
+    to an upload_url (``args`` then holds ``file_id``), or `RESPONSE_URL_STEP` for a response_url
+    post (``args`` holds its JSON body plus ``response_url_id``).
+    """
 
     method: str
     args: dict[str, Any]
+    files: dict[str, bytes]  # multipart file parts, by field name
     token: str | None
     http_method: str
     content_type: str
@@ -146,12 +157,15 @@ def sign_request(signing_secret: str, timestamp: str, body: str) -> str:
     return f"v0={digest}"
 
 
-def _maybe_json(value: Any) -> Any:
-    """Form-encoded callers send lists and objects as JSON strings; decode those."""
-    if isinstance(value, str) and value[:1] in ("[", "{"):
-        with contextlib.suppress(ValueError):
-            return json.loads(value)
-    return value
+def _decode_json_fields(args: dict[str, Any]) -> dict[str, Any]:
+    """Form-encoded and query callers send lists and objects as JSON strings; decode those."""
+    decoded = dict(args)
+    for name in _JSON_ARGS:
+        value = decoded.get(name)
+        if isinstance(value, str) and value[:1] in ("[", "{"):
+            with contextlib.suppress(ValueError):
+                decoded[name] = json.loads(value)
+    return decoded
 
 
 def _ok(**fields: Any) -> dict[str, Any]:
@@ -429,19 +443,9 @@ class FakeSlack:
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        args = await self._parse_args(request)
+        args, files = await self._parse_args(request)
         token = self._token_of(request, args)
-        call = ApiCall(
-            method=method,
-            args=args,
-            token=token,
-            http_method=request.method,
-            content_type=request.content_type,
-            at=time.monotonic(),
-        )
-        self.calls.append(call)
-        await self._notify()
-
+        call = await self._record(method, request, args, files, token)
         status, body, headers = await self._answer(method, args, token)
         call.status, call.response = status, body
         await self._notify()
@@ -450,13 +454,9 @@ class FakeSlack:
     async def _answer(
         self, method: str, args: dict[str, Any], token: str | None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        fault = self._take_fault(method)
-        if fault is not None:
-            if fault.delay:
-                await asyncio.sleep(fault.delay)  # the fake's own latency, not a test wait
-            if fault.status != 200 or fault.error:
-                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                return fault.status, _error(fault.error or "fatal_error"), headers
+        failure = await self._apply_fault(method)
+        if failure is not None:
+            return failure
         auth_error = self._check_token(method, token)
         if auth_error:
             return 200, _error(auth_error), {}
@@ -469,15 +469,53 @@ class FakeSlack:
             return 200, _error(exc.error), {}
 
     @staticmethod
-    async def _parse_args(request: web.Request) -> dict[str, Any]:
-        """Query string, form body and JSON body merged into one dict, JSON strings decoded."""
+    async def _parse_args(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """Query string, form and JSON body merged into one dict (JSON fields decoded), and files."""
         args: dict[str, Any] = dict(request.query)
+        files: dict[str, bytes] = {}
         if request.can_read_body:
             if request.content_type == "application/json":
                 args.update(await request.json())
             elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-                args.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
-        return {key: _maybe_json(value) for key, value in args.items()}
+                for name, value in (await request.post()).items():
+                    if isinstance(value, str):
+                        args[name] = value
+                    else:
+                        files[name] = value.file.read()
+        return _decode_json_fields(args), files
+
+    async def _record(
+        self,
+        method: str,
+        request: web.Request,
+        args: dict[str, Any],
+        files: dict[str, bytes],
+        token: str | None,
+    ) -> ApiCall:
+        call = ApiCall(
+            method=method,
+            args=args,
+            files=files,
+            token=token,
+            http_method=request.method,
+            content_type=request.content_type,
+            at=time.monotonic(),
+        )
+        self.calls.append(call)
+        await self._notify()
+        return call
+
+    async def _apply_fault(self, method: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        """Sleep for a delay fault; return the failing answer for a status/error fault."""
+        fault = self._take_fault(method)
+        if fault is None:
+            return None
+        if fault.delay:
+            await asyncio.sleep(fault.delay)  # the fake's own latency, not a test wait
+        if fault.status == 200 and not fault.error:
+            return None
+        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+        return fault.status, _error(fault.error or "fatal_error"), headers
 
     @staticmethod
     def _token_of(request: web.Request, args: dict[str, Any]) -> str | None:
@@ -672,12 +710,18 @@ class FakeSlack:
     # -- the upload host -----------------------------------------------------------------------
 
     async def _handle_upload(self, request: web.Request) -> web.Response:
-        upload = self.uploads.get(request.match_info["file_id"])
+        file_id = request.match_info["file_id"]
         content = await request.read()
-        if upload is None:
-            return web.Response(status=404, text="file_not_found")
+        call = await self._record(UPLOAD_STEP, request, {"file_id": file_id}, {"content": content}, None)
+        upload = self.uploads.get(file_id)
+        failure = await self._apply_fault(UPLOAD_STEP)
+        if failure is not None or upload is None:
+            call.status = failure[0] if failure else 404
+            await self._notify()
+            return web.Response(status=call.status, text="upload failed")
         upload.content = content
         upload.content_type = request.content_type
+        call.status = 200
         await self._notify()
         # Slack: the upload host answers 200 text/plain "OK - <bytes>".
         return web.Response(text=f"OK - {len(content)}")
@@ -692,18 +736,22 @@ class FakeSlack:
         return response_url
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
-        response_url = self.response_urls.get(request.match_info["id"])
-        if response_url is None:
-            return web.json_response(_error("invalid_url"), status=404)
-        body = await self._parse_args(request)
-        refusal = self._response_url_refusal(response_url)
-        if refusal:
-            response_url.refused_count += 1
-            await self._notify()
-            return web.json_response(_error(refusal), status=404)
-        response_url.bodies.append(body)
+        response_id = request.match_info["id"]
+        body, files = await self._parse_args(request)
+        call = await self._record(
+            RESPONSE_URL_STEP, request, {**body, "response_url_id": response_id}, files, None
+        )
+        response_url = self.response_urls.get(response_id)
+        refusal = "invalid_url" if response_url is None else self._response_url_refusal(response_url)
+        status, answer = (404, _error(refusal)) if refusal else (200, _ok())
+        if response_url is not None:
+            if refusal:
+                response_url.refused_count += 1
+            else:
+                response_url.bodies.append(body)
+        call.status, call.response = status, answer
         await self._notify()
-        return web.json_response(_ok())
+        return web.json_response(answer, status=status)
 
     def _response_url_refusal(self, response_url: ResponseUrl) -> str | None:
         # Slack: "up to 5 times within 30 minutes". The exact refusal is not documented; third-party
@@ -900,6 +948,8 @@ def iter_actions(blocks: list[dict[str, Any]] | None) -> Iterator[dict[str, Any]
 __all__ = [
     "RESPONSE_URL_LIFETIME_SECONDS",
     "RESPONSE_URL_MAX_USES",
+    "RESPONSE_URL_STEP",
+    "UPLOAD_STEP",
     "ApiCall",
     "FakeSlack",
     "Fault",

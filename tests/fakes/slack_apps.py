@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from tests.fakes.slack import FakeSlack, sign_request
 
 EVENTS_PATH = "/slack/events"
+#: The ``slack_http`` / ``slack_socket_mode`` fixtures: start an app, get its driver or handler.
+HttpStarter = Callable[[AsyncApp], Awaitable["SlackEventsDriver"]]
+SocketModeStarter = Callable[[AsyncApp], Awaitable[AsyncSocketModeHandler]]
 #: Slack's clock-skew window for request timestamps, in seconds; older requests are replays.
 SIGNATURE_MAX_AGE_SECONDS = 5 * 60
 

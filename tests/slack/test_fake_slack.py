@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -22,8 +22,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fakes.slack import RESPONSE_URL_LIFETIME_SECONDS, FakeSlack, iter_actions
-from tests.fakes.slack_apps import run_socket_mode, serve_http, web_client_for
+from tests.fakes.slack import RESPONSE_URL_LIFETIME_SECONDS, UPLOAD_STEP, FakeSlack, iter_actions
+from tests.fakes.slack_apps import HttpStarter, SocketModeStarter, run_socket_mode, serve_http, web_client_for
 
 CHANNEL = "C0CHAN"
 WAIT_SECONDS = 5.0
@@ -98,8 +98,14 @@ def assert_ping_story(fake: FakeSlack, bot: PingBot, placeholder_ts: str) -> Non
     assert upload.content == bot.png
     assert upload.filename == "grid.png"
     assert upload.initial_comment == "a red square"
-    steps = [c.method for c in fake.calls if c.method.startswith("files.")]
-    assert steps == ["files.getUploadURLExternal", "files.completeUploadExternal"]
+    steps = [c for c in fake.calls if c.method.startswith("files.") or c.method == UPLOAD_STEP]
+    assert [c.method for c in steps] == [
+        "files.getUploadURLExternal",
+        UPLOAD_STEP,
+        "files.completeUploadExternal",
+    ]
+    assert steps[1].files["content"] == bot.png and steps[1].token is None
+    assert steps[2].args["channel_id"] == CHANNEL
 
     buttons_message = fake.messages_in(CHANNEL)[-1]
     assert [a["action_id"] for a in iter_actions(buttons_message.blocks)] == [
@@ -122,7 +128,7 @@ async def test_http_slash_command_acks_fast_then_posts_updates_and_uploads(
 
         placeholder_ts = await next_item(bot.commands_done)
         assert_ping_story(fake_slack, bot, placeholder_ts)
-        assert all(call.token == "xoxb-test" for call in fake_slack.calls)
+        assert {call.token for call in fake_slack.calls if call.method != UPLOAD_STEP} == {"xoxb-test"}
 
 
 @pytest.mark.parametrize(
@@ -142,18 +148,18 @@ async def test_http_unsigned_or_stale_requests_get_401_and_run_nothing(
 
 
 async def test_http_block_action_is_routed_and_answers_on_response_url(
-    fake_slack: FakeSlack, slack_client: AsyncWebClient, signing_secret: str
+    fake_slack: FakeSlack, slack_client: AsyncWebClient, signing_secret: str, slack_http: HttpStarter
 ) -> None:
     bot = build_ping_bot(slack_client, signing_secret)
-    async with serve_http(bot.app, fake_slack, signing_secret=signing_secret) as slack:
-        response = await slack.send_block_action("imagine_pick_3", "3", channel_id=CHANNEL)
-        assert response.status == 200
+    slack = await slack_http(bot.app)
+    response = await slack.send_block_action("imagine_pick_3", "3", channel_id=CHANNEL)
+    assert response.status == 200
 
-        action = await next_item(bot.clicks)
-        assert (action["action_id"], action["value"]) == ("imagine_pick_3", "3")
-        assert fake_slack.response_urls[response.response_url_id].bodies == [
-            {"text": "picked 3", "replace_original": False}
-        ]
+    action = await next_item(bot.clicks)
+    assert (action["action_id"], action["value"]) == ("imagine_pick_3", "3")
+    assert fake_slack.response_urls[response.response_url_id].bodies == [
+        {"text": "picked 3", "replace_original": False}
+    ]
 
 
 async def test_http_429_is_retried_after_retry_after_and_posted_once(
@@ -206,20 +212,23 @@ async def test_socket_mode_slash_command_and_button_are_acked_and_handled(
 
 
 async def test_socket_mode_reconnects_when_asked_to(
-    fake_slack: FakeSlack, slack_client: AsyncWebClient, signing_secret: str
+    fake_slack: FakeSlack,
+    slack_client: AsyncWebClient,
+    signing_secret: str,
+    slack_socket_mode: SocketModeStarter,
 ) -> None:
     bot = build_ping_bot(slack_client, signing_secret)
-    async with run_socket_mode(bot.app, fake_slack):
-        await fake_slack.socket_send_disconnect()
-        await fake_slack.wait_until(
-            lambda: (
-                fake_slack.socket_connections_total == 2
-                and len(fake_slack.calls_to("apps.connections.open")) == 2
-            )
+    await slack_socket_mode(bot.app)
+    await fake_slack.socket_send_disconnect()
+    await fake_slack.wait_until(
+        lambda: (
+            fake_slack.socket_connections_total == 2
+            and len(fake_slack.calls_to("apps.connections.open")) == 2
         )
-        ack = await fake_slack.socket_send_block_action("imagine_pick_1", "1", channel_id=CHANNEL)
-        assert ack.envelope_id
-        await next_item(bot.clicks)
+    )
+    ack = await fake_slack.socket_send_block_action("imagine_pick_1", "1", channel_id=CHANNEL)
+    assert ack.envelope_id
+    await next_item(bot.clicks)
 
 
 # -- response_url ---------------------------------------------------------------------------------
@@ -309,3 +318,13 @@ async def test_fault_switches(fake_slack: FakeSlack, slack_client: AsyncWebClien
     # The answer came 0.3 s after arrival: the next call cannot have arrived sooner.
     await slack_client.auth_test()
     assert fake_slack.calls_to("auth.test")[1].at - auth.at >= 0.3
+
+
+async def test_upload_step_faults(fake_slack: FakeSlack, slack_client: AsyncWebClient) -> None:
+    fake_slack.fail(UPLOAD_STEP, status=500)
+    with pytest.raises(SlackRequestError, match="status: 500"):
+        await slack_client.files_upload_v2(channel=CHANNEL, content=b"bytes", filename="grid.png")
+    with pytest.raises(SlackApiError) as never_uploaded:
+        await slack_client.files_completeUploadExternal(files=[{"id": "F0NOPE"}], channel_id=CHANNEL)
+    assert never_uploaded.value.response["error"] == "file_not_found"
+    assert fake_slack.completed_uploads() == []
