@@ -32,4 +32,10 @@ fi
 # only taming.modules (the VQGAN Decoder) is used.
 .venv/bin/python -c 'import taming.modules.diffusionmodules.model' 2>/dev/null ||
   "${pip[@]}" install --no-deps "taming-transformers==0.0.1"
+# The exactness tests compare our text normalizer with dalle-mini's own module, loaded by file path;
+# its package would otherwise pull jax, flax and wandb.
+if [ -n "$extras" ]; then
+  .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("dalle_mini")' 2>/dev/null ||
+    "${pip[@]}" install --no-deps "dalle-mini==0.1.5"
+fi
 echo "bootstrap: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
