@@ -1,0 +1,341 @@
+"""Frozen domain objects: what frontends and generators get back from the queue (never a row or a session)."""
+
+from __future__ import annotations
+
+import enum
+import math
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobs import errors
+
+# DALL·E mini draws a 16×16 grid of codes from a 16384-entry VQGAN codebook per image.
+IMAGE_TOKEN_COUNT = 256
+GRID_INDEX = -1  # images.index of the grid made of all a job's images
+MAX_SEED = 2**63 - 1
+
+
+class Status(enum.StrEnum):
+    QUEUED = "queued"  # waiting for a generator to claim it (also after a retry or a lost lease)
+    RUNNING = "running"  # a generator holds its lease and is rendering it
+    DONE = "done"  # images are stored; delivery may still be pending
+    FAILED = "failed"  # gave up: `error` says why in words the user sees
+    CANCELLED = "cancelled"  # the requester or an admin cancelled it
+
+
+class Delivery(enum.StrEnum):
+    PENDING = "pending"  # the result (grid or failure) has not reached the chat yet
+    DELIVERED = "delivered"  # posted; message refs recorded
+    UNDELIVERABLE = "undeliverable"  # gave up posting after the delivery deadline; `delivery_error` says why
+
+
+class Kind(enum.StrEnum):
+    IMAGINE = "imagine"  # a new prompt
+    REROLL = "reroll"  # the parent's prompt and options with a fresh seed
+    VARIATION = "variation"  # new images that start from one of the parent's images' tokens
+    PICK = "pick"  # one of the parent's images posted on its own (upscaled/selected); no rendering
+
+
+class Platform(enum.StrEnum):
+    DISCORD = "discord"
+    SLACK = "slack"
+    CLI = "cli"
+    WEB = "web"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def require_aware(value: datetime | None, name: str) -> datetime | None:
+    """Naive datetimes are refused: every time in the queue is timezone-aware UTC."""
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value!r}")
+    return value.astimezone(UTC) if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """How to draw. Defaults follow dalle-mini's inference notebook / min-dalle."""
+
+    images: int = 4  # 1..9 pictures in the grid
+    seed: int = 0  # non-negative; `parse` draws a random one when omitted so every job is reproducible
+    # super-conditioning ("cond_scale" in dalle-mini): uncond + scale·(cond − uncond)
+    guidance_scale: float = 10.0
+    top_k: int = 256  # sample among the k likeliest codes (min-dalle's default); 16384 disables it
+    top_p: float | None = None  # nucleus sampling; None disables it (dalle-mini's default)
+    temperature: float = 1.0
+    model: str = ""  # checkpoint name; "" means the generator's configured model
+
+    NAMES = ("images", "seed", "guidance_scale", "top_k", "top_p", "temperature", "model")
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], *, models: tuple[str, ...] = ()) -> JobOptions:
+        """Validate options as typed by a user (strings or numbers); raise a `BadOption` subclass."""
+        d = cls()  # defaults (slots dataclasses keep no class-level defaults)
+        unknown = sorted(set(raw) - set(cls.NAMES))
+        if unknown:
+            raise errors.UnknownOption(
+                f"unknown option {', '.join(repr(name) for name in unknown)}: "
+                f"the options are {', '.join(cls.NAMES)}"
+            )
+        images = _integer(raw.get("images", d.images), "images")
+        if not 1 <= images <= 9:
+            raise errors.ImagesOutOfRange(f"images must be from 1 to 9, got {images}")
+        if raw.get("seed") is None:
+            seed = secrets.randbelow(2**31)
+        else:
+            seed = _integer(raw["seed"], "seed")
+            if seed < 0:
+                raise errors.NegativeSeed(f"seed must be 0 or more, got {seed}")
+            if seed > MAX_SEED:
+                raise errors.BadOption(f"seed must be at most {MAX_SEED}, got {seed}")
+        guidance_scale = _number(raw.get("guidance_scale", d.guidance_scale), "guidance_scale", 0.0, 100.0)
+        top_k = _integer(raw.get("top_k", d.top_k), "top_k")
+        if not 1 <= top_k <= 16384:
+            raise errors.BadOption(f"top_k must be from 1 to 16384, got {top_k}")
+        top_p_raw = raw.get("top_p")
+        top_p = None if top_p_raw is None else _number(top_p_raw, "top_p", 0.0, 1.0)
+        if top_p == 0.0:
+            raise errors.BadOption("top_p must be more than 0 and at most 1, got 0")
+        temperature = _number(raw.get("temperature", d.temperature), "temperature", 0.01, 10.0)
+        model = str(raw.get("model") or "")
+        if model and models and model not in models:
+            raise errors.BadOption(f"model must be one of {', '.join(models)}, got {model!r}")
+        return cls(images, seed, guidance_scale, top_k, top_p, temperature, model)
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise errors.BadOption(f"{name} must be a whole number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        cls = errors.ImagesOutOfRange if name == "images" else errors.BadOption
+        raise cls(f"{name} must be a whole number, got {str(value)[:20]!r}") from None
+
+
+def _number(value: Any, name: str, low: float, high: float) -> float:
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or not low <= number <= high:
+        raise errors.BadOption(f"{name} must be a number from {low:g} to {high:g}, got {str(value)[:20]!r}")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRefs:
+    """What a poster needs to edit or post the result later, after a restart.
+
+    Discord: the interaction token lives 15 minutes (`interaction_created_at` says when it dies);
+    Slack: `response_url` and the placeholder's `ts`. Anything else goes in `extra` (JSON).
+    """
+
+    interaction_token: str | None = None
+    interaction_created_at: datetime | None = None
+    response_url: str | None = None
+    placeholder_message_id: str | None = None
+    final_message_id: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueRequest:
+    """One /imagine (or button press) from a frontend."""
+
+    platform: str
+    user_id: str
+    prompt: str
+    user_name: str = ""
+    guild_id: str = ""  # Discord guild / Slack workspace ("" for DMs and the CLI)
+    channel_id: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    kind: Kind = Kind.IMAGINE
+    parent_job_id: int | None = None
+    image_index: int | None = None  # which of the parent's images a variation/pick starts from
+    refs: MessageRefs = field(default_factory=MessageRefs)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    kind: Kind
+    parent_job_id: int | None
+    image_index: int | None
+    platform: str
+    guild_id: str
+    channel_id: str
+    user_id: str
+    user_name: str
+    prompt: str
+    prompt_normalized: str
+    options: JobOptions
+    status: Status
+    fair_tag: float
+    attempts: int
+    run_after: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    progress: float
+    cancel_requested: bool
+    error: str | None  # user-facing reason
+    error_detail: str | None  # for admins and logs
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    gpu_seconds: float | None
+    delivery: Delivery
+    delivery_attempts: int
+    delivery_next_try_at: datetime | None
+    delivery_error: str | None
+    refs: MessageRefs
+
+    @property
+    def images(self) -> int:
+        return self.options.images
+
+    @property
+    def wait_time(self) -> timedelta | None:
+        return self.started_at - self.created_at if self.started_at else None
+
+    @property
+    def render_time(self) -> timedelta | None:
+        return self.finished_at - self.started_at if self.finished_at and self.started_at else None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        """Build from a `jobs` row (a SQLAlchemy Row or mapping)."""
+        m = row._mapping if hasattr(row, "_mapping") else row
+        return cls(
+            id=m["id"],
+            kind=Kind(m["kind"]),
+            parent_job_id=m["parent_job_id"],
+            image_index=m["image_index"],
+            platform=m["platform"],
+            guild_id=m["guild_id"],
+            channel_id=m["channel_id"],
+            user_id=m["user_id"],
+            user_name=m["user_name"],
+            prompt=m["prompt"],
+            prompt_normalized=m["prompt_normalized"],
+            options=JobOptions(
+                images=m["images"],
+                seed=m["seed"],
+                guidance_scale=float(m["guidance_scale"]),
+                top_k=m["top_k"],
+                top_p=None if m["top_p"] is None else float(m["top_p"]),
+                temperature=float(m["temperature"]),
+                model=m["model"],
+            ),
+            status=Status(m["status"]),
+            fair_tag=float(m["fair_tag"]),
+            attempts=m["attempts"],
+            run_after=m["run_after"],
+            lease_owner=m["lease_owner"],
+            lease_expires_at=m["lease_expires_at"],
+            progress=float(m["progress"]),
+            cancel_requested=bool(m["cancel_requested"]),
+            error=m["error"],
+            error_detail=m["error_detail"],
+            created_at=m["created_at"],
+            started_at=m["started_at"],
+            finished_at=m["finished_at"],
+            gpu_seconds=None if m["gpu_seconds"] is None else float(m["gpu_seconds"]),
+            delivery=Delivery(m["delivery"]),
+            delivery_attempts=m["delivery_attempts"],
+            delivery_next_try_at=m["delivery_next_try_at"],
+            delivery_error=m["delivery_error"],
+            refs=MessageRefs(
+                interaction_token=m["interaction_token"],
+                interaction_created_at=m["interaction_created_at"],
+                response_url=m["response_url"],
+                placeholder_message_id=m["placeholder_message_id"],
+                final_message_id=m["final_message_id"],
+                extra=dict(m["platform_refs"] or {}),
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    job: Job
+    position: int  # 1 = next to be claimed
+    eta: timedelta | None  # None until the queue has seen recent renders
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    job_id: int
+    index: int  # 0..images-1, or GRID_INDEX for the grid
+    png: bytes
+    tokens: bytes | None  # IMAGE_TOKEN_COUNT codes as little-endian uint16 (None for the grid)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedImage:
+    """What a worker hands to `finish` per image."""
+
+    png: bytes
+    tokens: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceSettings:
+    """Per Discord guild / Slack workspace settings; None means "use the global default"."""
+
+    platform: str
+    guild_id: str
+    allowed_channels: tuple[str, ...] = ()  # empty: every channel
+    max_running_per_user: int | None = None
+    max_queued_per_user: int | None = None
+    daily_quota_images: int | None = None
+    blocked_words: tuple[str, ...] = ()
+    admin_role_ids: tuple[str, ...] = ()
+    admin_user_ids: tuple[str, ...] = ()
+
+    EDITABLE = (
+        "allowed_channels",
+        "max_running_per_user",
+        "max_queued_per_user",
+        "daily_quota_images",
+        "blocked_words",
+        "admin_role_ids",
+        "admin_user_ids",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    platform: str
+    guild_id: str  # "" bans on every guild/workspace of the platform
+    user_id: str
+    reason: str
+    banned_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    worker_id: str
+    host: str
+    pid: int
+    device: str
+    model: str
+    batch_images: int
+    jobs_done: int
+    images_done: int
+    started_at: datetime
+    last_seen_at: datetime
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))

@@ -1,0 +1,467 @@
+"""Every statement on the queue's tables, each named for what it does and explained.
+
+The queue's operations (`jobs/queue.py`) compose these; nothing else writes SQL. Where Postgres and
+SQLite differ the difference is here, beside its reason. Times are always bound from Python (`now`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Delete,
+    Insert,
+    Select,
+    String,
+    Update,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from jobs.models import Delivery, Kind, Status
+from jobs.schema import bans, fair_users, images, jobs, spaces, workers
+
+ACTIVE = (Status.QUEUED.value, Status.RUNNING.value)
+FINAL = (Status.DONE.value, Status.FAILED.value, Status.CANCELLED.value)
+
+
+def upsert(table: Any, dialect: str) -> Any:
+    """INSERT … ON CONFLICT for the engine at hand (both dialects spell it the same in SQLAlchemy)."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+# --- enqueue -------------------------------------------------------------------------------------------
+
+
+def ensure_fair_user(dialect: str, platform: str, user_id: str) -> Insert:
+    """Create the user's fairness row if missing (weight 1, no history)."""
+    return (
+        upsert(fair_users, dialect)
+        .values(platform=platform, user_id=user_id, weight=1.0, last_finish_tag=0.0)
+        .on_conflict_do_nothing()
+    )
+
+
+def lock_fair_user(dialect: str, platform: str, user_id: str) -> Select:
+    """Read the user's weight and last finish tag; on Postgres lock the row so one user's enqueues
+    run one at a time (their caps, quota and tags stay exact). SQLite's BEGIN IMMEDIATE already does."""
+    stmt = select(fair_users.c.weight, fair_users.c.last_finish_tag).where(
+        fair_users.c.platform == platform, fair_users.c.user_id == user_id
+    )
+    return stmt.with_for_update() if dialect == "postgresql" else stmt
+
+
+def virtual_time() -> Select:
+    """Start-time fair queueing's virtual time: the lowest tag still queued or running (the job in
+    service), or, when the queue is idle, the highest finish tag ever given (SFQ's idle rule)."""
+    active = select(func.min(jobs.c.fair_tag)).where(jobs.c.status.in_(ACTIVE)).scalar_subquery()
+    idle = select(func.max(fair_users.c.last_finish_tag)).scalar_subquery()
+    return select(func.coalesce(active, idle, 0.0))
+
+
+def set_last_finish_tag(platform: str, user_id: str, tag: float) -> Update:
+    """Remember where the user's last job ends in virtual time; their next job starts there or later."""
+    return (
+        update(fair_users)
+        .where(fair_users.c.platform == platform, fair_users.c.user_id == user_id)
+        .values(last_finish_tag=tag)
+    )
+
+
+def set_weight(dialect: str, platform: str, user_id: str, weight: float) -> Insert:
+    """Give a user a share of the GPU relative to others (2.0: twice the images of a weight-1 user)."""
+    return (
+        upsert(fair_users, dialect)
+        .values(platform=platform, user_id=user_id, weight=weight, last_finish_tag=0.0)
+        .on_conflict_do_update(index_elements=["platform", "user_id"], set_={"weight": weight})
+    )
+
+
+def user_counts(platform: str, user_id: str) -> Select:
+    """The user's jobs by status among queued and running (for the running and queued caps)."""
+    return (
+        select(jobs.c.status, func.count())
+        .where(jobs.c.platform == platform, jobs.c.user_id == user_id, jobs.c.status.in_(ACTIVE))
+        .group_by(jobs.c.status)
+    )
+
+
+def images_since(platform: str, user_id: str, since: datetime) -> Select:
+    """Images the user asked for since `since` that count against the quota: picks render nothing,
+    and a job cancelled before it started cost nothing."""
+    return select(func.coalesce(func.sum(jobs.c.images), 0)).where(
+        jobs.c.platform == platform,
+        jobs.c.user_id == user_id,
+        jobs.c.created_at >= since,
+        jobs.c.kind != Kind.PICK.value,
+        ~and_(jobs.c.status == Status.CANCELLED.value, jobs.c.started_at.is_(None)),
+    )
+
+
+def find_ban(platform: str, guild_id: str, user_id: str) -> Select:
+    """A ban on this user here or on every guild/workspace of the platform ("")."""
+    return select(bans).where(
+        bans.c.platform == platform, bans.c.user_id == user_id, bans.c.guild_id.in_({guild_id, ""})
+    )
+
+
+def insert_job(values: dict[str, Any]) -> Insert:
+    """Add one job; the returned row becomes the `Job` the frontend gets back."""
+    return jobs.insert().values(**values).returning(jobs)
+
+
+def notify_new_job(job_id: int) -> Any:
+    """Postgres: wake listening generators (delivered at commit; a hint, polling is the guarantee)."""
+    return select(func.pg_notify("imagine_jobs", str(job_id)))
+
+
+# --- claim and leases ------------------------------------------------------------------------------------
+
+
+def claim(dialect: str, worker_id: str, max_images: int, now: datetime, lease_until: datetime) -> Update:
+    """Take the fairest queued jobs up to `max_images` images, in ONE statement, and lease them.
+
+    `candidates` reads at most `max_images` jobs (each has ≥ 1 image) in fair order. On Postgres it
+    locks them FOR UPDATE SKIP LOCKED: concurrent claimers skip each other's rows instead of waiting,
+    so each job goes to exactly one claimer. SQLite has one writer at a time (BEGIN IMMEDIATE), so the
+    plain sub-select is already exclusive. `budget` keeps the fair-order prefix whose images fit —
+    always at least the first job, so a 9-image job is never starved by a smaller batch size (the
+    worker splits it) — and never skips ahead to a smaller later job, which would break fairness.
+    """
+    candidates = (
+        select(jobs.c.id, jobs.c.images, jobs.c.fair_tag)
+        .where(jobs.c.status == Status.QUEUED.value, jobs.c.run_after <= now)
+        .order_by(jobs.c.fair_tag, jobs.c.id)
+        .limit(max_images)
+    )
+    if dialect == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    cte = candidates.cte("candidates")
+    order = (cte.c.fair_tag, cte.c.id)
+    budget = select(
+        cte.c.id,
+        func.row_number().over(order_by=order).label("n"),
+        func.sum(cte.c.images).over(order_by=order).label("total"),
+    ).cte("budget")
+    chosen = select(budget.c.id).where(or_(budget.c.n == 1, budget.c.total <= max_images))
+    return (
+        update(jobs)
+        .where(jobs.c.id.in_(chosen))
+        .values(
+            status=Status.RUNNING.value,
+            lease_owner=worker_id,
+            lease_expires_at=lease_until,
+            attempts=jobs.c.attempts + 1,  # a claim is an attempt; `release` gives it back
+            started_at=now,
+            progress=0.0,
+        )
+        .returning(jobs)
+    )
+
+
+def extend_leases(job_ids: Collection[int], worker_id: str, lease_until: datetime, progress: float) -> Update:
+    """Heartbeat: push the lease out and record progress on the jobs this worker still holds;
+    returns which are held and which had a cancel requested meanwhile."""
+    return (
+        update(jobs)
+        .where(jobs.c.id.in_(job_ids), jobs.c.status == Status.RUNNING.value, jobs.c.lease_owner == worker_id)
+        .values(lease_expires_at=lease_until, progress=progress)
+        .returning(jobs.c.id, jobs.c.cancel_requested)
+    )
+
+
+def held_job(job_id: int, worker_id: str) -> Select:
+    """The job if this worker holds its lease (finish/fail check this first)."""
+    return select(jobs).where(
+        jobs.c.id == job_id, jobs.c.status == Status.RUNNING.value, jobs.c.lease_owner == worker_id
+    )
+
+
+def mark_done(job_id: int, worker_id: str, now: datetime, gpu_seconds: float) -> Update:
+    """The worker stored the images: the job is done (or cancelled, if that was asked meanwhile)
+    and waits for delivery. Guarded by the lease, so a worker that lost it changes nothing."""
+    return (
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == Status.RUNNING.value, jobs.c.lease_owner == worker_id)
+        .values(
+            status=case(
+                (jobs.c.cancel_requested, Status.CANCELLED.value), else_=Status.DONE.value
+            ),
+            finished_at=now,
+            gpu_seconds=func.coalesce(jobs.c.gpu_seconds, 0.0) + gpu_seconds,
+            progress=1.0,
+            lease_owner=None,
+            lease_expires_at=None,
+            delivery=Delivery.PENDING.value,
+            delivery_next_try_at=now,
+        )
+        .returning(jobs)
+    )
+
+
+def insert_images(rows: list[dict[str, Any]]) -> Insert:
+    """Store a job's grid (index -1) and each image with its VQGAN tokens."""
+    return images.insert().values(rows)
+
+
+def count_worker_output(worker_id: str, jobs_done: int, images_done: int, now: datetime) -> Update:
+    """Credit the worker's registry row (admin views show jobs and images per worker)."""
+    return (
+        update(workers)
+        .where(workers.c.worker_id == worker_id)
+        .values(
+            jobs_done=workers.c.jobs_done + jobs_done,
+            images_done=workers.c.images_done + images_done,
+            last_seen_at=now,
+        )
+    )
+
+
+def end_attempt(job_id: int, worker_id: str, attempts: int, values: dict[str, Any]) -> Update:
+    """Close the worker's attempt (retry, fail, cancel) if it still holds the lease and nobody moved
+    the job since it was read (`attempts` unchanged)."""
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id == job_id,
+            jobs.c.status == Status.RUNNING.value,
+            jobs.c.lease_owner == worker_id,
+            jobs.c.attempts == attempts,
+        )
+        .values(lease_owner=None, lease_expires_at=None, **values)
+        .returning(jobs)
+    )
+
+
+def release(job_ids: Collection[int], worker_id: str) -> Update:
+    """Graceful shutdown: hand held jobs back, the attempt not counted, claimable at once."""
+    return (
+        update(jobs)
+        .where(jobs.c.id.in_(job_ids), jobs.c.status == Status.RUNNING.value, jobs.c.lease_owner == worker_id)
+        .values(
+            status=Status.QUEUED.value,
+            attempts=jobs.c.attempts - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+            progress=0.0,
+        )
+        .returning(jobs.c.id)
+    )
+
+
+def reap_cancelled(now: datetime) -> Update:
+    """A dead worker's job whose cancel was requested: just cancelled."""
+    return _reap(now, jobs.c.cancel_requested).values(
+        status=Status.CANCELLED.value,
+        finished_at=now,
+        delivery=Delivery.PENDING.value,
+        delivery_next_try_at=now,
+    )
+
+
+def reap_exhausted(now: datetime, max_attempts: int) -> Update:
+    """A dead worker's job that has used every attempt: failed, and the user is told why."""
+    return _reap(now, ~jobs.c.cancel_requested, jobs.c.attempts >= max_attempts).values(
+        status=Status.FAILED.value,
+        finished_at=now,
+        error=literal("the worker rendering this died ")
+        + cast(jobs.c.attempts, String)
+        + " times; giving up",
+        error_detail="lease expired on every attempt",
+        delivery=Delivery.PENDING.value,
+        delivery_next_try_at=now,
+    )
+
+
+def reap_requeue(now: datetime, max_attempts: int) -> Update:
+    """A dead worker's job with attempts left: back in the queue, claimable at once."""
+    return _reap(now, ~jobs.c.cancel_requested, jobs.c.attempts < max_attempts).values(
+        status=Status.QUEUED.value,
+        progress=0.0,
+        error_detail=literal("lease of ") + jobs.c.lease_owner + " expired",
+    )
+
+
+def _reap(now: datetime, *conditions: Any) -> Update:
+    return (
+        update(jobs)
+        .where(jobs.c.status == Status.RUNNING.value, jobs.c.lease_expires_at < now, *conditions)
+        .values(lease_owner=None, lease_expires_at=None)
+        .returning(jobs)
+    )
+
+
+# --- cancel ----------------------------------------------------------------------------------------------
+
+
+def cancel_queued(job_id: int, now: datetime) -> Update:
+    """Cancel a job nobody is rendering: at once."""
+    return (
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == Status.QUEUED.value)
+        .values(
+            status=Status.CANCELLED.value,
+            finished_at=now,
+            delivery=Delivery.PENDING.value,
+            delivery_next_try_at=now,
+        )
+        .returning(jobs)
+    )
+
+
+def request_cancel(job_id: int) -> Update:
+    """Ask the worker rendering a job to drop it (it sees the flag at its next heartbeat)."""
+    return (
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == Status.RUNNING.value)
+        .values(cancel_requested=True)
+        .returning(jobs)
+    )
+
+
+# --- reading jobs ----------------------------------------------------------------------------------------
+
+
+def job_by_id(job_id: int, *, lock: bool = False, dialect: str = "") -> Select:
+    """One job (locked FOR UPDATE on Postgres when about to change it)."""
+    stmt = select(jobs).where(jobs.c.id == job_id)
+    return stmt.with_for_update() if lock and dialect == "postgresql" else stmt
+
+
+def jobs_for_user(platform: str, user_id: str, limit: int, statuses: Collection[str] | None) -> Select:
+    """A user's most recent jobs, newest first."""
+    stmt = select(jobs).where(jobs.c.platform == platform, jobs.c.user_id == user_id)
+    if statuses:
+        stmt = stmt.where(jobs.c.status.in_(statuses))
+    return stmt.order_by(jobs.c.id.desc()).limit(limit)
+
+
+def images_ahead(fair_tag: float, job_id: int) -> Select:
+    """Queued jobs (and their images) that will be claimed before this one."""
+    ahead = or_(jobs.c.fair_tag < fair_tag, and_(jobs.c.fair_tag == fair_tag, jobs.c.id < job_id))
+    return select(func.count(), func.coalesce(func.sum(jobs.c.images), 0)).where(
+        jobs.c.status == Status.QUEUED.value, ahead
+    )
+
+
+def images_in_progress() -> Select:
+    """Images still to draw in running jobs (their unfinished fraction)."""
+    return select(func.coalesce(func.sum(jobs.c.images * (1.0 - jobs.c.progress)), 0.0)).where(
+        jobs.c.status == Status.RUNNING.value
+    )
+
+
+def recent_throughput(since: datetime) -> Select:
+    """Images finished since `since` and when the earliest of those started: the recent render rate."""
+    return select(func.coalesce(func.sum(jobs.c.images), 0), func.min(jobs.c.started_at)).where(
+        jobs.c.status == Status.DONE.value, jobs.c.finished_at >= since, jobs.c.kind != Kind.PICK.value
+    )
+
+
+def job_images(job_id: int, index: int | None = None) -> Select:
+    """A job's stored images (the grid is index -1), in order."""
+    stmt = select(images).where(images.c.job_id == job_id)
+    if index is not None:
+        stmt = stmt.where(images.c.index == index)
+    return stmt.order_by(images.c.index)
+
+
+# --- delivery --------------------------------------------------------------------------------------------
+
+
+def take_deliveries(dialect: str, limit: int, now: datetime, hold_until: datetime) -> Update:
+    """Reserve finished jobs whose result is due to be posted: push their next try to `hold_until`
+    so another deliverer does not post them too (SKIP LOCKED on Postgres, as in `claim`)."""
+    due = (
+        select(jobs.c.id)
+        .where(
+            jobs.c.delivery == Delivery.PENDING.value,
+            jobs.c.delivery_next_try_at <= now,
+            jobs.c.status.in_(FINAL),
+        )
+        .order_by(jobs.c.delivery_next_try_at, jobs.c.id)
+        .limit(limit)
+    )
+    if dialect == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    cte = due.cte("due")
+    return (
+        update(jobs)
+        .where(jobs.c.id.in_(select(cte.c.id)))
+        .values(delivery_next_try_at=hold_until, delivery_attempts=jobs.c.delivery_attempts + 1)
+        .returning(jobs)
+    )
+
+
+def set_delivery(job_id: int, values: dict[str, Any]) -> Update:
+    """Record a delivery outcome or message refs on one job."""
+    return update(jobs).where(jobs.c.id == job_id).values(**values).returning(jobs)
+
+
+# --- workers ---------------------------------------------------------------------------------------------
+
+
+def worker_seen(dialect: str, values: dict[str, Any]) -> Insert:
+    """Register a generator or refresh its last-seen time (its counters are kept)."""
+    return (
+        upsert(workers, dialect)
+        .values(jobs_done=0, images_done=0, **values)
+        .on_conflict_do_update(
+            index_elements=["worker_id"],
+            set_={k: v for k, v in values.items() if k not in ("worker_id", "started_at")},
+        )
+    )
+
+
+def workers_seen_since(since: datetime) -> Select:
+    return select(workers).where(workers.c.last_seen_at >= since).order_by(workers.c.worker_id)
+
+
+# --- guild/workspace settings and bans -------------------------------------------------------------------
+
+
+def space_by_id(platform: str, guild_id: str) -> Select:
+    return select(spaces).where(spaces.c.platform == platform, spaces.c.guild_id == guild_id)
+
+
+def save_space(dialect: str, values: dict[str, Any]) -> Insert:
+    """Create or replace one guild's/workspace's settings."""
+    keys = {k: v for k, v in values.items() if k not in ("platform", "guild_id")}
+    return (
+        upsert(spaces, dialect)
+        .values(**values)
+        .on_conflict_do_update(index_elements=["platform", "guild_id"], set_=keys)
+    )
+
+
+def add_ban(dialect: str, values: dict[str, Any]) -> Insert:
+    """Ban a user (again: the newer reason wins)."""
+    keys = {k: v for k, v in values.items() if k in ("reason", "banned_by", "created_at")}
+    return (
+        upsert(bans, dialect)
+        .values(**values)
+        .on_conflict_do_update(index_elements=["platform", "guild_id", "user_id"], set_=keys)
+    )
+
+
+def remove_ban(platform: str, guild_id: str, user_id: str) -> Delete:
+    return delete(bans).where(
+        bans.c.platform == platform, bans.c.guild_id == guild_id, bans.c.user_id == user_id
+    )
+
+
+def list_bans(platform: str, guild_id: str | None) -> Select:
+    stmt = select(bans).where(bans.c.platform == platform)
+    if guild_id is not None:
+        stmt = stmt.where(bans.c.guild_id.in_({guild_id, ""}))
+    return stmt.order_by(bans.c.created_at)

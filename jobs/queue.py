@@ -1,0 +1,795 @@
+"""The queue's operations: what frontends (enqueue, cancel, position) and generators (claim, heartbeat,
+finish, fail, release, deliveries) call. Each operation is one transaction; statements live in
+`jobs/queries.py`. Every method takes an optional `now` (aware UTC) so tests control time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import socket
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from jobs import errors
+from jobs import queries as q
+from jobs.models import (
+    GRID_INDEX,
+    Ban,
+    Delivery,
+    Enqueued,
+    EnqueueRequest,
+    Job,
+    JobOptions,
+    Kind,
+    RenderedImage,
+    SpaceSettings,
+    Status,
+    StoredImage,
+    WorkerInfo,
+    require_aware,
+    utcnow,
+)
+from jobs.settings import Settings
+from jobs.validation import clean_prompt, find_blocked_word
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "imagine_jobs"
+RETRY_BACKOFF_SECONDS = 10.0  # first retry after a failed render; doubles per attempt
+RETRY_BACKOFF_MAX_SECONDS = 600.0
+DELIVERY_HOLD_SECONDS = 60.0  # a deliverer has this long to post before another may try
+DELIVERY_BACKOFF_SECONDS = 5.0
+THROUGHPUT_WINDOW_SECONDS = 900.0  # ETA from the render rate over the last 15 minutes
+REF_COLUMNS = (
+    "interaction_token",
+    "interaction_created_at",
+    "response_url",
+    "placeholder_message_id",
+    "final_message_id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The queue's knobs (defaults from `Settings`)."""
+
+    max_attempts: int = 3
+    max_running_per_user: int = 2
+    max_queued_per_user: int = 10
+    daily_quota_images: int = 200  # 0: unlimited
+    max_prompt_length: int = 300
+    lease_seconds: float = 60.0
+    delivery_timeout_seconds: float = 3600.0
+    retry_backoff_seconds: float = RETRY_BACKOFF_SECONDS
+    models: tuple[str, ...] = ()  # accepted `model` option values; () accepts any
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_attempts=settings.max_attempts,
+            max_running_per_user=settings.max_running_per_user,
+            max_queued_per_user=settings.max_queued_per_user,
+            daily_quota_images=settings.daily_quota_images,
+            max_prompt_length=settings.max_prompt_length,
+            lease_seconds=settings.lease_seconds,
+            delivery_timeout_seconds=settings.delivery_timeout_seconds,
+            models=(settings.model_name,),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a heartbeat learned: jobs to stop rendering."""
+
+    cancel_requested: frozenset[int]  # call `cancelled(job_id, worker_id)` for these
+    lost: frozenset[int]  # no longer this worker's (lease expired and reaped): drop silently
+
+
+def _now(now: datetime | None) -> datetime:
+    return require_aware(now, "now") or utcnow()  # type: ignore[return-value]
+
+
+def _midnight(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _in_words(delta: timedelta) -> str:
+    minutes = max(1, math.ceil(delta.total_seconds() / 60))
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+class Queue:
+    """The job queue on one database (SQLite or Postgres). Create once, share; it holds no state."""
+
+    def __init__(self, *, engine: AsyncEngine, limits: Limits | None = None) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        self.limits = limits or Limits()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, engine: AsyncEngine) -> Queue:
+        return cls(engine=engine, limits=Limits.from_settings(settings))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        # A deferred transaction: on SQLite, readers never queue behind the writer (WAL).
+        async with self._engine.connect() as conn:
+            await conn.execution_options(sqlite_deferred=True)
+            yield conn
+
+    # --- enqueue -------------------------------------------------------------------------------------------
+
+    async def enqueue(self, request: EnqueueRequest, *, now: datetime | None = None) -> Enqueued:
+        """Validate and queue one request; raise a `Refused` subclass (nothing written) if it may not run."""
+        now = _now(now)
+        prompt = request.prompt
+        if request.kind is Kind.IMAGINE or prompt.strip():
+            prompt = clean_prompt(prompt, max_length=self.limits.max_prompt_length)
+        options = None
+        if request.kind is Kind.IMAGINE:
+            options = JobOptions.parse(request.options, models=self.limits.models)
+        async with self._engine.begin() as conn:
+            if request.kind is not Kind.IMAGINE:
+                prompt, options = await self._from_parent(conn, request, prompt)
+            assert options is not None
+            space = await self._space(conn, request.platform, request.guild_id)
+            await self._check_allowed(conn, request, prompt, options, space, now)
+            tag = await self._fair_tag(conn, request.platform, request.user_id, options.images)
+            is_pick = request.kind is Kind.PICK
+            row = (
+                await conn.execute(
+                    q.insert_job(self._job_values(request, prompt, options, tag, now, is_pick))
+                )
+            ).one()
+            job = Job.from_row(row)
+            if is_pick:
+                await self._copy_picked_image(conn, job)
+            if self._dialect == "postgresql" and not is_pick:
+                await conn.execute(q.notify_new_job(job.id))
+            position, eta = await self._position(conn, job, now)
+        log.info("job enqueued", extra={"action": "job_enqueued", "job_id": job.id, "position": position})
+        return Enqueued(job=job, position=position, eta=eta)
+
+    async def _from_parent(
+        self, conn: AsyncConnection, request: EnqueueRequest, prompt: str
+    ) -> tuple[str, JobOptions]:
+        """Reroll/variation/pick start from the parent's prompt and options (a new seed unless given)."""
+        parent_row = (await conn.execute(q.job_by_id(request.parent_job_id or 0))).one_or_none()
+        if parent_row is None:
+            raise errors.BadParent(f"job {request.parent_job_id} does not exist")
+        parent = Job.from_row(parent_row)
+        if request.kind in (Kind.VARIATION, Kind.PICK):
+            if parent.status is not Status.DONE:
+                raise errors.BadParent(f"job {parent.id} has no images yet (it is {parent.status})")
+            index = request.image_index
+            if index is None or not 0 <= index < parent.images:
+                raise errors.BadParent(f"job {parent.id} has images 0 to {parent.images - 1}, not {index}")
+        raw = {
+            "images": parent.images,
+            "guidance_scale": parent.options.guidance_scale,
+            "top_k": parent.options.top_k,
+            "top_p": parent.options.top_p,
+            "temperature": parent.options.temperature,
+            "model": parent.options.model,
+            **request.options,
+        }
+        if request.kind is Kind.PICK:
+            raw["images"] = 1
+        options = JobOptions.parse(raw, models=self.limits.models)
+        return prompt or parent.prompt, options
+
+    async def _check_allowed(
+        self,
+        conn: AsyncConnection,
+        request: EnqueueRequest,
+        prompt: str,
+        options: JobOptions,
+        space: SpaceSettings,
+        now: datetime,
+    ) -> None:
+        if space.allowed_channels and request.channel_id not in space.allowed_channels:
+            raise errors.ChannelNotAllowed(
+                "/imagine is not allowed in this channel; the admins allow it in: "
+                + ", ".join(space.allowed_channels)
+            )
+        if (await conn.execute(q.find_ban(request.platform, request.guild_id, request.user_id))).first():
+            raise errors.Banned(
+                "you are banned from /imagine here; ask an admin if you think this is a mistake"
+            )
+        word = find_blocked_word(prompt, space.blocked_words)
+        if word is not None:
+            raise errors.BlockedWord(f"your prompt contains {word!r}, which this server blocks: rephrase it")
+        # Lock the user's fairness row first (Postgres): their concurrent enqueues then serialize,
+        # so the caps and the quota below are exact.
+        await conn.execute(q.ensure_fair_user(self._dialect, request.platform, request.user_id))
+        await conn.execute(q.lock_fair_user(self._dialect, request.platform, request.user_id))
+        if request.kind is Kind.PICK:
+            return  # renders nothing: no cap or quota
+        counts = dict((await conn.execute(q.user_counts(request.platform, request.user_id))).all())
+        running_cap = space.max_running_per_user or self.limits.max_running_per_user
+        if counts.get(Status.RUNNING.value, 0) >= running_cap:
+            raise errors.TooManyRunning(
+                f"you already have {running_cap} pictures being drawn, the most allowed at once: "
+                "wait for one to finish"
+            )
+        queued_cap = space.max_queued_per_user or self.limits.max_queued_per_user
+        if counts.get(Status.QUEUED.value, 0) >= queued_cap:
+            raise errors.TooManyQueued(
+                f"you already have {queued_cap} prompts waiting, the most allowed: "
+                "wait for them or cancel one"
+            )
+        quota = (
+            self.limits.daily_quota_images if space.daily_quota_images is None else space.daily_quota_images
+        )
+        if quota:
+            midnight = _midnight(now)
+            used = (
+                await conn.execute(q.images_since(request.platform, request.user_id, midnight))
+            ).scalar_one()
+            if used + options.images > quota:
+                resets_at = midnight + timedelta(days=1)
+                raise errors.QuotaExceeded(
+                    f"you have used {used} of your {quota} images for today and asked for {options.images}; "
+                    f"the quota resets at 00:00 UTC (in {_in_words(resets_at - now)})",
+                    resets_at=resets_at,
+                )
+
+    async def _fair_tag(self, conn: AsyncConnection, platform: str, user_id: str, images: int) -> float:
+        """Start-time fair queueing: start = max(virtual time, the user's last finish); the user's next
+        job starts at start + images / weight. Claims take the lowest start tag first, so a user with
+        500 queued jobs has tags far in the future and a newcomer starts at the head."""
+        weight, last_finish = (await conn.execute(q.lock_fair_user(self._dialect, platform, user_id))).one()
+        virtual = (await conn.execute(q.virtual_time())).scalar_one()
+        start = max(float(virtual), float(last_finish))
+        await conn.execute(q.set_last_finish_tag(platform, user_id, start + images / max(weight, 1e-6)))
+        return start
+
+    def _job_values(
+        self,
+        request: EnqueueRequest,
+        prompt: str,
+        options: JobOptions,
+        tag: float,
+        now: datetime,
+        is_pick: bool,
+    ) -> dict[str, Any]:
+        refs = request.refs
+        return {
+            "kind": request.kind.value,
+            "parent_job_id": request.parent_job_id,
+            "image_index": request.image_index,
+            "platform": request.platform,
+            "guild_id": request.guild_id,
+            "channel_id": request.channel_id,
+            "user_id": request.user_id,
+            "user_name": request.user_name[:128],
+            "prompt": request.prompt if request.kind is Kind.IMAGINE else prompt,
+            "prompt_normalized": prompt,
+            "images": options.images,
+            "seed": options.seed,
+            "guidance_scale": options.guidance_scale,
+            "top_k": options.top_k,
+            "top_p": options.top_p,
+            "temperature": options.temperature,
+            "model": options.model,
+            # A pick renders nothing: it is born done, with the parent's image, waiting for delivery.
+            "status": Status.DONE.value if is_pick else Status.QUEUED.value,
+            "fair_tag": tag,
+            "attempts": 0,
+            "run_after": now,
+            "progress": 1.0 if is_pick else 0.0,
+            "cancel_requested": False,
+            "created_at": now,
+            "started_at": now if is_pick else None,
+            "finished_at": now if is_pick else None,
+            "gpu_seconds": 0.0 if is_pick else None,
+            "delivery": Delivery.PENDING.value,
+            "delivery_attempts": 0,
+            "delivery_next_try_at": now if is_pick else None,
+            "interaction_token": refs.interaction_token,
+            "interaction_created_at": refs.interaction_created_at,
+            "response_url": refs.response_url,
+            "placeholder_message_id": refs.placeholder_message_id,
+            "final_message_id": refs.final_message_id,
+            "platform_refs": dict(refs.extra),
+        }
+
+    async def _copy_picked_image(self, conn: AsyncConnection, job: Job) -> None:
+        parent = (await conn.execute(q.job_images(job.parent_job_id or 0, job.image_index))).one_or_none()
+        if parent is None:
+            raise errors.BadParent(f"job {job.parent_job_id} has no stored image {job.image_index}")
+        rows = [
+            {"job_id": job.id, "index": index, "png": parent.png, "tokens": parent.tokens}
+            for index in (GRID_INDEX, 0)
+        ]
+        await conn.execute(q.insert_images(rows))
+
+    # --- position and ETA -------------------------------------------------------------------------------
+
+    async def position(self, job_id: int, *, now: datetime | None = None) -> tuple[int, timedelta | None]:
+        """(1-based place among queued jobs, estimated time until done); (0, …) once it is running/over."""
+        now = _now(now)
+        async with self._reading() as conn:
+            return await self._position(conn, await self._get(conn, job_id), now)
+
+    async def _position(self, conn: AsyncConnection, job: Job, now: datetime) -> tuple[int, timedelta | None]:
+        if job.status not in (Status.QUEUED, Status.RUNNING):
+            return 0, timedelta(0)
+        images_done, first_start = (
+            await conn.execute(q.recent_throughput(now - timedelta(seconds=THROUGHPUT_WINDOW_SECONDS)))
+        ).one()
+        rate = None
+        if images_done and first_start is not None and now > first_start:
+            rate = images_done / (now - first_start).total_seconds()  # images per second, all workers
+        if job.status is Status.RUNNING:
+            remaining = job.images * (1.0 - job.progress)
+            return 0, timedelta(seconds=remaining / rate) if rate else None
+        count, images_ahead = (await conn.execute(q.images_ahead(job.fair_tag, job.id))).one()
+        running = (await conn.execute(q.images_in_progress())).scalar_one()
+        eta = timedelta(seconds=(images_ahead + running + job.images) / rate) if rate else None
+        return count + 1, eta
+
+    # --- the generator's side: claim, heartbeat, finish, fail, release ----------------------------------
+
+    async def claim(
+        self,
+        worker_id: str,
+        max_images: int,
+        lease_seconds: float | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> list[Job]:
+        """Lease the fairest queued jobs whose images fit in `max_images` (always at least one job if any
+        is queued, even if it alone is bigger: split it). One statement; [] when the queue is empty."""
+        if max_images < 1:
+            raise ValueError("max_images must be at least 1")
+        now = _now(now)
+        lease_until = now + timedelta(seconds=lease_seconds or self.limits.lease_seconds)
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(q.claim(self._dialect, worker_id, max_images, now, lease_until))).all()
+        claimed = sorted((Job.from_row(row) for row in rows), key=lambda job: (job.fair_tag, job.id))
+        for job in claimed:
+            log.info("job claimed", extra={"action": "job_claimed", "job_id": job.id, "worker_id": worker_id})
+        return claimed
+
+    async def heartbeat(
+        self,
+        job_ids: Collection[int],
+        worker_id: str,
+        progress: float,
+        lease_seconds: float | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> Heartbeat:
+        """Extend the leases of jobs this worker renders and record progress (0..1)."""
+        now = _now(now)
+        ids = set(job_ids)
+        if not ids:
+            return Heartbeat(frozenset(), frozenset())
+        lease_until = now + timedelta(seconds=lease_seconds or self.limits.lease_seconds)
+        progress = min(1.0, max(0.0, progress))
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(q.extend_leases(ids, worker_id, lease_until, progress))).all()
+        held = {row.id for row in rows}
+        return Heartbeat(
+            cancel_requested=frozenset(row.id for row in rows if row.cancel_requested),
+            lost=frozenset(ids - held),
+        )
+
+    async def finish(
+        self,
+        job_id: int,
+        worker_id: str,
+        *,
+        grid_png: bytes,
+        images: Sequence[RenderedImage | tuple[bytes, bytes]],
+        gpu_seconds: float,
+        now: datetime | None = None,
+    ) -> Job:
+        """Store the grid and images and mark the job done, in one transaction.
+
+        Raises `LeaseLost` (storing nothing) if the worker no longer holds the job. If a cancel was
+        requested meanwhile the job ends cancelled and its images are not stored.
+        """
+        now = _now(now)
+        rendered = [image if isinstance(image, RenderedImage) else RenderedImage(*image) for image in images]
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(q.mark_done(job_id, worker_id, now, gpu_seconds))).one_or_none()
+            if row is None:
+                raise errors.LeaseLost(job_id, worker_id)
+            job = Job.from_row(row)
+            if len(rendered) != job.images:
+                raise ValueError(f"job {job_id} asked for {job.images} images, got {len(rendered)}")
+            if job.status is Status.DONE:
+                values = [{"job_id": job_id, "index": GRID_INDEX, "png": grid_png, "tokens": None}]
+                values += [
+                    {"job_id": job_id, "index": index, "png": image.png, "tokens": image.tokens}
+                    for index, image in enumerate(rendered)
+                ]
+                await conn.execute(q.insert_images(values))
+            await conn.execute(q.count_worker_output(worker_id, 1, job.images, now))
+        log.info(
+            "job finished", extra={"action": f"job_{job.status}", "job_id": job_id, "worker_id": worker_id}
+        )
+        return job
+
+    async def fail(
+        self,
+        job_id: int,
+        worker_id: str,
+        *,
+        reason: str,
+        detail: str | None = None,
+        retryable: bool = True,
+        gpu_seconds: float = 0.0,
+        now: datetime | None = None,
+    ) -> Job:
+        """Report a failed render. Retryable failures go back to the queue after a backoff (10 s, 20 s,
+        … up to 10 min) until `max_attempts`; then, or when not retryable, the job fails with `reason`
+        (user-facing; `detail` is kept for admins). Raises `LeaseLost` if the worker no longer holds it."""
+        now = _now(now)
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(q.held_job(job_id, worker_id))).one_or_none()
+            if row is None:
+                raise errors.LeaseLost(job_id, worker_id)
+            job = Job.from_row(row)
+            gpu = (job.gpu_seconds or 0.0) + gpu_seconds
+            if retryable and job.attempts < self.limits.max_attempts:
+                backoff = min(
+                    RETRY_BACKOFF_MAX_SECONDS, self.limits.retry_backoff_seconds * 2 ** (job.attempts - 1)
+                )
+                values: dict[str, Any] = {
+                    "status": Status.QUEUED.value,
+                    "run_after": now + timedelta(seconds=backoff),
+                    "progress": 0.0,
+                }
+                action = "job_error_retry"
+            else:
+                values = {
+                    "status": Status.FAILED.value,
+                    "finished_at": now,
+                    "delivery": Delivery.PENDING.value,
+                    "delivery_next_try_at": now,
+                }
+                action = "job_error"
+            values.update(error=reason, error_detail=detail, gpu_seconds=gpu)
+            updated = (
+                await conn.execute(q.end_attempt(job_id, worker_id, job.attempts, values))
+            ).one_or_none()
+            if updated is None:
+                raise errors.LeaseLost(job_id, worker_id)
+        log.warning(
+            "job failed: %s", reason, extra={"action": action, "job_id": job_id, "worker_id": worker_id}
+        )
+        return Job.from_row(updated)
+
+    async def cancelled(self, job_id: int, worker_id: str, *, now: datetime | None = None) -> Job:
+        """The worker dropped a job whose cancel was requested (see `Heartbeat.cancel_requested`)."""
+        now = _now(now)
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(q.held_job(job_id, worker_id))).one_or_none()
+            if row is None:
+                raise errors.LeaseLost(job_id, worker_id)
+            values = {
+                "status": Status.CANCELLED.value,
+                "finished_at": now,
+                "delivery": Delivery.PENDING.value,
+                "delivery_next_try_at": now,
+            }
+            updated = (
+                await conn.execute(q.end_attempt(job_id, worker_id, row.attempts, values))
+            ).one_or_none()
+            if updated is None:
+                raise errors.LeaseLost(job_id, worker_id)
+        return Job.from_row(updated)
+
+    async def release(self, job_ids: Collection[int], worker_id: str) -> list[int]:
+        """Graceful shutdown: put held jobs back in the queue without counting the attempt."""
+        if not job_ids:
+            return []
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(q.release(set(job_ids), worker_id))).all()
+        return sorted(row.id for row in rows)
+
+    async def reap(self, *, now: datetime | None = None) -> list[Job]:
+        """Deal with jobs whose worker stopped heartbeating: re-queue them (the attempt counted), fail
+        those that used every attempt, and cancel those whose cancel was requested. Any process may
+        call it periodically; it is idempotent."""
+        now = _now(now)
+        async with self._engine.begin() as conn:
+            rows = [
+                *(await conn.execute(q.reap_cancelled(now))).all(),
+                *(await conn.execute(q.reap_exhausted(now, self.limits.max_attempts))).all(),
+                *(await conn.execute(q.reap_requeue(now, self.limits.max_attempts))).all(),
+            ]
+        reaped = [Job.from_row(row) for row in rows]
+        for job in reaped:
+            log.warning("lease expired", extra={"action": f"job_reaped_{job.status}", "job_id": job.id})
+        return reaped
+
+    # --- the requester's side: cancel, status ------------------------------------------------------------
+
+    async def cancel(
+        self, job_id: int, user_id: str, *, is_admin: bool = False, now: datetime | None = None
+    ) -> Job:
+        """Cancel a job: a queued one at once; a running one is flagged and its worker drops it at the
+        next heartbeat. Only the requester or an admin may; a finished job is returned unchanged."""
+        now = _now(now)
+        async with self._engine.begin() as conn:
+            job = await self._get(conn, job_id, lock=True)
+            if not is_admin and job.user_id != user_id:
+                raise errors.NotAllowed(
+                    f"only the person who asked for job {job_id}, or an admin, may cancel it"
+                )
+            statement = {
+                Status.QUEUED: q.cancel_queued(job_id, now),
+                Status.RUNNING: q.request_cancel(job_id),
+            }
+            if job.status in statement:
+                row = (await conn.execute(statement[job.status])).one_or_none()
+                if row is not None:
+                    job = Job.from_row(row)
+        log.info("job cancel", extra={"action": "job_cancel", "job_id": job_id, "status": job.status.value})
+        return job
+
+    async def get_job(self, job_id: int) -> Job:
+        async with self._reading() as conn:
+            return await self._get(conn, job_id)
+
+    async def _get(self, conn: AsyncConnection, job_id: int, *, lock: bool = False) -> Job:
+        row = (await conn.execute(q.job_by_id(job_id, lock=lock, dialect=self._dialect))).one_or_none()
+        if row is None:
+            raise errors.JobNotFound(job_id)
+        return Job.from_row(row)
+
+    async def jobs_for_user(
+        self, platform: str, user_id: str, *, limit: int = 20, statuses: Collection[Status] | None = None
+    ) -> list[Job]:
+        async with self._reading() as conn:
+            rows = await conn.execute(
+                q.jobs_for_user(platform, user_id, limit, [s.value for s in statuses or ()])
+            )
+            return [Job.from_row(row) for row in rows]
+
+    async def images(self, job_id: int) -> list[StoredImage]:
+        """The job's grid (index -1) and images (0..n-1) with their VQGAN tokens."""
+        async with self._reading() as conn:
+            rows = (await conn.execute(q.job_images(job_id))).all()
+        return [StoredImage(row.job_id, row.index, row.png, row.tokens) for row in rows]
+
+    async def image(self, job_id: int, index: int) -> StoredImage:
+        async with self._reading() as conn:
+            row = (await conn.execute(q.job_images(job_id, index))).one_or_none()
+        if row is None:
+            raise errors.JobNotFound(job_id)
+        return StoredImage(row.job_id, row.index, row.png, row.tokens)
+
+    # --- delivery ------------------------------------------------------------------------------------------
+
+    async def due_deliveries(
+        self, limit: int = 20, *, hold_seconds: float = DELIVERY_HOLD_SECONDS, now: datetime | None = None
+    ) -> list[Job]:
+        """Finished jobs (done, failed or cancelled) whose result should be posted now. They are held
+        for `hold_seconds` so another deliverer does not post them too; report back with
+        `mark_delivered` or `delivery_failed`."""
+        now = _now(now)
+        until = now + timedelta(seconds=hold_seconds)
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(q.take_deliveries(self._dialect, limit, now, until))).all()
+        return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
+
+    async def mark_delivered(self, job_id: int, **refs: Any) -> Job:
+        """The result is posted; `refs` (e.g. final_message_id=…) are recorded with it."""
+        async with self._engine.begin() as conn:
+            job = await self._get(conn, job_id, lock=True)
+            values = {
+                **self._ref_values(job, refs),
+                "delivery": Delivery.DELIVERED.value,
+                "delivery_next_try_at": None,
+                "delivery_error": None,
+            }
+            return Job.from_row((await conn.execute(q.set_delivery(job_id, values))).one())
+
+    async def delivery_failed(
+        self, job_id: int, error: str, *, retry_after: float | None = None, now: datetime | None = None
+    ) -> Job:
+        """Posting failed: try again after `retry_after` seconds (or a doubling backoff), until
+        `delivery_timeout_seconds` after the job finished; then it is undeliverable, `error` kept."""
+        now = _now(now)
+        async with self._engine.begin() as conn:
+            job = await self._get(conn, job_id, lock=True)
+            finished = job.finished_at or job.created_at
+            if (now - finished).total_seconds() >= self.limits.delivery_timeout_seconds:
+                values: dict[str, Any] = {
+                    "delivery": Delivery.UNDELIVERABLE.value,
+                    "delivery_next_try_at": None,
+                }
+            else:
+                wait = retry_after
+                if wait is None:
+                    wait = min(
+                        RETRY_BACKOFF_MAX_SECONDS,
+                        DELIVERY_BACKOFF_SECONDS * 2 ** max(0, job.delivery_attempts - 1),
+                    )
+                values = {
+                    "delivery": Delivery.PENDING.value,
+                    "delivery_next_try_at": now + timedelta(seconds=wait),
+                }
+            values["delivery_error"] = error
+            return Job.from_row((await conn.execute(q.set_delivery(job_id, values))).one())
+
+    async def record_message_refs(self, job_id: int, **refs: Any) -> Job:
+        """Remember platform message ids/tokens (known columns, anything else in the JSON `extra`);
+        a poster records a new message here before it retries, so a retry edits instead of re-posting."""
+        async with self._engine.begin() as conn:
+            job = await self._get(conn, job_id, lock=True)
+            return Job.from_row(
+                (await conn.execute(q.set_delivery(job_id, self._ref_values(job, refs)))).one()
+            )
+
+    @staticmethod
+    def _ref_values(job: Job, refs: Mapping[str, Any]) -> dict[str, Any]:
+        values = {key: refs[key] for key in REF_COLUMNS if key in refs}
+        if "interaction_created_at" in values:
+            require_aware(values["interaction_created_at"], "interaction_created_at")
+        extra = {key: value for key, value in refs.items() if key not in REF_COLUMNS}
+        if extra:
+            values["platform_refs"] = {**job.refs.extra, **extra}
+        return values
+
+    # --- workers -------------------------------------------------------------------------------------------
+
+    async def worker_heartbeat(
+        self,
+        worker_id: str,
+        *,
+        device: str,
+        model: str,
+        batch_images: int,
+        host: str | None = None,
+        pid: int | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Register a generator, or say it is still alive (call every heartbeat interval)."""
+        now = _now(now)
+        values = {
+            "worker_id": worker_id,
+            "host": host or socket.gethostname(),
+            "pid": pid or os.getpid(),
+            "device": device,
+            "model": model,
+            "batch_images": batch_images,
+            "started_at": now,
+            "last_seen_at": now,
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(q.worker_seen(self._dialect, values))
+
+    async def workers_online(
+        self, *, within_seconds: float | None = None, now: datetime | None = None
+    ) -> list[WorkerInfo]:
+        """Generators seen within `within_seconds` (default: one lease)."""
+        now = _now(now)
+        since = now - timedelta(seconds=within_seconds or self.limits.lease_seconds)
+        async with self._reading() as conn:
+            rows = (await conn.execute(q.workers_seen_since(since))).all()
+        return [WorkerInfo(**row._mapping) for row in rows]
+
+    # --- guild/workspace settings, bans, weights -----------------------------------------------------------
+
+    async def get_settings(self, platform: str, guild_id: str) -> SpaceSettings:
+        async with self._reading() as conn:
+            return await self._space(conn, platform, guild_id)
+
+    async def _space(self, conn: AsyncConnection, platform: str, guild_id: str) -> SpaceSettings:
+        row = (await conn.execute(q.space_by_id(platform, guild_id))).one_or_none()
+        if row is None:
+            return SpaceSettings(platform=platform, guild_id=guild_id)
+        return SpaceSettings(
+            platform=platform,
+            guild_id=guild_id,
+            allowed_channels=tuple(row.allowed_channels),
+            max_running_per_user=row.max_running_per_user,
+            max_queued_per_user=row.max_queued_per_user,
+            daily_quota_images=row.daily_quota_images,
+            blocked_words=tuple(row.blocked_words),
+            admin_role_ids=tuple(row.admin_role_ids),
+            admin_user_ids=tuple(row.admin_user_ids),
+        )
+
+    async def update_settings(
+        self, platform: str, guild_id: str, *, now: datetime | None = None, **changes: Any
+    ) -> SpaceSettings:
+        """Change some of a guild's/workspace's settings (see `SpaceSettings.EDITABLE`)."""
+        unknown = set(changes) - set(SpaceSettings.EDITABLE)
+        if unknown:
+            raise ValueError(f"unknown space settings: {', '.join(sorted(unknown))}")
+        now = _now(now)
+        async with self._engine.begin() as conn:
+            current = await self._space(conn, platform, guild_id)
+            merged = replace(
+                current,
+                **{k: tuple(v) if isinstance(v, list | tuple | set) else v for k, v in changes.items()},
+            )
+            values = {name: getattr(merged, name) for name in SpaceSettings.EDITABLE}
+            for name in ("allowed_channels", "blocked_words", "admin_role_ids", "admin_user_ids"):
+                values[name] = [str(item) for item in values[name]]
+            await conn.execute(
+                q.save_space(
+                    self._dialect, {"platform": platform, "guild_id": guild_id, "updated_at": now, **values}
+                )
+            )
+        return merged
+
+    async def ban(
+        self,
+        platform: str,
+        user_id: str,
+        *,
+        guild_id: str = "",
+        reason: str = "",
+        banned_by: str = "",
+        now: datetime | None = None,
+    ) -> Ban:
+        """Ban a user from /imagine in one guild/workspace, or on the whole platform (guild_id="")."""
+        values = {
+            "platform": platform,
+            "guild_id": guild_id,
+            "user_id": user_id,
+            "reason": reason,
+            "banned_by": banned_by,
+            "created_at": _now(now),
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(q.add_ban(self._dialect, values))
+        return Ban(**values)
+
+    async def unban(self, platform: str, user_id: str, *, guild_id: str = "") -> bool:
+        async with self._engine.begin() as conn:
+            return (await conn.execute(q.remove_ban(platform, guild_id, user_id))).rowcount > 0
+
+    async def bans(self, platform: str, guild_id: str | None = None) -> list[Ban]:
+        async with self._reading() as conn:
+            return [Ban(**row._mapping) for row in await conn.execute(q.list_bans(platform, guild_id))]
+
+    async def set_weight(self, platform: str, user_id: str, weight: float) -> None:
+        """A user's share of the GPU relative to others (default 1)."""
+        if not weight > 0:
+            raise ValueError("weight must be positive")
+        async with self._engine.begin() as conn:
+            await conn.execute(q.set_weight(self._dialect, platform, user_id, weight))
+
+    # --- wake-ups ------------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def listen(self) -> AsyncIterator[asyncio.Event]:
+        """An Event set whenever a job is enqueued (Postgres LISTEN/NOTIFY). A hint only: wait on it
+        with a timeout and poll anyway. On SQLite it is never set; polling does the work."""
+        event = asyncio.Event()
+        if self._dialect != "postgresql":
+            yield event
+            return
+        async with self._engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+
+            def on_notify(*_args: Any) -> None:
+                event.set()
+
+            await raw.add_listener(NOTIFY_CHANNEL, on_notify)
+            try:
+                yield event
+            finally:
+                await raw.remove_listener(NOTIFY_CHANNEL, on_notify)

@@ -1,0 +1,149 @@
+"""One typed settings object, read from IMAGINE_* environment variables and `.env`, once, in `main()`.
+
+`load_settings()` turns a validation error into one `SettingsError` line naming the variable; secrets are
+`SecretStr`, so they never show in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobs.errors import SettingsError
+
+ENV_PREFIX = "IMAGINE_"
+DB_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+
+
+class Settings(BaseSettings):
+    """Every knob of the bot. `.env.example` lists them all with their defaults (tests check it)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True,
+        env_ignore_empty=True,  # `IMAGINE_X=` in .env.example means "unset", not ""
+    )
+
+    # storage
+    data_dir: Path = Field(Path("data"), description="where the SQLite file and model cache live")
+    # A secret: a Postgres URL carries its password.
+    database_url: SecretStr = Field(
+        SecretStr(""),
+        description="SQLAlchemy async URL; empty: sqlite+aiosqlite:///<data_dir>/imagine.db. "
+        "Postgres: postgresql+asyncpg://user:password@host/db",
+    )
+    # Discord
+    discord_token: SecretStr | None = Field(None, description="bot token; empty disables Discord")
+    discord_dev_guild_id: int | None = Field(None, description="sync slash commands to this guild at once")
+    # Slack (Socket Mode)
+    slack_bot_token: SecretStr | None = Field(None, description="xoxb-…; empty disables Slack")
+    slack_app_token: SecretStr | None = Field(None, description="xapp-… for Socket Mode")
+    slack_signing_secret: SecretStr | None = Field(None, description="verifies HTTP requests from Slack")
+    # admin web dashboard
+    dashboard_enabled: bool = Field(False, description="serve the admin dashboard")
+    dashboard_host: str = Field("127.0.0.1", description="dashboard listen address")
+    dashboard_port: int = Field(8080, ge=1, le=65535, description="dashboard listen port")
+    dashboard_password: SecretStr | None = Field(None, description="required when the dashboard is on")
+    # model
+    model_name: str = Field("dalle-mini/dalle-mini", description="DalleBart checkpoint on the HF hub")
+    model_revision: str = Field("main", description="hub revision of the DalleBart checkpoint")
+    model_dir: Path | None = Field(None, description="local DalleBart checkpoint dir instead of the hub")
+    vqgan_name: str = Field("dalle-mini/vqgan_imagenet_f16_16384", description="VQGAN checkpoint on the hub")
+    vqgan_revision: str = Field("main", description="hub revision of the VQGAN checkpoint")
+    vqgan_dir: Path | None = Field(None, description="local VQGAN checkpoint dir instead of the hub")
+    model_cache_dir: Path | None = Field(None, description="converted checkpoints; empty: <data_dir>/models")
+    device: str = Field("auto", description="torch device: auto, cpu, cuda, cuda:1, …")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16/float16 on GPU, float32 on CPU"
+    )
+    # queue
+    batch_images: int = Field(8, ge=1, le=1024, description="images one generator renders per batch")
+    lease_seconds: float = Field(60.0, gt=0, description="a claim lasts this long unless heartbeated")
+    heartbeat_seconds: float = Field(10.0, gt=0, description="how often a worker extends its lease")
+    max_attempts: int = Field(3, ge=1, le=100, description="renders tried per job before it fails")
+    max_running_per_user: int = Field(2, ge=1, description="jobs one user may have rendering at once")
+    max_queued_per_user: int = Field(10, ge=1, description="jobs one user may have waiting")
+    daily_quota_images: int = Field(200, ge=0, description="images per user per UTC day (0: no limit)")
+    max_prompt_length: int = Field(300, ge=1, le=10000, description="characters in a prompt")
+    delivery_timeout_seconds: float = Field(
+        3600.0, gt=0, description="give up posting a result this long after it finished"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="logging level")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not url.startswith(DB_SCHEMES):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (the queue is async)"
+            )
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _dashboard_password(self) -> Settings:
+        if self.dashboard_enabled and not self.dashboard_password:
+            raise ValueError(f"{env_name('dashboard_password')} must be set when the dashboard is enabled")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        """The database URL to use: `database_url`, or the SQLite file in `data_dir`."""
+        sqlite_file = (self.data_dir / "imagine.db").as_posix()
+        return self.database_url.get_secret_value() or f"sqlite+aiosqlite:///{sqlite_file}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "models"
+
+
+SECRET_FIELDS = frozenset(
+    name for name, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation)
+)
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+    """Read settings; a bad value becomes one `SettingsError` line naming the variable (never its secret)."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            if not error["loc"]:  # a whole-model check: its message names the variables itself
+                problems.append(error["msg"].removeprefix("Value error, "))
+                continue
+            name = str(error["loc"][0])
+            shown = "" if name in SECRET_FIELDS or "input" not in error else f" (got {error['input']!r:.60})"
+            problems.append(f"{env_name(name)}: {error['msg']}{shown}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every setting, its description and its default."""
+    lines = ["# /imagine bot settings: copy to .env and edit. Empty means unset.", ""]
+    for name, f in Settings.model_fields.items():
+        default = f.default
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        if default is None:
+            shown = ""
+        elif isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, Path):
+            shown = default.as_posix()
+        else:
+            shown = str(default)
+        lines.append(f"# {f.description}")
+        lines.append(f"{env_name(name)}={shown}")
+    return "\n".join(lines) + "\n"
