@@ -1,0 +1,65 @@
+"""Building blocks shared by the DalleBart encoder and decoder.
+
+Reference: dalle-mini src/dalle_mini/model/modeling.py (``FlaxBartAttention``, ``GLU``, ``norm``):
+no linear biases; "normformer" layer norms, of which the pre-norms and the GLU norms have a bias but no
+scale (``use_scale=force_ln_scale``, False in the published checkpoints); eps 1e-5; exact GELU.
+Attribute names follow min-dalle's torch port so that flax → torch conversion is a rename table.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the last axis with a bias and, if `is_scaled`, a scale (``weight``)."""
+
+    def __init__(self, embed_count: int, *, is_scaled: bool, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.embed_count = embed_count
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(embed_count)) if is_scaled else None
+        self.bias = nn.Parameter(torch.zeros(embed_count))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, (self.embed_count,), self.weight, self.bias, self.eps)
+
+
+class Attention(nn.Module):
+    """The four bias-free projections of one multi-head attention; the attention itself is in the layers."""
+
+    def __init__(self, embed_count: int, head_count: int) -> None:
+        super().__init__()
+        self.head_count = head_count
+        self.head_dim = embed_count // head_count
+        self.q_proj = nn.Linear(embed_count, embed_count, bias=False)
+        self.k_proj = nn.Linear(embed_count, embed_count, bias=False)
+        self.v_proj = nn.Linear(embed_count, embed_count, bias=False)
+        self.out_proj = nn.Linear(embed_count, embed_count, bias=False)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., T, d) → (..., h, T, hd)"""
+        return x.unflatten(-1, (self.head_count, self.head_dim)).transpose(-3, -2)
+
+    def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., h, T, hd) → (..., T, d)"""
+        return x.transpose(-3, -2).flatten(-2)
+
+
+class GLU(nn.Module):
+    """``ln0 → (gelu(fc0 x) * fc1 x) → ln1 → fc2`` ("GLU Variants Improve Transformer", GEGLU)."""
+
+    def __init__(self, embed_count: int, ffn_count: int, *, is_scaled: bool, eps: float) -> None:
+        super().__init__()
+        self.ln0 = LayerNorm(embed_count, is_scaled=is_scaled, eps=eps)
+        self.fc0 = nn.Linear(embed_count, ffn_count, bias=False)
+        self.fc1 = nn.Linear(embed_count, ffn_count, bias=False)
+        self.ln1 = LayerNorm(ffn_count, is_scaled=is_scaled, eps=eps)
+        self.fc2 = nn.Linear(ffn_count, embed_count, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.ln0(x)
+        z = F.gelu(self.fc0(z)) * self.fc1(z)  # exact (erf) GELU, as flax's nn.gelu(approximate=False)
+        return self.fc2(self.ln1(z))
