@@ -7,16 +7,17 @@ One aiohttp server plays every part of Slack the bot touches:
 - ``response_url`` endpoints (``/response_url/{id}``), counting uses as Slack does;
 - the Socket Mode websocket (``/link/``) handed out by ``apps.connections.open``.
 
-Tests push slash commands and button clicks with ``socket_send_*`` (Socket Mode), or through
-`SlackEventsDriver` which signs and POSTs them to a Bolt app served over HTTP, then assert on
-what the fake recorded: ``calls``, ``messages``, ``ephemerals``, ``uploads``, ``response_urls``,
-``home_views``. Faults are switched on per method with `FakeSlack.fail` and its shorthands.
+Tests push slash commands and button clicks over the socket with ``socket_send_*``, or, in HTTP
+mode, sign and POST them to the app with ``tests.fakes.slack_apps.SlackEventsDriver``; then they
+assert on what the fake recorded: ``calls`` (every request, in order), ``messages``,
+``ephemerals``, ``uploads`` (with their bytes), ``response_urls``, ``home_views``,
+``socket_acks``. Faults are switched on per method with `FakeSlack.fail` and its shorthands.
 
-How the wire looks (slack_sdk 3.48, ``slack_sdk/web/internal_utils.py`` ``_build_req_args``):
-most methods send their arguments as query parameters of a POST with an empty form body
-(``params=``); ``chat.postMessage``, ``chat.update`` and ``views.publish`` send a JSON body;
-``users.info`` and ``conversations.info`` are GETs. The token travels as ``Authorization:
-Bearer …``, except ``apps.connections.open`` whose ``xapp-`` token is also sent that way.
+How slack_sdk 3.48 puts arguments on the wire (``slack_sdk/web/internal_utils.py``
+``_build_req_args``): ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral`` and
+``views.publish`` send a JSON body; most other methods send query parameters on a POST with an
+empty form body (``params=``); ``users.info`` and ``conversations.info`` are GETs. The token
+travels as ``Authorization: Bearer …`` (the ``xapp-`` token for ``apps.connections.open``).
 The fake merges query, form and JSON arguments, so it does not care which one a caller used.
 
 Where the fake had to pick behaviour Slack does not document precisely, the choice is noted
@@ -251,7 +252,7 @@ class FakeSlack:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]
         return self
 
     async def close(self) -> None:

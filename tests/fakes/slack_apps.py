@@ -130,7 +130,7 @@ async def serve_http(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     driver = SlackEventsDriver(
         fake, events_url=f"http://127.0.0.1:{port}{EVENTS_PATH}", signing_secret=signing_secret
     )
