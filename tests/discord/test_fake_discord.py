@@ -86,6 +86,12 @@ class PingClient(discord.Client):
                 self.errors.append(exc)
 
         @self.tree.command()
+        async def thinking(interaction: discord.Interaction) -> None:
+            """Defers, then answers with a follow-up (which edits the loading message)."""
+            await interaction.response.defer(thinking=True)
+            await interaction.followup.send("done thinking")
+
+        @self.tree.command()
         @app_commands.guild_only()
         @app_commands.default_permissions(manage_guild=True)
         async def usage(interaction: discord.Interaction) -> None:
@@ -127,8 +133,9 @@ async def test_tree_sync_is_one_bulk_put(fake_discord: FakeDiscord, discord_clie
     synced = await client.tree.sync()
 
     [put] = fake_discord.find_requests("PUT", rf"^/applications/{fake_discord.application_id}/commands$")
-    assert {command["name"] for command in put.json} == {"ping", "echo", "late", "usage"}
-    assert {command.name for command in synced} == {"ping", "echo", "late", "usage"}
+    names = {"ping", "echo", "late", "thinking", "usage"}
+    assert {command["name"] for command in put.json} == names
+    assert {command.name for command in synced} == names
     manage_guild = discord.Permissions(manage_guild=True).value
     sent_usage = next(c for c in put.json if c["name"] == "usage")
     assert sent_usage["default_member_permissions"] == manage_guild
@@ -266,3 +273,74 @@ async def test_upload_over_the_limit_is_413(fake_discord: FakeDiscord, discord_c
         await channel.send(file=discord.File(io.BytesIO(png_bytes()), filename="big.png"))
 
     assert caught.value.status == 413 and caught.value.code == 40005
+
+
+class QuickReidentifyClient(PingClient):
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """discord.py sleeps 5 s before a non-initial IDENTIFY; a test need not."""
+
+
+async def test_invalid_session_makes_the_client_identify_again(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    await discord_client_runner(QuickReidentifyClient())
+
+    await fake_discord.invalidate_session(resumable=False)
+    await fake_discord.wait_for(lambda: fake_discord.identify_count == 2)
+    interaction = await fake_discord.send_slash_command("echo", {"text": "after identify"})
+
+    await fake_discord.wait_for_callback(interaction, timeout=3.0)
+    assert fake_discord.resume_count == 0
+
+
+async def test_followup_after_defer_edits_the_loading_message(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    await discord_client_runner(PingClient())
+
+    interaction = await fake_discord.send_slash_command("thinking")
+    await fake_discord.wait_for_request("POST", r"^/webhooks/")
+
+    original = fake_discord.original_message(interaction)
+    assert original is not None and original.content == "done thinking" and not original.is_loading
+    assert interaction.followup_message_ids == []
+    assert original.edited_by == ["followup"]
+
+
+async def test_slow_callback_still_counts_as_acked(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    await discord_client_runner(PingClient())
+    fake_discord.callback_delay_s = 0.3
+
+    interaction = await fake_discord.send_slash_command("echo", {"text": "slow"})
+    await fake_discord.wait_for_message(lambda m: m.content == "slow")
+
+    assert interaction.ack_latency_s is not None and interaction.ack_latency_s < 0.3
+    [callback] = fake_discord.find_requests("POST", r"/callback$")
+    assert callback.status == 200
+
+
+async def test_global_rate_limit_on_channel_messages(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    client = await discord_client_runner(PingClient())
+    fake_discord.rate_limit_next(r"^/channels/\d+/messages$", retry_after=0.1, is_global=True)
+    channel = client.get_channel(fake_discord.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+
+    await channel.send("after the storm")
+
+    assert [p.status for p in fake_discord.find_requests("POST", r"^/channels/")] == [429, 200]
+    assert [m.content for m in fake_discord.messages.values()] == ["after the storm"]
+
+
+async def test_unknown_routes_are_404_and_recorded(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    client = await discord_client_runner(PingClient())
+
+    with pytest.raises(discord.NotFound):
+        await client.http.request(discord.http.Route("GET", "/no/such/route"))
+
+    assert fake_discord.find_requests("GET", r"^/no/such/route$")[0].status == 404

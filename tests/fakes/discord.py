@@ -200,7 +200,7 @@ class InteractionRecord:
     created_at: float  # on the fake's clock
     dispatched_at: float  # time.monotonic()
     callback: dict[str, Any] | None = None  # the callback body (type, data)
-    callback_at: float | None = None  # time.monotonic()
+    callback_at: float | None = None  # time.monotonic() when the callback request arrived
     original_message_id: int | None = None
     followup_message_ids: list[int] = field(default_factory=list)
 
@@ -933,7 +933,7 @@ class FakeDiscord:
         record: RecordedRequest = request[RECORD]
         body = record.json or {}
         interaction.callback = body
-        interaction.callback_at = time.monotonic()
+        interaction.callback_at = record.arrived_at
         callback_type = body["type"]
         data = body.get("data") or {}
         message = self._apply_callback(interaction, callback_type, data, record)
