@@ -2,7 +2,8 @@
 
 Point a client at it by patching `discord.http.Route.BASE` to `fake.api_base` and
 `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY` to `fake.gateway_url`: discord_client.py does it, and
-tests/discord/conftest.py has the fixtures (`fake_discord`, `discord_client_runner`).
+tests/discord/conftest.py has the fixtures (`fake_discord`, `discord_client_runner`). Records and payload
+shapes live in discord_payloads.py.
 
 What it does, in the shape discord.py 2.7 parses (every field checked against its source):
 - REST under /api/v10: login, app info, command sync, interaction callbacks, webhook follow-ups and
@@ -23,219 +24,78 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import itertools
 import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.discord_payloads import (
+    ADMINISTRATOR,
+    ALL_PERMISSIONS,
+    ALREADY_ACKNOWLEDGED,
+    API_PREFIX,
+    APPLICATION_COMMAND,
+    CHANNEL_MESSAGE_WITH_SOURCE,
+    DEFAULT_ATTACHMENT_SIZE_LIMIT,
+    DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
+    DEFERRED_UPDATE_MESSAGE,
+    DISCORD_EPOCH_MS,
+    EPHEMERAL_FLAG,
+    LOADING_FLAG,
+    MEMBER_PERMISSIONS,
+    MESSAGE_COMPONENT,
+    RECORD,
+    REQUEST_TOO_LARGE,
+    UNAUTHORIZED,
+    UNKNOWN_CHANNEL,
+    UNKNOWN_INTERACTION,
+    UNKNOWN_MESSAGE,
+    UPDATE_MESSAGE,
+    FakeGuild,
+    FakeUser,
+    Fault,
+    GatewayConnection,
+    GatewaySession,
+    InteractionRecord,
+    Part,
+    RecordedRequest,
+    StoredAttachment,
+    StoredMessage,
+    guild_payload,
+    iso_now,
+    json_response,
+    member_payload,
+    message_payload,
+    options_payload,
+)
+
+__all__ = [
+    "ADMINISTRATOR",
+    "ALL_PERMISSIONS",
+    "DEFAULT_ATTACHMENT_SIZE_LIMIT",
+    "EPHEMERAL_FLAG",
+    "LOADING_FLAG",
+    "MEMBER_PERMISSIONS",
+    "FakeDiscord",
+    "FakeGuild",
+    "FakeUser",
+    "InteractionRecord",
+    "Part",
+    "RecordedRequest",
+    "StoredAttachment",
+    "StoredMessage",
+]
+
 T = TypeVar("T")
 
-API_PREFIX = "/api/v10"
-DISCORD_EPOCH_MS = 1_420_070_400_000
 ACK_WINDOW_S = 3.0
 TOKEN_LIFETIME_S = 15 * 60.0
 HEARTBEAT_INTERVAL_MS = 41_250
-DEFAULT_ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # bytes; the platform default per file
 WAIT_TICK_S = 0.02  # how often wait_for re-checks a predicate when nothing in the fake changed
-
-EPHEMERAL_FLAG = 1 << 6
-LOADING_FLAG = 1 << 7
-
-ADMINISTRATOR = 1 << 3
-# view channel, send messages, embed links, attach files, read history, use application commands
-MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31)
-ALL_PERMISSIONS = (1 << 53) - 1
-
-# Interaction types and callback types (developers/interactions/receiving-and-responding.mdx)
-APPLICATION_COMMAND = 2
-MESSAGE_COMPONENT = 3
-CHANNEL_MESSAGE_WITH_SOURCE = 4
-DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
-DEFERRED_UPDATE_MESSAGE = 6
-UPDATE_MESSAGE = 7
-
-UNKNOWN_INTERACTION = {"code": 10062, "message": "Unknown interaction"}
-UNKNOWN_MESSAGE = {"code": 10008, "message": "Unknown Message"}
-UNKNOWN_CHANNEL = {"code": 10003, "message": "Unknown Channel"}
-ALREADY_ACKNOWLEDGED = {"code": 40060, "message": "Interaction has already been acknowledged."}
-REQUEST_TOO_LARGE = {"code": 40005, "message": "Request entity too large"}
-UNAUTHORIZED = {"code": 0, "message": "401: Unauthorized"}
-
-
-def _iso(moment: datetime.datetime) -> str:
-    return moment.isoformat()
-
-
-def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON response whose Content-Type is exactly `application/json` (no charset), as Discord sends."""
-    return web.Response(
-        body=json.dumps(body).encode(),
-        status=status,
-        headers={**(headers or {}), "Content-Type": "application/json"},
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Records
-
-
-@dataclass(frozen=True)
-class FakeUser:
-    id: int
-    username: str
-    is_bot: bool = False
-
-    def to_payload(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "username": self.username,
-            "global_name": self.username,
-            "discriminator": "0",
-            "avatar": None,
-            "bot": self.is_bot,
-            "public_flags": 0,
-            "flags": 0,
-            "verified": True,
-            "mfa_enabled": False,
-        }
-
-
-@dataclass
-class FakeGuild:
-    id: int
-    name: str
-    owner_id: int
-    channel_ids: list[int]
-
-
-@dataclass(frozen=True)
-class Part:
-    """One multipart field: `payload_json` or `files[n]`."""
-
-    name: str
-    filename: str | None
-    content_type: str | None
-    data: bytes
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str  # without the /api/v10 prefix
-    query: dict[str, str]
-    json: Any  # the JSON body, or the multipart payload_json
-    parts: list[Part]
-    arrived_at: float  # time.monotonic()
-    status: int | None = None  # what the fake answered
-
-    @property
-    def files(self) -> list[Part]:
-        return [part for part in self.parts if part.name.startswith("files[")]
-
-
-RECORD = web.RequestKey("record", RecordedRequest)
-
-
-@dataclass
-class StoredAttachment:
-    id: int
-    filename: str
-    content_type: str | None
-    data: bytes
-    description: str | None = None
-
-
-@dataclass
-class StoredMessage:
-    id: int
-    channel_id: int
-    guild_id: int | None
-    author: FakeUser
-    created_by: str  # "callback", "followup", "channel" (the route that made it)
-    interaction_token: str | None = None
-    message_type: int = 0
-    content: str = ""
-    embeds: list[dict[str, Any]] = field(default_factory=list)
-    components: list[dict[str, Any]] = field(default_factory=list)
-    attachments: list[StoredAttachment] = field(default_factory=list)
-    flags: int = 0
-    edits: list[dict[str, Any]] = field(default_factory=list)  # every edit's payload, in order
-    edited_by: list[str] = field(default_factory=list)  # the route of each edit
-    is_deleted: bool = False
-    edited_timestamp: str | None = None
-
-    @property
-    def is_ephemeral(self) -> bool:
-        return bool(self.flags & EPHEMERAL_FLAG)
-
-    @property
-    def is_loading(self) -> bool:
-        return bool(self.flags & LOADING_FLAG)
-
-    @property
-    def custom_ids(self) -> list[str]:
-        return [component["custom_id"] for component in _walk(self.components) if "custom_id" in component]
-
-
-def _walk(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    found = []
-    for component in components:
-        found.append(component)
-        found.extend(_walk(component.get("components", [])))
-    return found
-
-
-@dataclass
-class InteractionRecord:
-    id: int
-    token: str
-    type: int
-    payload: dict[str, Any]
-    created_at: float  # on the fake's clock
-    dispatched_at: float  # time.monotonic()
-    callback: dict[str, Any] | None = None  # the callback body (type, data)
-    callback_at: float | None = None  # time.monotonic() when the callback request arrived
-    original_message_id: int | None = None
-    followup_message_ids: list[int] = field(default_factory=list)
-
-    @property
-    def ack_latency_s(self) -> float | None:
-        return None if self.callback_at is None else self.callback_at - self.dispatched_at
-
-
-@dataclass
-class Fault:
-    pattern: re.Pattern[str]
-    method: str | None
-    remaining: int
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str]
-
-    def matches(self, method: str, path: str) -> bool:
-        return self.remaining > 0 and (self.method in (None, method)) and bool(self.pattern.search(path))
-
-
-@dataclass
-class GatewayConnection:
-    path: str
-    query: dict[str, str]
-    ops_received: list[int] = field(default_factory=list)
-    close_code: int | None = None
-
-
-@dataclass
-class _Session:
-    id: str
-    user: FakeUser
-    events: list[dict[str, Any]] = field(default_factory=list)  # every dispatch, for replay on RESUME
-
 
 # ---------------------------------------------------------------------------------------------------------
 # The fake
@@ -285,7 +145,7 @@ class FakeDiscord:
         self.callback_delay_s = 0.0
         self.expired_tokens: set[str] = set()
 
-        self._session: _Session | None = None
+        self._session: GatewaySession | None = None
         self._sequence = 0
         self._ws: web.WebSocketResponse | None = None  # the identified or resumed connection
         self._sockets: set[web.WebSocketResponse] = set()
@@ -503,7 +363,7 @@ class FakeDiscord:
             "id": str(self._command_id(name, guild.id)),
             "name": name,
             "type": 1,
-            "options": _options_payload(options),
+            "options": options_payload(options),
             "guild_id": str(guild.id),
         }
         return await self._dispatch_interaction(
@@ -572,7 +432,7 @@ class FakeDiscord:
             "guild_locale": "en-US",
             "channel_id": str(channel_id),
             "channel": self.channels[channel_id],
-            "member": self._member_payload(user, member_permissions),
+            "member": member_payload(user, member_permissions),
             "app_permissions": str(ALL_PERMISSIONS),
             "locale": "en-US",
             "entitlements": [],
@@ -594,22 +454,6 @@ class FakeDiscord:
         self.interactions[token] = record
         await self.dispatch("INTERACTION_CREATE", payload)
         return record
-
-    def _member_payload(self, user: FakeUser, permissions: int) -> dict[str, Any]:
-        return {
-            "user": user.to_payload(),
-            "roles": [],
-            "nick": None,
-            "avatar": None,
-            "joined_at": _iso(datetime.datetime.now(datetime.UTC)),
-            "premium_since": None,
-            "deaf": False,
-            "mute": False,
-            "pending": False,
-            "flags": 0,
-            "communication_disabled_until": None,
-            "permissions": str(permissions),
-        }
 
     # -- gateway --------------------------------------------------------------------------------------
 
@@ -685,7 +529,7 @@ class FakeDiscord:
             await ws.close(code=4004, message=b"Authentication failed.")
             return
         self.identify_count += 1
-        self._session = _Session(id=f"fake-session-{self.snowflake()}", user=self.bot_user)
+        self._session = GatewaySession(id=f"fake-session-{self.snowflake()}", user=self.bot_user)
         self._ws = ws
         ready = {
             "v": 10,
@@ -713,50 +557,6 @@ class FakeDiscord:
             if frame["s"] > last_seen:
                 await ws.send_str(json.dumps(frame))
         await self.dispatch("RESUMED", {})
-
-    def _guild_payload(self, guild: FakeGuild) -> dict[str, Any]:
-        everyone = {
-            "id": str(guild.id),
-            "name": "@everyone",
-            "permissions": str(MEMBER_PERMISSIONS),
-            "position": 0,
-            "color": 0,
-            "hoist": False,
-            "managed": False,
-            "mentionable": False,
-            "flags": 0,
-        }
-        return {
-            "id": str(guild.id),
-            "name": guild.name,
-            "icon": None,
-            "owner_id": str(guild.owner_id),
-            "roles": [everyone],
-            "channels": [self.channels[channel_id] for channel_id in guild.channel_ids],
-            "members": [self._member_payload(self.bot_user, ALL_PERMISSIONS)],
-            "member_count": 2,
-            "features": [],
-            "emojis": [],
-            "stickers": [],
-            "soundboard_sounds": [],
-            "presences": [],
-            "voice_states": [],
-            "threads": [],
-            "stage_instances": [],
-            "guild_scheduled_events": [],
-            "unavailable": False,
-            "large": False,
-            "joined_at": _iso(datetime.datetime.now(datetime.UTC)),
-            "mfa_level": 0,
-            "verification_level": 0,
-            "default_message_notifications": 0,
-            "explicit_content_filter": 0,
-            "system_channel_flags": 0,
-            "preferred_locale": "en-US",
-            "premium_tier": 0,
-            "nsfw_level": 0,
-            "premium_progress_bar_enabled": False,
-        }
 
     # -- REST: recording and faults ------------------------------------------------------------------------
 
@@ -1163,68 +963,10 @@ class FakeDiscord:
         self._write_message(message, data, parts)
         message.edits.append(data)
         message.edited_by.append(edited_by)
-        message.edited_timestamp = _iso(datetime.datetime.now(datetime.UTC))
+        message.edited_timestamp = iso_now()
 
     def _message_payload(self, message: StoredMessage) -> dict[str, Any]:
-        created = datetime.datetime.fromtimestamp(
-            ((message.id >> 22) + DISCORD_EPOCH_MS) / 1000, datetime.UTC
-        )
-        payload: dict[str, Any] = {
-            "id": str(message.id),
-            "channel_id": str(message.channel_id),
-            "type": message.message_type,
-            "content": message.content,
-            "embeds": message.embeds,
-            "components": message.components,
-            "attachments": [self._attachment_payload(message, a) for a in message.attachments],
-            "flags": message.flags,
-            "author": message.author.to_payload(),
-            "timestamp": _iso(created),
-            "edited_timestamp": message.edited_timestamp,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "pinned": False,
-            "application_id": str(self.application_id),
-        }
-        if message.guild_id is not None:
-            payload["guild_id"] = str(message.guild_id)
-        if message.interaction_token is not None:
-            payload["webhook_id"] = str(self.application_id)
-        return payload
+        return message_payload(message, base_url=self.base_url, application_id=self.application_id)
 
-    def _attachment_payload(self, message: StoredMessage, attachment: StoredAttachment) -> dict[str, Any]:
-        url = f"{self.base_url}/attachments/{message.channel_id}/{attachment.id}/{attachment.filename}"
-        return {
-            "id": str(attachment.id),
-            "filename": attachment.filename,
-            "description": attachment.description,
-            "content_type": attachment.content_type,
-            "size": len(attachment.data),
-            "url": url,
-            "proxy_url": url,
-            "height": None,
-            "width": None,
-            "ephemeral": message.is_ephemeral,
-        }
-
-
-def _options_payload(options: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """{name: value} -> option dicts, typed as Discord types them (bool 5, int 4, float 10, str 3)."""
-    if options is None:
-        return []
-    if isinstance(options, list):
-        return options
-    typed = []
-    for name, value in options.items():
-        if isinstance(value, bool):
-            option_type = 5
-        elif isinstance(value, int):
-            option_type = 4
-        elif isinstance(value, float):
-            option_type = 10
-        else:
-            option_type = 3
-        typed.append({"name": name, "type": option_type, "value": value})
-    return typed
+    def _guild_payload(self, guild: FakeGuild) -> dict[str, Any]:
+        return guild_payload(guild, [self.channels[cid] for cid in guild.channel_ids], self.bot_user)
