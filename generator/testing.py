@@ -31,6 +31,7 @@ import numpy as np
 
 from generator.config import DalleBartConfig, VQGanConfig
 from generator.flax_format import MAX_CHUNK_BYTES, write_flax_msgpack
+from generator.tokenizer_files import write_tiny_tokenizer, write_tiny_word_frequency
 
 TINY_DALLE = DalleBartConfig(
     d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
@@ -41,17 +42,6 @@ TINY_VQGAN = VQGanConfig(
     ch=32, out_ch=3, in_channels=3, num_res_blocks=1, resolution=32, z_channels=8, ch_mult=(1, 1),
     attn_resolutions=(16,), n_embed=64, embed_dim=8,
 )
-
-SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # BART's ids: <s> 0, <pad> 1, </s> 2, <unk> 3
-CORPUS = [
-    "a painting of a fox in the snow", "an astronaut riding a horse on the moon", "a cat wearing a hat",
-    "sunset over a lake with mountains", "a bowl of soup that looks like a monster, knitted out of wool",
-    "the eiffel tower landing on the moon", "a photo of a red car parked by the sea", "pixel art of a castle",
-    "an avocado armchair", "a dog playing the piano, oil on canvas", "what's up? i'm here & there #sunset",
-    "numbers 1 2 3 4 5 6 7 8 9 10 100 2022", "emoji and unicode: cafe naive resume",
-]
-WORD_FREQUENCIES = ["the 1000", "a 900", "sunset 50", "beach 40", "sun 60", "set 55", "cat 30", "lake 20"]
-
 
 def _normal(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
     return (rng.standard_normal(shape) * std).astype(np.float32)
@@ -199,33 +189,6 @@ def _cast(tree: dict, dtype: np.dtype) -> dict:
     return {k: _cast(v, dtype) if isinstance(v, dict) else v.astype(dtype) for k, v in tree.items()}
 
 
-def write_tokenizer(directory: Path, *, vocab_size: int = 400) -> int:
-    """Train a byte-level BPE on a small corpus and write BART's tokenizer files; returns the vocab size."""
-    from tokenizers import ByteLevelBPETokenizer
-    from tokenizers.processors import RobertaProcessing
-
-    tokenizer = ByteLevelBPETokenizer()
-    tokenizer.train_from_iterator(CORPUS * 4, vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS,
-                                  show_progress=False)
-    tokenizer.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False)
-    tokenizer.save_model(str(directory))  # vocab.json, merges.txt
-    tokenizer.save(str(directory / "tokenizer.json"))
-    special = {
-        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>", "pad_token": "<pad>",
-        "cls_token": "<s>",
-        "mask_token": {"content": "<mask>", "single_word": False, "lstrip": True, "rstrip": False, "normalized": False},
-    }
-    (directory / "special_tokens_map.json").write_text(json.dumps(special))
-    config = {
-        "errors": "replace", "add_prefix_space": False, "trim_offsets": True, "model_max_length": 1024,
-        "name_or_path": "boris/dalle-mini-tokenizer", "tokenizer_class": "DalleBartTokenizer",
-        **{k: v for k, v in special.items() if k != "mask_token"},
-        "mask_token": {"__type": "AddedToken", **special["mask_token"]},  # type: ignore[dict-item]
-    }
-    (directory / "tokenizer_config.json").write_text(json.dumps(config))
-    return tokenizer.get_vocab_size()
-
-
 def make_tiny_checkpoints(
     root: Path,
     *,
@@ -246,7 +209,8 @@ def make_tiny_checkpoints(
     dalle_dir.mkdir(parents=True, exist_ok=True)
     vqgan_dir.mkdir(parents=True, exist_ok=True)
 
-    vocab_size = write_tokenizer(dalle_dir)
+    write_tiny_tokenizer(dalle_dir)
+    vocab_size = len(json.loads((dalle_dir / "vocab.json").read_text(encoding="utf-8")))
     if dalle_config.encoder_vocab_size == 0:
         dalle_config = replace(dalle_config, encoder_vocab_size=vocab_size)
     dalle_config = replace(dalle_config, use_scan=is_scanned)
@@ -254,7 +218,7 @@ def make_tiny_checkpoints(
     params = _cast(dalle_bart_flax_params(dalle_config, seed=seed, is_scanned=is_scanned), np.dtype(dtype))
     write_flax_msgpack(dalle_dir / "flax_model.msgpack", params, chunk_bytes=chunk_bytes)
     if has_word_frequencies:
-        (dalle_dir / "enwiki-words-frequency.txt").write_text("\n".join(WORD_FREQUENCIES) + "\n")
+        write_tiny_word_frequency(dalle_dir)
 
     (vqgan_dir / "config.json").write_text(json.dumps(vqgan_config.to_json_dict(), indent=2))
     vq_params = _cast(vqgan_flax_params(vqgan_config, seed=seed + 1), np.dtype(dtype))

@@ -1,0 +1,354 @@
+"""Step-wise sampling engine for DalleBart: continuous batching of image rows.
+
+Reference for the maths: dalle-mini ``DalleBart.generate``/``_sample`` (super-conditioning
+``uncond + s·(cond − uncond)`` on the logits, then transformers' warpers in order temperature → top-k →
+top-p, then a categorical draw) and min-dalle ``generate_raw_image_stream`` (preallocated caches, sampling
+settings on the device, conditional and unconditional sequences in one batch).
+
+Shapes: a *row* is one image being drawn; it occupies a *slot* (0..n-1, kept compact) and two decoder
+*sequences* (2i: conditioned on its prompt, 2i+1: on the empty prompt). Per step every row advances by one
+token at its own position, so rows may join (`add_rows`) or leave (`drop_rows`) between any two steps.
+
+- self-attention keys/values: (layers, 2·capacity, h, 256, hd), written in place at each row's position;
+- cross-attention keys/values: a table of prompts (layers, h, (capacity+1)·T, hd), computed once per prompt
+  when its rows join and shared by all its rows; entry 0 is the empty prompt, shared by every row;
+- per-row settings (temperature, top-k, top-p, guidance scale, seed) and positions live on the device;
+  the host keeps a copy of positions, so the loop never waits on the device except to hand back the
+  256 tokens of a finished row.
+
+Determinism: the random draw of a row at position p uses noise derived only from (seed, p) by a
+counter-based hash (SplitMix64) and the Gumbel-max trick, so a row's tokens depend on its prompt, seed and
+settings, not on which rows share the batch or when it joined (up to float rounding of batched matmuls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from generator.bart import DalleBart
+from generator.decoder import AttentionCache
+
+_MASK64 = (1 << 64) - 1
+
+
+def _signed(value: int) -> int:
+    value &= _MASK64
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GOLDEN = _signed(0x9E3779B97F4A7C15)
+_MIX1 = _signed(0xBF58476D1CE4E5B9)
+_MIX2 = _signed(0x94D049BB133111EB)
+
+
+def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's >> is arithmetic)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def splitmix64(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's finalizer on int64 tensors (wrapping arithmetic)."""
+    x = x + _GOLDEN
+    x = (x ^ _shift_right(x, 30)) * _MIX1
+    x = (x ^ _shift_right(x, 27)) * _MIX2
+    return x ^ _shift_right(x, 31)
+
+
+def seed_key(seed: int) -> int:
+    """A row's 64-bit noise key for a user seed (host side, once per row)."""
+    return int(splitmix64(torch.tensor([_signed(seed)], dtype=torch.int64))[0])
+
+
+def gumbel_noise(keys: torch.Tensor, positions: torch.Tensor, count: int) -> torch.Tensor:
+    """Gumbel(0, 1) noise (n, count) float32: entry j of row r depends only on (keys[r], positions[r], j)."""
+    j = torch.arange(count, device=keys.device, dtype=torch.int64)
+    counter = positions[:, None].to(torch.int64) * 1_000_003 + j[None, :]  # distinct per (position, rank)
+    bits = splitmix64(keys[:, None] ^ splitmix64(counter))
+    uniform = (_shift_right(bits, 11).to(torch.float64) + 0.5) * 2.0**-53  # (0, 1), 53 random bits
+    return (-torch.log(-torch.log(uniform))).to(torch.float32)
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How one image is drawn. ``top_k=0`` and ``top_p=1.0`` switch those filters off."""
+
+    seed: int
+    top_k: int = 256
+    top_p: float = 1.0
+    temperature: float = 1.0
+    guidance_scale: float = 10.0  # super-conditioning; 1.0 = plain conditional sampling
+
+    def __post_init__(self) -> None:
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be 0 (off) or positive, got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not self.temperature > 0.0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+
+
+@dataclass(frozen=True)
+class RowRequest:
+    """One image to draw: `key` is the caller's handle (a job id and image index, say)."""
+
+    key: Hashable
+    prompt_index: int  # row of the `text_tokens` given to `add_rows` with it
+    settings: SamplingSettings
+    prefix: torch.Tensor | None = None  # (k,) codes forced at positions 0..k-1 (variations keep rows of a grid)
+
+
+@dataclass(frozen=True)
+class FinishedRow:
+    key: Hashable
+    tokens: torch.Tensor  # (image_length,) long, on the CPU
+
+
+class Sampler:
+    """Preallocated decoding state for up to `capacity` rows; see the module docstring."""
+
+    def __init__(
+        self,
+        model: DalleBart,
+        *,
+        capacity: int,
+        code_count: int,
+        unconditional_tokens: torch.Tensor,  # (1, T): the empty prompt, tokenized
+        pad_token_id: int,
+    ) -> None:
+        config = model.config
+        parameter = next(model.parameters())
+        if not 0 < code_count <= config.image_vocab_size:
+            raise ValueError(f"code_count {code_count} must be in 1..image_vocab_size ({config.image_vocab_size})")
+        self.model = model
+        self.config = config
+        self.capacity = capacity
+        self.code_count = code_count
+        self.pad_token_id = pad_token_id
+        self.device = parameter.device
+        self.dtype = parameter.dtype
+        self.image_length = config.image_length
+        t, n = config.max_text_length, config.image_length
+        self._text_length = t
+        device = self.device
+
+        with torch.inference_mode():
+            self.cache = AttentionCache.allocate(
+                config, sequence_count=2 * capacity, prompt_count=capacity + 1, dtype=self.dtype, device=device
+            )
+            self._prompt_is_token = torch.zeros((capacity + 1, t), dtype=torch.bool, device=device)
+            self._cross_mask = torch.zeros((1, 1, 2 * capacity, (capacity + 1) * t), dtype=torch.bool, device=device)
+            self._positions = torch.zeros(capacity, dtype=torch.long, device=device)
+            self._last_token = torch.zeros(capacity, dtype=torch.long, device=device)
+            self._tokens = torch.zeros((capacity, n), dtype=torch.long, device=device)
+            self._forced = torch.zeros((capacity, n), dtype=torch.long, device=device)
+            self._forced_count = torch.zeros(capacity, dtype=torch.long, device=device)
+            self._temperature = torch.ones(capacity, dtype=torch.float32, device=device)
+            self._top_k = torch.zeros(capacity, dtype=torch.long, device=device)
+            self._top_p = torch.ones(capacity, dtype=torch.float32, device=device)
+            self._guidance = torch.ones(capacity, dtype=torch.float32, device=device)
+            self._noise_keys = torch.zeros(capacity, dtype=torch.int64, device=device)
+            self._key_index = torch.arange(n, device=device)
+
+        # host-side mirror: what the loop needs without asking the device
+        self._row_keys: list[Hashable] = []
+        self._row_positions: list[int] = []
+        self._row_top_k: list[int] = []
+        self._row_prompt: list[int] = []
+        self._prompt_refs: dict[int, int] = {}  # table entry → rows using it (entry 0: the empty prompt)
+        with torch.inference_mode():
+            self._write_prompts([0], unconditional_tokens.to(device))
+
+    # ---- public state ----
+
+    @property
+    def active_count(self) -> int:
+        return len(self._row_keys)
+
+    @property
+    def free_count(self) -> int:
+        return self.capacity - len(self._row_keys)
+
+    def positions(self) -> dict[Hashable, int]:
+        """Tokens drawn so far by each active row (256 = finished)."""
+        return dict(zip(self._row_keys, self._row_positions, strict=True))
+
+    # ---- rows joining and leaving ----
+
+    @torch.inference_mode()
+    def add_rows(self, text_tokens: torch.Tensor, rows: Sequence[RowRequest]) -> None:
+        """Start `rows` at the next step; `text_tokens` (P, T) holds the prompts they name by index.
+
+        Each prompt used by a row is encoded once and its cross-attention keys/values are stored once.
+        """
+        if len(rows) > self.free_count:
+            raise ValueError(f"{len(rows)} rows do not fit: {self.free_count} of {self.capacity} slots are free")
+        known = set(self._row_keys)
+        for row in rows:
+            if row.key in known:
+                raise ValueError(f"row key {row.key!r} is already active")
+            known.add(row.key)
+            if row.prefix is not None and row.prefix.numel() > self.image_length:
+                raise ValueError(f"prefix of {row.prefix.numel()} codes is longer than an image")
+        used = sorted({row.prompt_index for row in rows})
+        entries = self._free_entries(len(used))
+        if used:
+            self._write_prompts(entries, text_tokens[used].to(self.device))
+        entry_of = dict(zip(used, entries, strict=True))
+        for row in rows:
+            self._add_row(row, entry_of[row.prompt_index])
+
+    def _free_entries(self, count: int) -> list[int]:
+        free = [e for e in range(1, self.capacity + 1) if e not in self._prompt_refs]
+        return free[:count]
+
+    def _write_prompts(self, entries: list[int], text_tokens: torch.Tensor) -> None:
+        t = self._text_length
+        is_token = text_tokens != self.pad_token_id  # (P, T)
+        encoder_state = self.model.encoder(text_tokens, is_token)  # (P, T, d)
+        keys, values = self.model.decoder.cross_keys_values(encoder_state)  # (layers, P, h, T, hd)
+        for i, entry in enumerate(entries):
+            self.cache.cross_keys[:, :, entry * t : (entry + 1) * t] = keys[:, i]
+            self.cache.cross_values[:, :, entry * t : (entry + 1) * t] = values[:, i]
+            self._prompt_is_token[entry] = is_token[i]
+            self._prompt_refs[entry] = 0
+
+    def _add_row(self, row: RowRequest, entry: int) -> None:
+        slot = len(self._row_keys)
+        t, settings = self._text_length, row.settings
+        self._row_keys.append(row.key)
+        self._row_positions.append(0)
+        self._row_top_k.append(min(settings.top_k or self.code_count, self.code_count))
+        self._row_prompt.append(entry)
+        self._prompt_refs[entry] += 1
+        self._prompt_refs[0] += 1
+        cond, uncond = 2 * slot, 2 * slot + 1
+        self._cross_mask[0, 0, cond].zero_()
+        self._cross_mask[0, 0, cond, entry * t : (entry + 1) * t] = self._prompt_is_token[entry]
+        self._cross_mask[0, 0, uncond].zero_()
+        self._cross_mask[0, 0, uncond, :t] = self._prompt_is_token[0]
+        self._positions[slot] = 0
+        self._last_token[slot] = self.config.decoder_start_token_id
+        prefix_count = 0 if row.prefix is None else row.prefix.numel()
+        if prefix_count:
+            self._forced[slot, :prefix_count] = row.prefix.reshape(-1).to(self.device).clamp(0, self.code_count - 1)
+        self._forced_count[slot] = prefix_count
+        self._temperature[slot] = settings.temperature
+        self._top_k[slot] = self._row_top_k[-1]
+        self._top_p[slot] = settings.top_p
+        self._guidance[slot] = settings.guidance_scale
+        self._noise_keys[slot] = seed_key(settings.seed)
+
+    @torch.inference_mode()
+    def drop_rows(self, keys: Iterable[Hashable]) -> None:
+        """Remove rows (cancelled jobs) before the next step; unknown keys are ignored."""
+        wanted = set(keys)
+        for slot in sorted((i for i, k in enumerate(self._row_keys) if k in wanted), reverse=True):
+            self._remove_slot(slot)
+
+    def _remove_slot(self, slot: int) -> None:
+        entry = self._row_prompt[slot]
+        self._prompt_refs[entry] -= 1
+        self._prompt_refs[0] -= 1
+        if entry != 0 and self._prompt_refs[entry] == 0:
+            del self._prompt_refs[entry]
+        last = len(self._row_keys) - 1
+        if slot != last:  # keep slots compact: move the last row into the hole
+            c = self.cache
+            for buffer in (c.self_keys, c.self_values):
+                buffer[:, 2 * slot : 2 * slot + 2] = buffer[:, 2 * last : 2 * last + 2]
+            self._cross_mask[0, 0, 2 * slot : 2 * slot + 2] = self._cross_mask[0, 0, 2 * last : 2 * last + 2]
+            for state in (self._positions, self._last_token, self._tokens, self._forced, self._forced_count,
+                          self._temperature, self._top_k, self._top_p, self._guidance, self._noise_keys):
+                state[slot] = state[last]
+            for mirror in (self._row_keys, self._row_positions, self._row_top_k, self._row_prompt):
+                mirror[slot] = mirror[last]
+        for mirror in (self._row_keys, self._row_positions, self._row_top_k, self._row_prompt):
+            mirror.pop()
+
+    # ---- one step ----
+
+    @torch.inference_mode()
+    def step(self) -> list[FinishedRow]:
+        """Draw one token for every active row; return the rows that drew their last token."""
+        n = len(self._row_keys)
+        if n == 0:
+            return []
+        positions = self._positions[:n]
+        logits = self._guided_logits(n)  # (n, code_count) float32
+        drawn = self._draw(logits, n)
+        forced = self._forced[:n].gather(1, positions[:, None])[:, 0]
+        token = torch.where(positions < self._forced_count[:n], forced, drawn)
+        self._tokens[:n].scatter_(1, positions[:, None], token[:, None])
+        self._last_token[:n] = token
+        self._positions[:n] += 1
+        self._row_positions = [p + 1 for p in self._row_positions]
+
+        finished_slots = [i for i, p in enumerate(self._row_positions) if p >= self.image_length]
+        if not finished_slots:
+            return []
+        tokens = self._tokens[finished_slots].cpu()  # the only device → host copy: finished rows
+        finished = [FinishedRow(self._row_keys[s], tokens[i]) for i, s in enumerate(finished_slots)]
+        for slot in reversed(finished_slots):
+            self._remove_slot(slot)
+        return finished
+
+    def _guided_logits(self, n: int) -> torch.Tensor:
+        """Logits over the real codes after super-conditioning: (n, code_count) float32."""
+        s = 2 * n
+        positions = self._positions[:n].repeat_interleave(2)  # (S,) cond, uncond of each row
+        tokens = self._last_token[:n].repeat_interleave(2)
+        key_count = max(self._row_positions) + 1  # keys 0..L-1 can be visible to someone
+        self_mask = (self._key_index[None, :key_count] <= positions[:, None]).view(s, 1, 1, key_count)
+        cross_count = (max(self._prompt_refs) + 1) * self._text_length
+        hidden = self.model.decoder.forward_step(
+            tokens, positions, self.cache, self_mask, cross_count, self._cross_mask[:, :, :s, :cross_count]
+        )
+        logits = self.model.decoder.logits(hidden, self.code_count).float().view(n, 2, self.code_count)
+        cond, uncond = logits[:, 0], logits[:, 1]
+        return uncond + self._guidance[:n, None] * (cond - uncond)
+
+    def _draw(self, logits: torch.Tensor, n: int) -> torch.Tensor:
+        """temperature → top-k → top-p → categorical (Gumbel-max with per-row counter noise)."""
+        logits = logits / self._temperature[:n, None]
+        k_max = max(self._row_top_k)
+        values, codes = logits.topk(k_max, dim=-1)  # (n, k_max), sorted descending
+        rank = self._key_index.new_tensor(range(k_max)) if k_max > self.image_length else self._key_index[:k_max]
+        values = values.masked_fill(rank[None, :] >= self._top_k[:n, None], float("-inf"))
+        probabilities = values.softmax(dim=-1)
+        mass_before = probabilities.cumsum(dim=-1) - probabilities  # keep while the mass before is < top_p
+        values = values.masked_fill(mass_before >= self._top_p[:n, None], float("-inf"))
+        noise = gumbel_noise(self._noise_keys[:n], self._positions[:n], k_max)
+        choice = (values + noise).argmax(dim=-1, keepdim=True)
+        return codes.gather(1, choice)[:, 0]
+
+
+def generate(
+    sampler: Sampler,
+    text_tokens: torch.Tensor,
+    rows: Sequence[RowRequest],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[Hashable, torch.Tensor]:
+    """Draw every row to the end, admitting waiting rows as slots free up; returns key → (256,) tokens.
+
+    `progress(done_tokens, total_tokens)` is called after every step.
+    """
+    pending = list(rows)
+    results: dict[Hashable, torch.Tensor] = {}
+    total = len(rows) * sampler.image_length
+    done = 0
+    while pending or sampler.active_count:
+        if pending and sampler.free_count:
+            admitted, pending = pending[: sampler.free_count], pending[sampler.free_count :]
+            sampler.add_rows(text_tokens, admitted)
+        done += sampler.active_count
+        for row in sampler.step():
+            results[row.key] = row.tokens
+        if progress is not None:
+            progress(done, total)
+    return results
