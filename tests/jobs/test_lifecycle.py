@@ -1,0 +1,272 @@
+"""A job's life after enqueue: claim, heartbeat, finish, fail, release, cancel, reap, delivery, ETA."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from jobs import errors
+from jobs.models import Delivery, Status, utcnow
+from jobs.queue import Queue
+from tests.jobs.factories import TOKENS, rendered, request
+
+
+async def test_claim_leases_and_finish_stores_images_in_one_go(queue: Queue) -> None:
+    job = (await queue.enqueue(request(options={"images": 2}))).job
+    now = utcnow()
+    [claimed] = await queue.claim("w1", 8, lease_seconds=30, now=now)
+    assert (claimed.id, claimed.status, claimed.lease_owner, claimed.attempts) == (
+        job.id,
+        Status.RUNNING,
+        "w1",
+        1,
+    )
+    assert claimed.lease_expires_at == now + timedelta(seconds=30) and claimed.started_at == now
+    assert await queue.claim("w2", 8) == []
+    beat = await queue.heartbeat([job.id], "w1", 0.5, now=now + timedelta(seconds=20))
+    assert not beat.cancel_requested and not beat.lost
+    assert (await queue.get_job(job.id)).progress == 0.5
+    done = await queue.finish(job.id, "w1", grid_png=b"grid", images=rendered(2), gpu_seconds=2.5)
+    assert (done.status, done.progress, done.gpu_seconds, done.lease_owner) == (Status.DONE, 1.0, 2.5, None)
+    assert done.delivery is Delivery.PENDING and done.render_time is not None and done.wait_time is not None
+    images = await queue.images(job.id)
+    assert [(image.index, image.tokens) for image in images] == [(-1, None), (0, TOKENS), (1, TOKENS)]
+    assert (await queue.image(job.id, -1)).png == b"grid"
+
+
+async def test_finish_after_lease_lost_stores_nothing(queue: Queue) -> None:
+    job = (await queue.enqueue(request(options={"images": 1}))).job
+    now = utcnow()
+    await queue.claim("slow", 8, lease_seconds=1, now=now)
+    [reaped] = await queue.reap(now=now + timedelta(seconds=2))
+    assert (reaped.status, reaped.attempts) == (Status.QUEUED, 1)
+    beat = await queue.heartbeat([job.id], "slow", 0.9, now=now + timedelta(seconds=2))
+    assert beat.lost == {job.id}
+    [again] = await queue.claim("fast", 8)
+    assert again.attempts == 2
+    with pytest.raises(errors.LeaseLost, match="no longer holds job"):
+        await queue.finish(job.id, "slow", grid_png=b"late", images=rendered(1), gpu_seconds=1)
+    with pytest.raises(errors.LeaseLost):
+        await queue.fail(job.id, "slow", reason="late")
+    assert await queue.images(job.id) == []
+    await queue.finish(job.id, "fast", grid_png=b"grid", images=rendered(1), gpu_seconds=1)
+    assert (await queue.image(job.id, -1)).png == b"grid"
+
+
+async def test_fail_retries_with_backoff_then_fails_with_reason(make_queue: Callable[..., Queue]) -> None:
+    queue = make_queue(max_attempts=3, retry_backoff_seconds=10.0)
+    job = (await queue.enqueue(request())).job
+    now = utcnow()
+    await queue.claim("w", 8, now=now)
+    retried = await queue.fail(job.id, "w", reason="CUDA out of memory", detail="Traceback …", now=now)
+    assert (retried.status, retried.run_after, retried.error) == (
+        Status.QUEUED,
+        now + timedelta(seconds=10),
+        "CUDA out of memory",
+    )
+    assert await queue.claim("w", 8, now=now + timedelta(seconds=9)) == []  # backing off
+    await queue.claim("w", 8, now=now + timedelta(seconds=10))
+    retried = await queue.fail(job.id, "w", reason="CUDA out of memory", now=now + timedelta(seconds=10))
+    assert retried.run_after == now + timedelta(seconds=30)  # doubled
+    await queue.claim("w", 8, now=now + timedelta(seconds=30))
+    failed = await queue.fail(
+        job.id, "w", reason="CUDA out of memory", detail="d", now=now + timedelta(seconds=31)
+    )
+    assert (failed.status, failed.attempts, failed.error, failed.error_detail) == (
+        Status.FAILED,
+        3,
+        "CUDA out of memory",
+        "d",
+    )
+    assert failed.delivery is Delivery.PENDING and failed.finished_at is not None
+
+
+async def test_fail_not_retryable_fails_at_once(queue: Queue) -> None:
+    job = (await queue.enqueue(request())).job
+    await queue.claim("w", 8)
+    failed = await queue.fail(job.id, "w", reason="the model cannot draw this prompt", retryable=False)
+    assert (failed.status, failed.attempts) == (Status.FAILED, 1)
+
+
+async def test_release_gives_jobs_back_without_counting_the_attempt(queue: Queue) -> None:
+    ids = [(await queue.enqueue(request(options={"images": 1}))).job.id for _ in range(3)]
+    claimed = await queue.claim("w", 8)
+    assert await queue.release([job.id for job in claimed] + [999], "w") == ids
+    assert await queue.release(ids, "someone-else") == []
+    for job_id in ids:
+        job = await queue.get_job(job_id)
+        assert (job.status, job.attempts, job.lease_owner) == (Status.QUEUED, 0, None)
+    assert [job.id for job in await queue.claim("w2", 8)] == ids
+
+
+async def test_cancel_queued_at_once_running_flagged(queue: Queue) -> None:
+    queued = (await queue.enqueue(request(options={"images": 1}))).job
+    running = (await queue.enqueue(request(user="bob", options={"images": 1}))).job
+    await queue.claim("w", 1)  # alice's first
+    await queue.claim("w", 1)  # bob's
+    waiting = (await queue.enqueue(request(options={"images": 1}))).job
+    with pytest.raises(errors.NotAllowed):
+        await queue.cancel(waiting.id, "bob")
+    cancelled = await queue.cancel(waiting.id, "alice")
+    assert cancelled.status is Status.CANCELLED and cancelled.delivery is Delivery.PENDING
+    flagged = await queue.cancel(running.id, "admin", is_admin=True)
+    assert (flagged.status, flagged.cancel_requested) == (Status.RUNNING, True)
+    beat = await queue.heartbeat([queued.id, running.id], "w", 0.3)
+    assert beat.cancel_requested == {running.id}
+    assert (await queue.cancelled(running.id, "w")).status is Status.CANCELLED
+    with pytest.raises(errors.JobNotFound):
+        await queue.cancel(12345, "alice")
+    assert (await queue.cancel(waiting.id, "alice")).status is Status.CANCELLED  # idempotent
+
+
+async def test_cancel_flag_wins_when_the_worker_finishes_anyway(queue: Queue) -> None:
+    job = (await queue.enqueue(request(options={"images": 1}))).job
+    await queue.claim("w", 8)
+    await queue.cancel(job.id, "alice")
+    finished = await queue.finish(job.id, "w", grid_png=b"g", images=rendered(1), gpu_seconds=1)
+    assert finished.status is Status.CANCELLED and await queue.images(job.id) == []
+
+
+async def test_reap_requeues_then_fails_past_the_limit(make_queue: Callable[..., Queue]) -> None:
+    queue = make_queue(max_attempts=2)
+    await queue.enqueue(request())
+    now = utcnow()
+    await queue.claim("dies-1", 8, lease_seconds=5, now=now)
+    assert await queue.reap(now=now + timedelta(seconds=4)) == []  # lease still live
+    [requeued] = await queue.reap(now=now + timedelta(seconds=6))
+    assert (requeued.status, requeued.attempts, requeued.lease_owner) == (Status.QUEUED, 1, None)
+    assert requeued.error_detail == "lease of dies-1 expired"
+    later = now + timedelta(seconds=10)
+    await queue.claim("dies-2", 8, lease_seconds=5, now=later)
+    [failed] = await queue.reap(now=later + timedelta(seconds=6))
+    assert (failed.status, failed.attempts) == (Status.FAILED, 2)
+    assert failed.error == "the worker rendering this died 2 times; giving up"
+    assert failed.delivery is Delivery.PENDING
+
+
+async def test_reap_cancels_a_dead_workers_cancelled_job(queue: Queue) -> None:
+    job = (await queue.enqueue(request())).job
+    now = utcnow()
+    await queue.claim("w", 8, lease_seconds=1, now=now)
+    await queue.cancel(job.id, "alice", now=now)
+    [reaped] = await queue.reap(now=now + timedelta(seconds=2))
+    assert reaped.status is Status.CANCELLED
+
+
+async def test_position_and_eta_from_recent_throughput(queue: Queue) -> None:
+    now = utcnow()
+    first = (await queue.enqueue(request(user="a", options={"images": 4}), now=now)).job
+    [job] = await queue.claim("w", 4, now=now)
+    await queue.finish(
+        job.id, "w", grid_png=b"g", images=rendered(4), gpu_seconds=4, now=now + timedelta(seconds=4)
+    )
+    # the rate: 4 images in 4 s = 1 image/s
+    later = now + timedelta(seconds=4)
+    b = (await queue.enqueue(request(user="b", options={"images": 2}), now=later)).job
+    c = await queue.enqueue(request(user="c", options={"images": 3}), now=later)
+    assert c.position == 2 and c.eta == timedelta(seconds=5)  # 2 images ahead + its own 3
+    assert await queue.position(b.id, now=later) == (1, timedelta(seconds=2))
+    assert await queue.position(first.id, now=later) == (0, timedelta(0))
+    await queue.claim("w", 2, now=later)
+    await queue.heartbeat([b.id], "w", 0.5, now=later)
+    assert await queue.position(b.id, now=later) == (0, timedelta(seconds=1))
+    assert (await queue.position(c.job.id, now=later))[0] == 1
+
+
+async def test_delivery_retries_then_undeliverable(make_queue: Callable[..., Queue]) -> None:
+    queue = make_queue(delivery_timeout_seconds=600)
+    job = (await queue.enqueue(request(options={"images": 1}))).job
+    now = utcnow()
+    await queue.claim("w", 8, now=now)
+    await queue.finish(job.id, "w", grid_png=b"g", images=rendered(1), gpu_seconds=1, now=now)
+    [due] = await queue.due_deliveries(now=now)
+    assert due.id == job.id and due.delivery_attempts == 1
+    assert await queue.due_deliveries(now=now + timedelta(seconds=30)) == []  # held for the first deliverer
+    retry = await queue.delivery_failed(job.id, "Discord 503", retry_after=7, now=now)
+    assert retry.delivery is Delivery.PENDING and retry.delivery_next_try_at == now + timedelta(seconds=7)
+    assert await queue.due_deliveries(now=now + timedelta(seconds=6)) == []
+    [due] = await queue.due_deliveries(now=now + timedelta(seconds=7))
+    backoff = await queue.delivery_failed(job.id, "Discord 503", now=now + timedelta(seconds=8))
+    assert backoff.delivery_next_try_at == now + timedelta(seconds=18)  # 5 s doubled
+    gone = await queue.delivery_failed(job.id, "Unknown Channel", now=now + timedelta(seconds=601))
+    assert (gone.delivery, gone.delivery_error) == (Delivery.UNDELIVERABLE, "Unknown Channel")
+    assert await queue.due_deliveries(now=now + timedelta(days=1)) == []
+
+
+async def test_message_refs_and_mark_delivered(queue: Queue) -> None:
+    created = utcnow()
+    job = (await queue.enqueue(request(options={"images": 1}))).job
+    await queue.record_message_refs(
+        job.id,
+        interaction_token="tok",
+        interaction_created_at=created,
+        placeholder_message_id="m1",
+        thread_ts="1.2",
+    )
+    await queue.claim("w", 8)
+    await queue.finish(job.id, "w", grid_png=b"g", images=rendered(1), gpu_seconds=1)
+    [due] = await queue.due_deliveries()
+    assert (due.refs.interaction_token, due.refs.interaction_created_at) == ("tok", created)
+    delivered = await queue.mark_delivered(job.id, final_message_id="m2", permalink="https://x")
+    assert delivered.delivery is Delivery.DELIVERED
+    assert (delivered.refs.final_message_id, delivered.refs.placeholder_message_id) == ("m2", "m1")
+    assert delivered.refs.extra == {"thread_ts": "1.2", "permalink": "https://x"}
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await queue.record_message_refs(job.id, interaction_created_at=created.replace(tzinfo=None))
+
+
+async def test_cancelled_and_failed_jobs_are_delivered_too(queue: Queue) -> None:
+    job = (await queue.enqueue(request())).job
+    await queue.cancel(job.id, "alice")
+    assert [due.status for due in await queue.due_deliveries()] == [Status.CANCELLED]
+
+
+async def test_worker_registry(queue: Queue) -> None:
+    now = utcnow()
+    await queue.worker_heartbeat(
+        "gpu-1", device="cuda:0", model="dalle-mini/dalle-mini", batch_images=8, now=now
+    )
+    await queue.worker_heartbeat(
+        "gpu-2", device="cpu", model="dalle-mini/dalle-mini", batch_images=2, now=now - timedelta(hours=1)
+    )
+    job = (await queue.enqueue(request(options={"images": 3}))).job
+    await queue.claim("gpu-1", 8)
+    await queue.finish(job.id, "gpu-1", grid_png=b"g", images=rendered(3), gpu_seconds=1, now=now)
+    await queue.worker_heartbeat(
+        "gpu-1",
+        device="cuda:0",
+        model="dalle-mini/dalle-mini",
+        batch_images=8,
+        now=now + timedelta(seconds=5),
+    )
+    [online] = await queue.workers_online(now=now + timedelta(seconds=5))
+    assert (online.worker_id, online.jobs_done, online.images_done, online.started_at) == ("gpu-1", 1, 3, now)
+
+
+async def test_space_settings_round_trip(queue: Queue) -> None:
+    assert (await queue.get_settings("slack", "T1")).allowed_channels == ()
+    saved = await queue.update_settings(
+        "slack", "T1", allowed_channels=["C1"], admin_user_ids=["U1"], daily_quota_images=50
+    )
+    assert saved == await queue.get_settings("slack", "T1")
+    updated = await queue.update_settings("slack", "T1", daily_quota_images=None)
+    assert (updated.allowed_channels, updated.daily_quota_images) == (("C1",), None)
+    with pytest.raises(ValueError, match="unknown"):
+        await queue.update_settings("slack", "T1", colour="red")
+
+
+async def test_listen_wakes_on_enqueue(queue: Queue) -> None:
+    async with queue.listen() as woken:
+        await queue.enqueue(request())
+        if queue.engine.dialect.name == "postgresql":
+            await asyncio.wait_for(woken.wait(), timeout=5)
+        else:
+            assert not woken.is_set()  # SQLite: polling only
+
+
+async def test_naive_datetimes_are_refused(queue: Queue) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await queue.claim("w", 1, now=utcnow().replace(tzinfo=None))
