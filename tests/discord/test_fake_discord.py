@@ -13,7 +13,7 @@ import pytest
 from discord import app_commands
 from PIL import Image
 
-from tests.fakes.discord import EPHEMERAL_FLAG, FakeDiscord, StoredMessage
+from tests.fakes.discord import ADMINISTRATOR, EPHEMERAL_FLAG, FakeDiscord, StoredMessage
 from tests.fakes.discord_client import FAST_GUILD_READY_TIMEOUT_S, running
 
 
@@ -92,6 +92,12 @@ class PingClient(discord.Client):
             await interaction.followup.send("done thinking")
 
         @self.tree.command()
+        async def whois(interaction: discord.Interaction, member: discord.Member) -> None:
+            """Names a member (a user option: resolved data)."""
+            is_admin = interaction.permissions.administrator
+            await interaction.response.send_message(f"{member.name} {member.id} {is_admin}", ephemeral=True)
+
+        @self.tree.command()
         @app_commands.guild_only()
         @app_commands.default_permissions(manage_guild=True)
         async def usage(interaction: discord.Interaction) -> None:
@@ -133,7 +139,7 @@ async def test_tree_sync_is_one_bulk_put(fake_discord: FakeDiscord, discord_clie
     synced = await client.tree.sync()
 
     [put] = fake_discord.find_requests("PUT", rf"^/applications/{fake_discord.application_id}/commands$")
-    names = {"ping", "echo", "late", "thinking", "usage"}
+    names = {"ping", "echo", "late", "thinking", "whois", "usage"}
     assert {command["name"] for command in put.json} == names
     assert {command.name for command in synced} == names
     manage_guild = discord.Permissions(manage_guild=True).value
@@ -344,3 +350,19 @@ async def test_unknown_routes_are_404_and_recorded(
         await client.http.request(discord.http.Route("GET", "/no/such/route"))
 
     assert fake_discord.find_requests("GET", r"^/no/such/route$")[0].status == 404
+
+
+async def test_user_options_arrive_resolved_as_members(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    await discord_client_runner(PingClient())
+    bob = fake_discord.add_user("bob")
+
+    interaction = await fake_discord.send_slash_command(
+        "whois", {"member": bob}, member_permissions=ADMINISTRATOR
+    )
+    await fake_discord.wait_for_callback(interaction)
+
+    message = fake_discord.original_message(interaction)
+    assert message is not None and message.content == f"bob {bob.id} True" and message.is_ephemeral
+    assert fake_discord.channel_messages() == [message]

@@ -71,6 +71,7 @@ from tests.fakes.discord_payloads import (
     member_payload,
     message_payload,
     options_payload,
+    resolved_payload,
 )
 
 __all__ = [
@@ -339,6 +340,11 @@ class FakeDiscord:
             if r.method == method and regex.search(r.path) and (not answered or r.status is not None)
         ]
 
+    def channel_messages(self, channel_id: int | None = None) -> list[StoredMessage]:
+        """The live messages of a channel (the default one if None), oldest first."""
+        channel_id = channel_id or self.channel_id
+        return [m for m in self.messages.values() if m.channel_id == channel_id and not m.is_deleted]
+
     def original_message(self, interaction: InteractionRecord) -> StoredMessage | None:
         if interaction.original_message_id is None:
             return None
@@ -366,6 +372,8 @@ class FakeDiscord:
             "options": options_payload(options),
             "guild_id": str(guild.id),
         }
+        if resolved := resolved_payload(options):
+            data["resolved"] = resolved
         return await self._dispatch_interaction(
             APPLICATION_COMMAND,
             data,
@@ -465,7 +473,8 @@ class FakeDiscord:
         frame = {"op": 0, "t": event, "s": self._sequence, "d": data}
         self._session.events.append(frame)
         if self._ws is not None and not self._ws.closed:
-            await self._ws.send_str(json.dumps(frame))
+            with contextlib.suppress(ConnectionResetError):  # closing: the frame is replayed on RESUME
+                await self._ws.send_str(json.dumps(frame))
         self._notify()
 
     async def request_reconnect(self) -> None:

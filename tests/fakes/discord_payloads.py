@@ -329,13 +329,16 @@ def attachment_payload(
 
 
 def options_payload(options: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """{name: value} -> option dicts, typed as Discord types them (bool 5, int 4, float 10, str 3)."""
+    """{name: value} -> option dicts, typed as Discord types them (bool 5, int 4, float 10, str 3, user 6)."""
     if options is None:
         return []
     if isinstance(options, list):
         return options
     typed = []
     for name, value in options.items():
+        if isinstance(value, FakeUser):
+            typed.append({"name": name, "type": 6, "value": str(value.id)})
+            continue
         if isinstance(value, bool):
             option_type = 5
         elif isinstance(value, int):
@@ -346,3 +349,20 @@ def options_payload(options: dict[str, Any] | list[dict[str, Any]] | None) -> li
             option_type = 3
         typed.append({"name": name, "type": option_type, "value": value})
     return typed
+
+
+def resolved_payload(options: dict[str, Any] | list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """`data.resolved` for the user options among `options`: discord.py builds Members from it."""
+    users = (
+        [value for value in (options or {}).values() if isinstance(value, FakeUser)]
+        if isinstance(options, dict)
+        else []
+    )
+    if not users:
+        return None
+    members = {}
+    for user in users:
+        member = member_payload(user, MEMBER_PERMISSIONS)
+        del member["user"]  # Discord sends the user under resolved.users only
+        members[str(user.id)] = member
+    return {"users": {str(user.id): user.to_payload() for user in users}, "members": members}
