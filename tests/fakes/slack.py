@@ -795,7 +795,7 @@ class FakeSlack:
     def block_actions_payload(
         self,
         action_id: str,
-        value: str = "",
+        value: str | None = None,
         *,
         block_id: str = "actions",
         user_id: str = "U0USER",
@@ -803,12 +803,26 @@ class FakeSlack:
         channel_id: str = "C0CHAN",
         message_ts: str | None = None,
     ) -> dict[str, Any]:
-        """A ``block_actions`` interaction: one button click on a message the bot posted."""
-        message_ts = message_ts or self._next_ts()
+        """A ``block_actions`` interaction: one button click.
+
+        With the ``message_ts`` of a message the bot posted, the click is on that message's button
+        ``action_id`` (which must exist): its block_id, value and text are taken from the message.
+        Otherwise the click is on a message the fake never saw, built from the arguments.
+        """
+        action: dict[str, Any] = {
+            "type": "button",
+            "action_id": action_id,
+            "block_id": block_id,
+            "value": value or "",
+            "text": {"type": "plain_text", "text": action_id},
+        }
         message: dict[str, Any] = {"type": "message", "user": self.bot_user_id, "ts": message_ts, "text": ""}
-        with contextlib.suppress(KeyError):
-            posted = self.message(channel_id, message_ts)
+        posted = self._find_posted(channel_id, message_ts)
+        if posted is not None:
             message = self._message_json(posted)
+            action = self._button_on(posted, action_id, value)
+        message_ts = message_ts or self._next_ts()
+        message["ts"] = message_ts
         return {
             "type": "block_actions",
             "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": self.team_id},
@@ -822,17 +836,34 @@ class FakeSlack:
             "channel": {"id": channel_id, "name": self._channel(channel_id)["name"]},
             "message": message,
             "response_url": self.new_response_url().url,
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": action_id,
-                    "block_id": block_id,
-                    "value": value,
-                    "text": {"type": "plain_text", "text": action_id},
-                    "action_ts": f"{self.now():.6f}",
-                }
-            ],
+            "actions": [{**action, "action_ts": f"{self.now():.6f}"}],
         }
+
+    def _find_posted(self, channel_id: str, message_ts: str | None) -> Message | None:
+        if message_ts is None:
+            return None
+        try:
+            return self.message(channel_id, message_ts)
+        except KeyError:
+            return None
+
+    @staticmethod
+    def _button_on(message: Message, action_id: str, value: str | None) -> dict[str, Any]:
+        for block in message.blocks or []:
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                if element.get("action_id") == action_id:
+                    if value is not None and value != element.get("value"):
+                        raise AssertionError(
+                            f"button {action_id} has value {element.get('value')!r}, not {value!r}"
+                        )
+                    return {
+                        "type": element.get("type", "button"),
+                        "action_id": action_id,
+                        "block_id": block.get("block_id", "actions"),
+                        "value": element.get("value", ""),
+                        "text": element.get("text", {"type": "plain_text", "text": action_id}),
+                    }
+        raise AssertionError(f"message {message.ts} in {message.channel} has no button {action_id!r}")
 
     # -- Socket Mode ---------------------------------------------------------------------------
 
@@ -924,7 +955,9 @@ class FakeSlack:
         payload = self.slash_command_payload(command, text, **fields)
         return await self.socket_send("slash_commands", payload, accepts_response_payload=True)
 
-    async def socket_send_block_action(self, action_id: str, value: str = "", **fields: Any) -> SocketAck:
+    async def socket_send_block_action(
+        self, action_id: str, value: str | None = None, **fields: Any
+    ) -> SocketAck:
         """A button click over Socket Mode; returns the ack."""
         payload = self.block_actions_payload(action_id, value, **fields)
         return await self.socket_send("interactive", payload, accepts_response_payload=False)

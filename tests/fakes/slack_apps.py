@@ -81,7 +81,7 @@ class SlackEventsDriver:
     async def send_block_action(
         self,
         action_id: str,
-        value: str = "",
+        value: str | None = None,
         *,
         bad_signature: bool = False,
         timestamp_skew: float = 0.0,

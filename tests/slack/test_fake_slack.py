@@ -205,7 +205,7 @@ async def test_socket_mode_slash_command_and_button_are_acked_and_handled(
         )
         assert click_ack.payload is None
         action = await next_item(bot.clicks)
-        assert action["value"] == "2"
+        assert (action["value"], action["block_id"]) == ("2", "imagine_buttons")  # from the message
 
     assert [c.method for c in fake_slack.calls][:2] == ["apps.connections.open", "auth.test"]
     assert fake_slack.calls[0].token == "xapp-test"
