@@ -147,3 +147,7 @@ def env_example() -> str:
         lines.append(f"# {f.description}")
         lines.append(f"{env_name(name)}={shown}")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m jobs.settings > .env.example
+    print(env_example(), end="")
