@@ -1,0 +1,65 @@
+"""``python -m generator render "a prompt" --images 4 --seed 7 --out grid.png [--model DIR --vqgan DIR]``"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from generator.checkpoints import DALLE_MINI, VQGAN
+from generator.errors import CheckpointError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m generator", description="Draw pictures with DALL·E mini.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    render = commands.add_parser("render", help="render one prompt into a grid PNG")
+    render.add_argument("prompt")
+    render.add_argument("--images", type=int, default=4, help="1 to 9 (default 4)")
+    render.add_argument("--seed", type=int, default=None)
+    render.add_argument("--top-k", type=int, default=256, help="0: off (default 256)")
+    render.add_argument("--top-p", type=float, default=1.0)
+    render.add_argument("--temperature", type=float, default=1.0)
+    render.add_argument("--guidance-scale", type=float, default=10.0)
+    render.add_argument("--out", type=Path, default=Path("grid.png"))
+    render.add_argument("--model", default=DALLE_MINI, help=f"hub id, alias (mini, mega) or directory ({DALLE_MINI})")
+    render.add_argument("--vqgan", default=VQGAN, help=f"hub id or directory ({VQGAN})")
+    render.add_argument("--revision", default=None)
+    render.add_argument("--cache-dir", type=Path, default=None)
+    render.add_argument("--device", default="cpu")
+    render.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    import torch
+    from tqdm import tqdm
+
+    from generator.dalle import DTYPES, DalleMini, RenderOptions
+    from generator.grid import grid_shape, make_grid, png_bytes
+
+    try:
+        grid_shape(args.images)
+        options = RenderOptions(images=args.images, seed=args.seed, top_k=args.top_k, top_p=args.top_p,
+                                temperature=args.temperature, guidance_scale=args.guidance_scale)
+        started = time.perf_counter()
+        model = DalleMini.load(args.model, args.vqgan, revision=args.revision, cache_dir=args.cache_dir,
+                               device=args.device, dtype=DTYPES[args.dtype])
+        torch.set_grad_enabled(False)
+        with tqdm(total=args.images * model.config.image_length, unit="tok", desc="sampling") as bar:
+            def progress(done: int, total: int) -> None:
+                bar.update(done - bar.n)
+
+            tokens = model.tokens([args.prompt], options, progress=progress)[0]
+        images = model.decode(tokens)
+        args.out.write_bytes(png_bytes(make_grid(images)))
+    except (CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} ({args.images} images, {time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
