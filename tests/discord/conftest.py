@@ -1,4 +1,19 @@
-"""Fixtures for the Discord tests: a fake Discord on 127.0.0.1 and real discord.py clients pointed at it."""
+"""Fixtures for the Discord tests: a fake Discord on 127.0.0.1 and real discord.py clients pointed at it.
+
+    async def test_ping(fake_discord, discord_client_runner):
+        client = await discord_client_runner(MyBot(..., guild_ready_timeout=FAST_GUILD_READY_TIMEOUT_S))
+        interaction = await fake_discord.send_slash_command("imagine", {"prompt": "a cat"})
+        await fake_discord.wait_for_callback(interaction, timeout=3.0)       # the ack
+        message = await fake_discord.wait_for(lambda: (m := fake_discord.original_message(interaction))
+                                              and m.attachments and m)       # the grid
+        click = await fake_discord.click_button(message.id, message.custom_ids[0])
+
+Faults: `fake_discord.rate_limit_next(r"^/webhooks/", retry_after=0.1)`, `fail_next(pattern, status=502)`,
+`upload_limit_bytes = n`, `advance_clock(16 * 60)` or `expire_token(token)` (10062), `callback_delay_s`,
+`await request_reconnect()` (op 7), `await close_gateway(4000)`, `await invalidate_session()` (op 9).
+Reads: `requests` / `find_requests(method, path_regex)`, `messages`, `channel_messages()`, `interactions`,
+`global_commands`, `guild_commands`, `command_sync_count`, `identify_count`, `resume_count`.
+"""
 
 from __future__ import annotations
 

@@ -93,6 +93,8 @@ __all__ = [
 
 T = TypeVar("T")
 
+INTERACTION_TOKEN_IN_PATH = re.compile(r"^/(?:webhooks/\d+|interactions/\d+)/([^/]+)")
+
 ACK_WINDOW_S = 3.0
 TOKEN_LIFETIME_S = 15 * 60.0
 HEARTBEAT_INTERVAL_MS = 41_250
@@ -617,12 +619,19 @@ class FakeDiscord:
             if fault.matches(record.method, record.path):
                 fault.remaining -= 1
                 return json_response(fault.body, status=fault.status, headers=fault.headers)
-        too_big = self.upload_limit_bytes is not None and any(
-            len(part.data) > self.upload_limit_bytes for part in record.files
-        )
-        if too_big:
+        limit = self._upload_limit(record.path)
+        if limit is not None and any(len(part.data) > limit for part in record.files):
             return json_response(REQUEST_TOO_LARGE, status=413)
         return None
+
+    def _upload_limit(self, path: str) -> int | None:
+        """`upload_limit_bytes`, or for an interaction's routes its `attachment_size_limit` if smaller."""
+        limits = [] if self.upload_limit_bytes is None else [self.upload_limit_bytes]
+        if (match := INTERACTION_TOKEN_IN_PATH.match(path)) and (
+            interaction := self.interactions.get(match[1])
+        ):
+            limits.append(interaction.payload["attachment_size_limit"])
+        return min(limits, default=None)
 
     # -- REST: routes -----------------------------------------------------------------------------------
 
