@@ -138,7 +138,7 @@ class SocketAck:
 
 @dataclass
 class Fault:
-    """How the next matching Web API calls fail. See `FakeSlack.fail`."""
+    """How the next matching requests misbehave. See `FakeSlack.fail`."""
 
     times: int | None  # None: until cleared
     status: int = 200
@@ -341,7 +341,9 @@ class FakeSlack:
         retry_after: int | None = None,
         delay: float = 0.0,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` (``"*"``: any method) misbehave.
+        """Make the next ``times`` calls of ``method`` misbehave.
+
+        ``method`` is a Web API method, `UPLOAD_STEP` (the POST of the bytes), or ``"*"`` (any).
 
         ``status``/``error`` pick the answer (``error`` alone: HTTP 200 ``{"ok": false, "error"}``),
         ``retry_after`` adds a ``Retry-After`` header, ``delay`` answers late (seconds).
