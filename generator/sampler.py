@@ -273,6 +273,12 @@ class Sampler:
     # ---- one step ----
 
     @torch.inference_mode()
+    def next_logits(self) -> torch.Tensor:
+        """The guided logits (active rows, code_count) the next `step` draws from, in slot order of
+        `positions()`; for inspection and tests (it runs the decoder once more: not for the hot loop)."""
+        return self._guided_logits(len(self._row_keys)) if self._row_keys else torch.empty(0, self.code_count)
+
+    @torch.inference_mode()
     def step(self) -> list[FinishedRow]:
         """Draw one token for every active row; return the rows that drew their last token."""
         n = len(self._row_keys)
