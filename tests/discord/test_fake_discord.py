@@ -207,14 +207,18 @@ async def test_rate_limited_followup_is_retried_and_posted_once(
     assert fake_discord.original_message(interaction).flags & EPHEMERAL_FLAG  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("expire", ["clock", "switch"])
 async def test_expired_token_surfaces_as_not_found_10062(
-    fake_discord: FakeDiscord, discord_client_runner: Any
+    fake_discord: FakeDiscord, discord_client_runner: Any, expire: str
 ) -> None:
     client = await discord_client_runner(PingClient())
     interaction = await fake_discord.send_slash_command("late")
     await fake_discord.wait_for_callback(interaction)
 
-    fake_discord.advance_clock(16 * 60)
+    if expire == "clock":
+        fake_discord.advance_clock(16 * 60)
+    else:
+        fake_discord.expire_token(interaction.token)
     client.go_on.set()
     [error] = await fake_discord.wait_for(lambda: client.errors)
 
@@ -378,3 +382,15 @@ async def test_interaction_uploads_obey_its_attachment_size_limit(
 
     assert edit.status == 413
     assert fake_discord.original_message(interaction).attachments == []  # type: ignore[union-attr]
+
+
+async def test_auto_sharded_client_asks_gateway_bot_and_connects(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    client = await discord_client_runner(
+        discord.AutoShardedClient(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+    )
+
+    assert fake_discord.find_requests("GET", r"^/gateway/bot$")
+    assert client.get_guild(fake_discord.guild.id) is not None
+    assert client.shard_count == 1

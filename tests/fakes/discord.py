@@ -552,6 +552,8 @@ class FakeDiscord:
             "private_channels": [],
             "relationships": [],
         }
+        if "shard" in data:  # AutoShardedClient identifies with [shard_id, shard_count] and reads it back
+            ready["shard"] = data["shard"]
         await self.dispatch("READY", ready)
         for guild in self.guilds.values():
             await self.dispatch("GUILD_CREATE", self._guild_payload(guild))
