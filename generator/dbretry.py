@@ -1,0 +1,66 @@
+"""Riding out a database that goes away for a while (Postgres restart, failover, a locked SQLite file).
+
+The pool (`pool_pre_ping`) reconnects by itself; what the loops need is to not die on the one statement
+that hit the dead connection. `retrying(...)` re-runs an operation on connection-level errors with a
+doubling backoff, up to a deadline; other errors (bugs, constraint violations) pass through at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DB_RETRY_FIRST_SECONDS = 0.2  # first wait after a dropped connection; doubles up to the max
+DB_RETRY_MAX_SECONDS = 5.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost or refused connection, a server shutting down, a busy database: worth retrying."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, DBAPIError):
+        text = str(exc.orig).lower()
+        return any(word in text for word in ("connection", "shutting down", "terminat", "closed", "locked"))
+    if type(exc).__module__.startswith("asyncpg") and any(
+        word in type(exc).__name__ for word in ("Connection", "Shutdown", "Interface", "CannotConnect")
+    ):
+        return True  # raised by the raw LISTEN connection, outside SQLAlchemy
+    return isinstance(exc, ConnectionError | TimeoutError | OSError)
+
+
+async def retrying(
+    operation: Callable[[], Awaitable[T]], *, what: str, deadline_seconds: float, **log_extra: object
+) -> T:
+    """Run `operation`, retrying transient database errors for up to `deadline_seconds`."""
+    give_up_at = time.monotonic() + deadline_seconds
+    wait = DB_RETRY_FIRST_SECONDS
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() + wait > give_up_at:
+                raise
+            log.warning(
+                "database unavailable during %s, retrying in %.1f s: %s",
+                what,
+                wait,
+                _first_line(exc),
+                extra={"action": "db_retry", **log_extra},
+            )
+            await asyncio.sleep(wait)
+            wait = min(DB_RETRY_MAX_SECONDS, wait * 2)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

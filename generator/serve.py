@@ -1,0 +1,275 @@
+"""The generator process: `python -m generator.serve` (started by `imagine serve`, or on its own on
+GPU machines, any number of them against one Postgres).
+
+    settings → database (schema must be at head) → load the model once → Worker.run until SIGTERM/SIGINT
+
+Exit status: 0 after a clean stop; 1 if a task died; 2 bad settings or schema; 3 the model cannot be loaded
+(one line on stderr saying why and what to do; nothing was claimed, so no job is lost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.errors import ImagineError, SettingsError
+from jobs.settings import Settings, load_settings
+
+log = logging.getLogger("generator.serve")
+
+EXIT_OK, EXIT_TASK_DIED, EXIT_CONFIG, EXIT_MODEL = 0, 1, 2, 3
+TRY_TINY_HINT = (
+    "set IMAGINE_MODEL_DIR and IMAGINE_VQGAN_DIR to local checkpoint directories (the layout of the "
+    "dalle-mini hub repos), or try the whole path offline with a tiny random model: "
+    "`python -m generator.testing make-tiny ./tiny` then "
+    "IMAGINE_MODEL_DIR=./tiny/dalle IMAGINE_VQGAN_DIR=./tiny/vqgan"
+)
+_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class DataFormatter(logging.Formatter):
+    """`time level logger message key=value …`: every `extra` (action, job_id, worker_id, …) shown."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES}
+        if fields:
+            text += " " + " ".join(f"{key}={value}" for key, value in sorted(fields.items()))
+        return text
+
+
+class _WorkerIdFilter(logging.Filter):
+    def __init__(self, worker_id: str) -> None:
+        super().__init__()
+        self.worker_id = worker_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "worker_id"):
+            record.worker_id = self.worker_id
+        return True
+
+
+def configure_logging(level: str, worker_id: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(DataFormatter())
+    handler.addFilter(_WorkerIdFilter(worker_id))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in (
+        "sqlalchemy",
+        "aiosqlite",
+        "asyncio",
+        "urllib3",
+        "httpx",
+        "filelock",
+        "huggingface_hub",
+        "alembic",
+    ):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Any  # generator.dalle.DalleMini (imported lazily: torch)
+    name: str  # what the registry shows
+    device: str
+
+
+class ModelLoadError(ImagineError):
+    """The model could not be loaded; the message says why and what to do."""
+
+
+def load_model(settings: Settings) -> LoadedModel:
+    """Load DalleBart + VQGAN once (converted weights cached as safetensors: the next start is warm)."""
+    import torch
+
+    from generator.checkpoints import CheckpointNotFound, HubUnreachable
+    from generator.dalle import DalleMini
+    from generator.errors import CheckpointError
+
+    device = settings.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = settings.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    model_spec = settings.model_dir or settings.model_name
+    vqgan_spec = settings.vqgan_dir or settings.vqgan_name
+    try:
+        model = DalleMini.load(
+            model_spec,
+            vqgan_spec,
+            revision=settings.model_revision,
+            vqgan_revision=settings.vqgan_revision,
+            cache_dir=settings.models_dir,
+            device=device,
+            dtype=dtype,
+        )
+    except (HubUnreachable, CheckpointNotFound) as exc:
+        hint = "" if settings.model_dir and settings.vqgan_dir else f"; {TRY_TINY_HINT}"
+        raise ModelLoadError(f"cannot load the model: {_one_line(exc)}{hint}") from exc
+    except CheckpointError as exc:
+        raise ModelLoadError(f"cannot load the model: {_one_line(exc)}") from exc
+    except torch.cuda.OutOfMemoryError as exc:
+        raise ModelLoadError(
+            f"cannot load the model: out of GPU memory on {device} ({_one_line(exc)}); "
+            "free the GPU, pick another with IMAGINE_DEVICE, or use a smaller model (IMAGINE_MODEL_NAME)"
+        ) from exc
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"cannot load the model on {device}: {type(exc).__name__}: {_one_line(exc)}"
+        ) from exc
+    name = str(settings.model_dir) if settings.model_dir else settings.model_name
+    return LoadedModel(model=model, name=name, device=device)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:600] or type(exc).__name__
+
+
+async def serve(
+    settings: Settings,
+    *,
+    worker_id: str,
+    stop: asyncio.Event,
+    render: bool = True,
+    deliver: bool = True,
+    batching: str = "continuous",
+    stop_grace_seconds: float | None = None,
+) -> int:
+    """Run one generator until `stop`; returns the exit status (see the module docstring)."""
+    from bot.posters import make_posters
+    from generator.delivery import Deliverer
+    from generator.worker import Worker, WorkerTaskDied
+    from jobs.db import check_schema, connect
+    from jobs.queue import Queue
+
+    engine = connect(settings)
+    try:
+        try:
+            await check_schema(engine)
+        except ImagineError as exc:
+            print(f"imagine generator: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        except Exception as exc:
+            print(f"imagine generator: cannot reach the database: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_CONFIG
+        queue = Queue.from_settings(settings, engine=engine)
+        render_loop = None
+        device = model_name = ""
+        if render:
+            # Load before claiming anything: a model that cannot load loses no job.
+            try:
+                loaded = await asyncio.to_thread(load_model, settings)
+            except ModelLoadError as exc:
+                print(f"imagine generator: {exc}", file=sys.stderr)
+                return EXIT_MODEL
+            from generator.engine import ModelEngine
+            from generator.scheduler import STOP_GRACE_SECONDS, Batching, RenderLoop
+
+            model_engine = ModelEngine(loaded.model, capacity=settings.batch_images, model_name=loaded.name)
+            device, model_name = loaded.device, loaded.name
+            render_loop = RenderLoop(
+                queue=queue,
+                engine=model_engine,
+                worker_id=worker_id,
+                batching=Batching(batching),
+                stop_grace_seconds=STOP_GRACE_SECONDS if stop_grace_seconds is None else stop_grace_seconds,
+            )
+            log.info("model loaded", extra={"action": "model_loaded", "model": loaded.name, "device": device})
+        deliverer = None
+        posters = make_posters(settings) if deliver else {}
+        if deliver:
+            deliverer = Deliverer(queue=queue, posters=posters)
+            if render_loop is not None:
+                render_loop.on_progress = deliverer.note_progress
+                render_loop.on_finished = deliverer.note_finished
+        worker = Worker(
+            queue=queue,
+            worker_id=worker_id,
+            render=render_loop,
+            deliverer=deliverer,
+            device=device,
+            model=model_name,
+            registry_seconds=settings.heartbeat_seconds,
+        )
+        try:
+            await worker.run(stop)
+        except WorkerTaskDied as exc:
+            print(f"imagine generator: {exc}", file=sys.stderr)
+            return EXIT_TASK_DIED
+        finally:
+            for poster in posters.values():
+                await poster.aclose()
+        return EXIT_OK
+    finally:
+        await engine.dispose()
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _on_signal, stop, signum)
+
+
+def _on_signal(stop: asyncio.Event, signum: int) -> None:
+    log.info(
+        "%s: stopping (no more claims; finishing or releasing in-flight jobs)",
+        signal.Signals(signum).name,
+        extra={"action": "worker_stopping"},
+    )
+    stop.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from generator.worker import default_worker_id
+
+    parser = argparse.ArgumentParser(prog="python -m generator.serve", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--worker-id", default=None, help="stable id in the worker registry (default host:pid)"
+    )
+    parser.add_argument("--no-render", action="store_true", help="only deliver (e.g. on a bot machine)")
+    parser.add_argument("--no-deliver", action="store_true", help="only render (delivery runs elsewhere)")
+    parser.add_argument("--batching", default="continuous", choices=["continuous", "batch", "job"])
+    parser.add_argument(
+        "--stop-grace-seconds",
+        type=float,
+        default=None,
+        help="on SIGTERM, finish jobs that can finish within this (default 5), release the rest",
+    )
+    args = parser.parse_args(argv)
+    worker_id = args.worker_id or default_worker_id()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"imagine generator: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, worker_id)
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        return await serve(
+            settings,
+            worker_id=worker_id,
+            stop=stop,
+            render=not args.no_render,
+            deliver=not args.no_deliver,
+            batching=args.batching,
+            stop_grace_seconds=args.stop_grace_seconds,
+        )
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

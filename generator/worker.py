@@ -1,0 +1,181 @@
+"""The generator process's tasks, supervised: render loop, delivery loop, worker registry, wake-ups.
+
+    Worker.run(stop)
+    ├── "render"     RenderLoop.run      claim → draw → store (generator/scheduler.py)
+    ├── "deliver"    Deliverer.run       post results through bot.posters (generator/delivery.py)
+    ├── "registry"   every `registry_seconds`: worker_heartbeat (worker, device, model, batch) + reap
+    └── "wakeup"     Postgres LISTEN → pokes the render loop (a hint; polling is the guarantee)
+
+`stop` (an Event; SIGTERM/SIGINT set it in generator/serve.py) makes the render loop stop claiming,
+finish or release what it holds, and the delivery loop finish its pass; the side tasks are then cancelled.
+A task that dies with an exception is logged with its traceback and stops the worker (`run` raises
+`WorkerTaskDied`): a generator that silently stopped rendering or delivering would be worse than none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+
+from generator.dbretry import is_transient
+from generator.delivery import Deliverer
+from generator.scheduler import RenderLoop
+from jobs.errors import ImagineError
+from jobs.queue import Queue
+
+log = logging.getLogger(__name__)
+
+REGISTRY_SECONDS = 10.0  # worker heartbeat and reaping of expired leases, this often
+LISTEN_REFRESH_SECONDS = 30.0  # re-open the LISTEN connection this often (it may have died with the server)
+STOP_TIMEOUT_SECONDS = 30.0  # after stop, wait this long for the loops before cancelling them
+
+
+class WorkerTaskDied(ImagineError):
+    """One of the generator's tasks died; the traceback is in the log. The generator stopped."""
+
+
+def default_worker_id() -> str:
+    """hostname:pid — stable for the life of the process, unique across machines."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _died(task: asyncio.Task[None], stop: asyncio.Event) -> bool:
+    return task.cancelled() or task.exception() is not None or not stop.is_set()
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        queue: Queue,
+        worker_id: str,
+        render: RenderLoop | None,
+        deliverer: Deliverer | None,
+        device: str = "",
+        model: str = "",
+        registry_seconds: float = REGISTRY_SECONDS,
+        listen_refresh_seconds: float = LISTEN_REFRESH_SECONDS,
+    ) -> None:
+        if render is None and deliverer is None:
+            raise ValueError("a worker needs a render loop, a delivery loop, or both")
+        self.queue = queue
+        self.worker_id = worker_id
+        self.render = render
+        self.deliverer = deliverer
+        self.device = device
+        self.model = model
+        self.registry_seconds = registry_seconds
+        self.listen_refresh_seconds = listen_refresh_seconds
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set (returns) or a task dies (raises `WorkerTaskDied`)."""
+        main: dict[str, asyncio.Task[None]] = {}
+        if self.render is not None:
+            main["render"] = asyncio.create_task(self.render.run(stop), name="render")
+        if self.deliverer is not None:
+            main["deliver"] = asyncio.create_task(self.deliverer.run(stop), name="deliver")
+        side = {"registry": asyncio.create_task(self._registry(stop), name="registry")}
+        if self.render is not None:
+            side["wakeup"] = asyncio.create_task(self._wakeup(stop), name="wakeup")
+        log.info(
+            "generator started",
+            extra={"action": "worker_started", "worker_id": self.worker_id, "tasks": sorted([*main, *side])},
+        )
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        died: asyncio.Task[None] | None = None
+        try:
+            done, _ = await asyncio.wait(
+                [stopper, *main.values(), *side.values()], return_when=asyncio.FIRST_COMPLETED
+            )
+            # A task that ends before stop was asked for, or with an exception, has died.
+            died = next((task for task in done if task is not stopper and _died(task, stop)), None)
+            if died is not None:
+                exc = died.exception() if not died.cancelled() else None
+                log.error(
+                    "task %s ended: %r; stopping",
+                    died.get_name(),
+                    exc,
+                    exc_info=exc,
+                    extra={
+                        "action": "worker_task_died",
+                        "worker_id": self.worker_id,
+                        "task": died.get_name(),
+                    },
+                )
+            stop.set()
+            await asyncio.wait(
+                [t for t in main.values() if not t.done()] or [stopper], timeout=STOP_TIMEOUT_SECONDS
+            )
+        finally:
+            stop.set()
+            for task in [stopper, *main.values(), *side.values()]:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(stopper, *main.values(), *side.values(), return_exceptions=True)
+        for task in main.values():  # a loop that failed while stopping counts too
+            if died is None and not task.cancelled() and task.exception() is not None:
+                died = task
+                log.error(
+                    "task %s failed while stopping",
+                    task.get_name(),
+                    exc_info=task.exception(),
+                    extra={"action": "worker_task_died", "worker_id": self.worker_id},
+                )
+        log.info("generator stopped", extra={"action": "worker_stopped", "worker_id": self.worker_id})
+        if died is not None:
+            raise WorkerTaskDied(
+                f"the generator's {died.get_name()} task died (see the log above); it stopped"
+            )
+
+    async def _registry(self, stop: asyncio.Event) -> None:
+        """Say this generator is alive (admin views; the CLI looks for one) and reap expired leases."""
+        while not stop.is_set():
+            try:
+                await self.queue.worker_heartbeat(
+                    self.worker_id,
+                    device=self.device,
+                    model=self.model,
+                    batch_images=self.render.engine.capacity if self.render is not None else 0,
+                )
+                await self.queue.reap()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning(
+                    "worker heartbeat failed, database unavailable: %s",
+                    str(exc).splitlines()[0][:200],
+                    extra={"action": "db_retry", "worker_id": self.worker_id},
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.registry_seconds)
+
+    async def _wakeup(self, stop: asyncio.Event) -> None:
+        """Forward NOTIFYs to the render loop; re-listen periodically (the server may have restarted)."""
+        assert self.render is not None
+        while not stop.is_set():
+            try:
+                async with self.queue.listen() as notified:
+                    if self.queue.engine.dialect.name != "postgresql":
+                        await stop.wait()  # SQLite: no notifications; polling does the work
+                        return
+                    refresh_at = asyncio.get_running_loop().time() + self.listen_refresh_seconds
+                    while not stop.is_set() and asyncio.get_running_loop().time() < refresh_at:
+                        try:
+                            await asyncio.wait_for(notified.wait(), 1.0)
+                        except TimeoutError:
+                            continue
+                        notified.clear()
+                        self.render.wake.set()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.info(
+                    "LISTEN connection lost, polling meanwhile: %s",
+                    str(exc).splitlines()[0][:200],
+                    extra={"action": "listen_retry", "worker_id": self.worker_id},
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
