@@ -42,6 +42,7 @@ class PickButton(
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
         interaction.client.clicks.append((self.job, self.index))  # type: ignore[attr-defined]
         await interaction.response.defer()  # type 6: no loading state for a button
+        await interaction.edit_original_response(content=f"picked {self.index}")  # the button's message
 
 
 class PingClient(discord.Client):
@@ -182,6 +183,7 @@ async def test_button_click_routes_to_dynamic_item_even_after_restart(
     click = await fake_discord.click_button(message.id, "ping:pick:42:2")
     assert (await fake_discord.wait_for_callback(click))["type"] == 6
     assert first.clicks == [(42, 2)]
+    await fake_discord.wait_for(lambda: message.content == "picked 2")
 
     await first.close()
     second = await discord_client_runner(PingClient())
@@ -190,6 +192,8 @@ async def test_button_click_routes_to_dynamic_item_even_after_restart(
     assert (await fake_discord.wait_for_callback(click))["type"] == 6
     assert second.clicks == [(42, 1)]
     assert fake_discord.identify_count == 2
+    await fake_discord.wait_for(lambda: message.content == "picked 1")
+    assert message.edited_by == ["webhook", "webhook", "webhook"]  # the grid, then one edit per click
 
 
 async def test_rate_limited_followup_is_retried_and_posted_once(

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 from tests.fakes.discord_payloads import (
     ADMINISTRATOR,
@@ -597,10 +597,9 @@ class FakeDiscord:
         if request.content_type == "multipart/form-data":
             reader = await request.multipart()
             while (part := await reader.next()) is not None:
-                data = await part.read()  # type: ignore[union-attr]
-                parts.append(
-                    Part(part.name or "", part.filename, part.headers.get("Content-Type"), bytes(data))
-                )  # type: ignore[union-attr]
+                assert isinstance(part, BodyPartReader), "discord.py sends flat multipart bodies"
+                content_type = part.headers.get("Content-Type")
+                parts.append(Part(part.name or "", part.filename, content_type, bytes(await part.read())))
             payload_part = next((p for p in parts if p.name == "payload_json"), None)
             body = json.loads(payload_part.data) if payload_part else None
         elif raw := await request.read():
@@ -836,7 +835,11 @@ class FakeDiscord:
         raw_id = request.match_info["message_id"]
         message_id = interaction.original_message_id if raw_id == "@original" else int(raw_id)
         message = self.messages.get(message_id) if message_id is not None else None
-        if message is None or message.is_deleted or message.interaction_token != interaction.token:
+        # @original of a button's interaction is the message the button is on (made by another token)
+        is_this_interactions = message is not None and (
+            message.id == interaction.original_message_id or message.interaction_token == interaction.token
+        )
+        if message is None or message.is_deleted or not is_this_interactions:
             return None, json_response(UNKNOWN_MESSAGE, status=404)
         return message, None
 
