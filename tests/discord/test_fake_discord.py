@@ -398,3 +398,31 @@ async def test_auto_sharded_client_asks_gateway_bot_and_connects(
     assert fake_discord.find_requests("GET", r"^/gateway/bot$")
     assert client.get_guild(fake_discord.guild.id) is not None
     assert client.shard_count == 1
+
+
+class CancelView(discord.ui.View):
+    """A persistent view whose button answers by updating its own message (callback type 7)."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.button(label="Cancel", custom_id="test:cancel", style=discord.ButtonStyle.danger)
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        await interaction.response.edit_message(content="cancelled", view=None)
+
+
+async def test_update_message_callback_edits_the_buttons_message(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    client = await discord_client_runner(PingClient())
+    client.add_view(CancelView())
+    channel = client.get_channel(fake_discord.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    sent = await channel.send("rendering…", view=CancelView())
+
+    click = await fake_discord.click_button(sent.id, "test:cancel")
+
+    assert (await fake_discord.wait_for_callback(click))["type"] == 7
+    message = fake_discord.messages[sent.id]
+    assert message.content == "cancelled" and message.components == []
+    assert message.edited_by == ["callback"]
