@@ -6,6 +6,7 @@ SQLite differ the difference is here, beside its reason. Times are always bound 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
@@ -13,10 +14,12 @@ from typing import Any
 from sqlalchemy import (
     Delete,
     Insert,
+    Integer,
     Select,
     String,
     Update,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -29,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jobs.models import Delivery, Kind, Status
-from jobs.schema import bans, fair_users, images, jobs, spaces, workers
+from jobs.schema import UTCDateTime, bans, fair_users, images, jobs, spaces, workers
 
 ACTIVE = (Status.QUEUED.value, Status.RUNNING.value)
 FINAL = (Status.DONE.value, Status.FAILED.value, Status.CANCELLED.value)
@@ -128,8 +131,10 @@ def notify_new_job(job_id: int) -> Any:
 # --- claim and leases ------------------------------------------------------------------------------------
 
 
-def claim(dialect: str, worker_id: str, max_images: int, now: datetime, lease_until: datetime) -> Update:
-    """Take the fairest queued jobs up to `max_images` images, in ONE statement, and lease them.
+@functools.cache
+def claim(dialect: str) -> Update:
+    """Take the fairest queued jobs up to `:max_images` images, in ONE statement, and lease them
+    (binds: worker_id, max_images, now, lease_until; built once per dialect).
 
     `candidates` reads at most `max_images` jobs (each has ≥ 1 image) in fair order. On Postgres it
     locks them FOR UPDATE SKIP LOCKED: concurrent claimers skip each other's rows instead of waiting,
@@ -138,6 +143,8 @@ def claim(dialect: str, worker_id: str, max_images: int, now: datetime, lease_un
     always at least the first job, so a 9-image job is never starved by a smaller batch size (the
     worker splits it) — and never skips ahead to a smaller later job, which would break fairness.
     """
+    max_images = bindparam("max_images", type_=Integer)
+    now = bindparam("now", type_=UTCDateTime)
     candidates = (
         select(jobs.c.id, jobs.c.images, jobs.c.fair_tag)
         .where(jobs.c.status == Status.QUEUED.value, jobs.c.run_after <= now)
@@ -159,8 +166,8 @@ def claim(dialect: str, worker_id: str, max_images: int, now: datetime, lease_un
         .where(jobs.c.id.in_(chosen))
         .values(
             status=Status.RUNNING.value,
-            lease_owner=worker_id,
-            lease_expires_at=lease_until,
+            lease_owner=bindparam("worker_id", type_=String),
+            lease_expires_at=bindparam("lease_until", type_=UTCDateTime),
             attempts=jobs.c.attempts + 1,  # a claim is an attempt; `release` gives it back
             started_at=now,
             progress=0.0,
@@ -187,18 +194,20 @@ def held_job(job_id: int, worker_id: str) -> Select:
     )
 
 
-def mark_done(job_id: int, worker_id: str, now: datetime, gpu_seconds: float) -> Update:
-    """The worker stored the images: the job is done (or cancelled, if that was asked meanwhile)
-    and waits for delivery. Guarded by the lease, so a worker that lost it changes nothing."""
+def mark_done(job_gpu_seconds: dict[int, float], worker_id: str, now: datetime) -> Update:
+    """The worker stored the images: its jobs are done (or cancelled, if that was asked meanwhile)
+    and wait for delivery. Guarded by the lease, so jobs the worker lost are left alone."""
     return (
         update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.status == Status.RUNNING.value, jobs.c.lease_owner == worker_id)
+        .where(
+            jobs.c.id.in_(job_gpu_seconds),
+            jobs.c.status == Status.RUNNING.value,
+            jobs.c.lease_owner == worker_id,
+        )
         .values(
-            status=case(
-                (jobs.c.cancel_requested, Status.CANCELLED.value), else_=Status.DONE.value
-            ),
+            status=case((jobs.c.cancel_requested, Status.CANCELLED.value), else_=Status.DONE.value),
             finished_at=now,
-            gpu_seconds=func.coalesce(jobs.c.gpu_seconds, 0.0) + gpu_seconds,
+            gpu_seconds=func.coalesce(jobs.c.gpu_seconds, 0.0) + case(job_gpu_seconds, value=jobs.c.id),
             progress=1.0,
             lease_owner=None,
             lease_expires_at=None,
@@ -209,9 +218,9 @@ def mark_done(job_id: int, worker_id: str, now: datetime, gpu_seconds: float) ->
     )
 
 
-def insert_images(rows: list[dict[str, Any]]) -> Insert:
-    """Store a job's grid (index -1) and each image with its VQGAN tokens."""
-    return images.insert().values(rows)
+def insert_images() -> Insert:
+    """Store jobs' grids (index -1) and images with their VQGAN tokens (execute with a list of rows)."""
+    return images.insert()
 
 
 def count_worker_output(worker_id: str, jobs_done: int, images_done: int, now: datetime) -> Update:

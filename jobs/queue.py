@@ -86,6 +86,16 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Rendered:
+    """One job's result, for `finish_many`."""
+
+    job_id: int
+    grid_png: bytes
+    images: Sequence[RenderedImage | tuple[bytes, bytes]]  # (png, 256 VQGAN tokens) per image
+    gpu_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """What a heartbeat learned: jobs to stop rendering."""
 
@@ -314,7 +324,7 @@ class Queue:
             {"job_id": job.id, "index": index, "png": parent.png, "tokens": parent.tokens}
             for index in (GRID_INDEX, 0)
         ]
-        await conn.execute(q.insert_images(rows))
+        await conn.execute(q.insert_images(), rows)
 
     # --- position and ETA -------------------------------------------------------------------------------
 
@@ -358,7 +368,8 @@ class Queue:
         now = _now(now)
         lease_until = now + timedelta(seconds=lease_seconds or self.limits.lease_seconds)
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(q.claim(self._dialect, worker_id, max_images, now, lease_until))).all()
+            binds = {"worker_id": worker_id, "max_images": max_images, "now": now, "lease_until": lease_until}
+            rows = (await conn.execute(q.claim(self._dialect), binds)).all()
         claimed = sorted((Job.from_row(row) for row in rows), key=lambda job: (job.fair_tag, job.id))
         for job in claimed:
             log.info("job claimed", extra={"action": "job_claimed", "job_id": job.id, "worker_id": worker_id})
@@ -403,27 +414,48 @@ class Queue:
         Raises `LeaseLost` (storing nothing) if the worker no longer holds the job. If a cancel was
         requested meanwhile the job ends cancelled and its images are not stored.
         """
+        done = await self.finish_many(worker_id, [Rendered(job_id, grid_png, images, gpu_seconds)], now=now)
+        if not done:
+            raise errors.LeaseLost(job_id, worker_id)
+        return done[0]
+
+    async def finish_many(
+        self, worker_id: str, results: Sequence[Rendered], *, now: datetime | None = None
+    ) -> list[Job]:
+        """`finish` for a whole batch in one transaction (what a generator rendering a batch calls).
+
+        Returns the jobs finished; a job whose lease this worker lost is left out and stores nothing.
+        """
         now = _now(now)
-        rendered = [image if isinstance(image, RenderedImage) else RenderedImage(*image) for image in images]
+        by_id = {result.job_id: result for result in results}
+        if not by_id:
+            return []
         async with self._engine.begin() as conn:
-            row = (await conn.execute(q.mark_done(job_id, worker_id, now, gpu_seconds))).one_or_none()
-            if row is None:
-                raise errors.LeaseLost(job_id, worker_id)
-            job = Job.from_row(row)
-            if len(rendered) != job.images:
-                raise ValueError(f"job {job_id} asked for {job.images} images, got {len(rendered)}")
-            if job.status is Status.DONE:
-                values = [{"job_id": job_id, "index": GRID_INDEX, "png": grid_png, "tokens": None}]
-                values += [
-                    {"job_id": job_id, "index": index, "png": image.png, "tokens": image.tokens}
-                    for index, image in enumerate(rendered)
-                ]
-                await conn.execute(q.insert_images(values))
-            await conn.execute(q.count_worker_output(worker_id, 1, job.images, now))
-        log.info(
-            "job finished", extra={"action": f"job_{job.status}", "job_id": job_id, "worker_id": worker_id}
-        )
-        return job
+            gpu = {job_id: float(result.gpu_seconds) for job_id, result in by_id.items()}
+            rows = (await conn.execute(q.mark_done(gpu, worker_id, now))).all()
+            done = sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
+            values: list[dict[str, Any]] = []
+            for job in done:
+                result = by_id[job.id]
+                if len(result.images) != job.images:
+                    raise ValueError(f"job {job.id} asked for {job.images} images, got {len(result.images)}")
+                if job.status is not Status.DONE:
+                    continue  # cancelled meanwhile: nothing to keep
+                values.append({"job_id": job.id, "index": GRID_INDEX, "png": result.grid_png, "tokens": None})
+                for index, image in enumerate(result.images):
+                    png, tokens = (image.png, image.tokens) if isinstance(image, RenderedImage) else image
+                    values.append({"job_id": job.id, "index": index, "png": png, "tokens": tokens})
+            if values:
+                await conn.execute(q.insert_images(), values)
+            if done:
+                images_done = sum(job.images for job in done)
+                await conn.execute(q.count_worker_output(worker_id, len(done), images_done, now))
+        for job in done:
+            log.info(
+                "job finished",
+                extra={"action": f"job_{job.status}", "job_id": job.id, "worker_id": worker_id},
+            )
+        return done
 
     async def fail(
         self,
