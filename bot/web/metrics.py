@@ -88,22 +88,30 @@ def counter(name: str, help: str, samples: Iterable[Sample] | float) -> Family:
 
 @dataclass(frozen=True)
 class Histogram:
-    """A histogram from observations: cumulative `_bucket{le=…}` counts, `_sum` and `_count`."""
+    """A histogram: cumulative `_bucket{le=…}` counts (the `+Inf` bucket is `count`), `_sum` and `_count`."""
 
     name: str
     help: str
-    buckets: Sequence[float]
-    observations: Sequence[float]
+    buckets: Sequence[tuple[float, int]]  # (upper bound, observations at or below it), bounds increasing
+    sum: float
+    count: int
+
+    @classmethod
+    def observe(cls, name: str, help: str, bounds: Sequence[float], values: Sequence[float]) -> Histogram:
+        """From raw observations (tests; small data sets). The dashboard counts buckets in SQL instead."""
+        buckets = [(bound, sum(1 for value in values if value <= bound)) for bound in bounds]
+        return cls(name, help, buckets, float(sum(values)), len(values))
 
     def lines(self) -> list[str]:
-        if list(self.buckets) != sorted(self.buckets):
-            raise ValueError("histogram buckets must be increasing")
+        bounds = [bound for bound, _ in self.buckets]
+        counts = [count for _, count in self.buckets]
+        if bounds != sorted(bounds) or counts != sorted(counts) or (counts and counts[-1] > self.count):
+            raise ValueError("histogram buckets must be increasing and cumulative")
         out = [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} histogram"]
-        for bound in (*self.buckets, math.inf):
-            count = sum(1 for value in self.observations if value <= bound)
+        for bound, count in (*self.buckets, (math.inf, self.count)):
             out.append(f'{self.name}_bucket{{le="{format_value(bound)}"}} {count}')
-        out.append(f"{self.name}_sum {format_value(sum(self.observations))}")
-        out.append(f"{self.name}_count {len(self.observations)}")
+        out.append(f"{self.name}_sum {format_value(self.sum)}")
+        out.append(f"{self.name}_count {self.count}")
         return out
 
 

@@ -28,7 +28,7 @@ def test_counter_needs_total_suffix() -> None:
 
 
 def test_histogram_buckets_are_cumulative() -> None:
-    text = render([Histogram("imagine_render_seconds", "h", (1.0, 5.0), [0.5, 1.0, 3.0, 7.0])])
+    text = render([Histogram.observe("imagine_render_seconds", "h", (1.0, 5.0), [0.5, 1.0, 3.0, 7.0])])
     assert text.splitlines()[2:] == [
         'imagine_render_seconds_bucket{le="1"} 2',
         'imagine_render_seconds_bucket{le="5"} 3',
@@ -54,3 +54,8 @@ def test_format_value() -> None:
         "-Inf",
     ]
     assert format_value(math.nan) == "NaN"
+
+
+def test_histogram_refuses_non_cumulative_counts() -> None:
+    with pytest.raises(ValueError, match="cumulative"):
+        render([Histogram("h", "h", [(1.0, 3), (2.0, 1)], 0.0, 3)])

@@ -1,0 +1,83 @@
+"""Fixtures for the dashboard tests: a real SQLite database migrated with the project's migrations, the
+real `Queue` on it, and the dashboard app in aiohttp's test client (signed out, or signed in as admin)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.web.app import create_app
+from bot.web.config import DashboardConfig
+from jobs.db import connect, migrate
+from jobs.queue import Limits, Queue
+from jobs.settings import Settings, load_settings
+from tests.jobs.databases import copy_sqlite, sqlite_url
+from tests.web.helpers import PASSWORD, sign_in
+
+# Generous limits: each test tightens only what it checks.
+WEB_LIMITS = Limits(
+    max_queued_per_user=1000, max_running_per_user=1000, daily_quota_images=0, retry_backoff_seconds=0.0
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No IMAGINE_* setting from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("IMAGINE_") and not name.startswith("IMAGINE_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def web_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("web-template") / "template.db"
+    migrate(sqlite_url(path))
+    return path
+
+
+@pytest.fixture
+def db_url(web_sqlite_template: Path, tmp_path: Path) -> str:
+    return copy_sqlite(web_sqlite_template, tmp_path / "imagine.db")
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return load_settings(
+        env_file=None,
+        database_url=db_url,
+        dashboard_enabled=True,
+        dashboard_password=PASSWORD,
+    )
+
+
+@pytest.fixture
+async def queue(db_url: str) -> AsyncIterator[Queue]:
+    engine = connect(db_url)
+    yield Queue(engine=engine, limits=WEB_LIMITS)
+    await engine.dispose()
+
+
+@pytest.fixture
+def dashboard_config(settings: Settings) -> DashboardConfig:
+    return DashboardConfig.from_settings(settings, login_attempts=3, login_window_seconds=60)
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, queue: Queue, dashboard_config: DashboardConfig
+) -> AsyncIterator[TestClient]:
+    """The dashboard, signed out."""
+    app = create_app(settings=settings, queue=queue, config=dashboard_config)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def admin(client: TestClient) -> TestClient:
+    """The same client, signed in."""
+    assert await sign_in(client) == 302
+    return client
