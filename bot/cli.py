@@ -1,0 +1,229 @@
+"""The `imagine` command: a terminal frontend to the queue, and the admin's tool.
+
+    imagine migrate                          bring the database to the code's schema
+    imagine enqueue "a cat" --images 4       queue a prompt; prints the job id, position and ETA
+    imagine status JOB_ID                    a job's state
+    imagine cancel JOB_ID                    cancel it
+    imagine usage [--by user] [--since …]    usage table
+
+Settings come from IMAGINE_* variables and `.env` (see .env.example), read once here in `main`.
+Each subcommand is an entry in COMMANDS: a function adding its arguments and an async function
+running it; later issues add `imagine serve` and `imagine "prompt"` the same way. No torch import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from jobs.db import check_schema, connect, migrate
+from jobs.errors import ImagineError, Refused
+from jobs.models import EnqueueRequest, Platform
+from jobs.queue import Queue
+from jobs.settings import Settings, load_settings
+from jobs.usage import GROUPS, UsageFilter, usage
+
+log = logging.getLogger("imagine")
+
+Runner = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+LONG_RUNNING: set[str] = set()  # commands that log at IMAGINE_LOG_LEVEL (e.g. a future `serve`)
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
+
+
+def command(
+    name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], None] = lambda _: None
+) -> Callable[[Runner], Runner]:
+    """Register a subcommand: `@command("name", "help", add_arguments)` on `async def run(args, settings)`."""
+
+    def register(run: Runner) -> Runner:
+        COMMANDS[name] = (help_text, arguments, run)
+        return run
+
+    return register
+
+
+async def open_queue(settings: Settings) -> Queue:
+    """A Queue on the configured database, refusing a schema that is behind (`imagine migrate` fixes it)."""
+    engine = connect(settings)
+    try:
+        await check_schema(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return Queue.from_settings(settings, engine=engine)
+
+
+def _eta(eta: timedelta | None) -> str:
+    if eta is None:
+        return "unknown (no recent renders)"
+    return f"about {max(1, round(eta.total_seconds()))} s"
+
+
+@command("migrate", "create or upgrade the database schema (safe to run again)")
+async def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    await asyncio.to_thread(migrate, settings.db_url)
+    print("database is at the latest schema")
+    return 0
+
+
+def _enqueue_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompt", help="what to draw")
+    parser.add_argument("--images", type=int, help="pictures in the grid, 1-9 (default 4)")
+    parser.add_argument("--seed", type=int, help="random seed, 0 or more (default: random)")
+    parser.add_argument("--guidance-scale", type=float, help="super-conditioning scale (default 10)")
+    parser.add_argument("--top-k", type=int, help="sample among the k likeliest codes (default 256)")
+    parser.add_argument("--top-p", type=float, help="nucleus sampling threshold (default off)")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (default 1)")
+    parser.add_argument("--model", help="checkpoint name (default: IMAGINE_MODEL_NAME)")
+    parser.add_argument("--user", default=getpass.getuser(), help="who asks (default: your login name)")
+
+
+@command("enqueue", "queue a prompt and print its position and ETA", _enqueue_arguments)
+async def run_enqueue(args: argparse.Namespace, settings: Settings) -> int:
+    names = ("images", "seed", "guidance_scale", "top_k", "top_p", "temperature", "model")
+    options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    queue = await open_queue(settings)
+    try:
+        enqueued = await queue.enqueue(
+            EnqueueRequest(
+                platform=Platform.CLI,
+                user_id=args.user,
+                user_name=args.user,
+                prompt=args.prompt,
+                options=options,
+            )
+        )
+    finally:
+        await queue.engine.dispose()
+    job = enqueued.job
+    print(
+        f"job {job.id} queued: position {enqueued.position}, ETA {_eta(enqueued.eta)}, "
+        f"seed {job.options.seed}"
+    )
+    return 0
+
+
+def _job_id_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id", type=int)
+
+
+@command("status", "show a job", _job_id_argument)
+async def run_status(args: argparse.Namespace, settings: Settings) -> int:
+    queue = await open_queue(settings)
+    try:
+        job = await queue.get_job(args.job_id)
+        position, eta = await queue.position(job.id)
+    finally:
+        await queue.engine.dispose()
+    print(f"job {job.id}: {job.status}" + (f" ({job.error})" if job.error else ""))
+    print(f"  prompt: {job.prompt_normalized!r} by {job.user_name or job.user_id} on {job.platform}")
+    print(
+        f"  images {job.images}, seed {job.options.seed}, attempts {job.attempts}, "
+        f"progress {job.progress:.0%}"
+    )
+    if position:
+        print(f"  position {position}, ETA {_eta(eta)}")
+    print(f"  delivery: {job.delivery}" + (f" ({job.delivery_error})" if job.delivery_error else ""))
+    return 0
+
+
+@command(
+    "cancel",
+    "cancel a job (yours, or any with --admin)",
+    lambda p: (
+        _job_id_argument(p),
+        p.add_argument("--user", default=getpass.getuser()),
+        p.add_argument("--admin", action="store_true"),
+    ),
+)
+async def run_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    queue = await open_queue(settings)
+    try:
+        job = await queue.cancel(args.job_id, args.user, is_admin=args.admin)
+    finally:
+        await queue.engine.dispose()
+    print(f"job {job.id}: {job.status}" + (" (cancel requested)" if job.cancel_requested else ""))
+    return 0
+
+
+def _usage_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--by", choices=GROUPS, default="user")
+    parser.add_argument("--days", type=float, default=7, help="look back this many days (default 7)")
+    for name in ("platform", "guild", "channel", "user", "model"):
+        parser.add_argument(f"--{name}", help=f"only this {name}")
+
+
+@command("usage", "jobs, images, failures, wait/render times and GPU-seconds per group", _usage_arguments)
+async def run_usage(args: argparse.Namespace, settings: Settings) -> int:
+    queue = await open_queue(settings)
+    filters = UsageFilter(
+        platform=args.platform,
+        guild_id=args.guild,
+        channel_id=args.channel,
+        user_id=args.user,
+        model=args.model,
+        since=datetime.now(UTC) - timedelta(days=args.days),
+    )
+    try:
+        rows = await usage(queue.engine, by=args.by, filters=filters)
+    finally:
+        await queue.engine.dispose()
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    print(
+        f"{args.by:24} {'jobs':>6} {'images':>6} {'failed':>6} {'cancel':>6} {'wait':>6} {'p95':>6} "
+        f"{'render':>6} {'p95':>6} {'gpu s':>8}"
+    )
+    for row in rows:
+        print(
+            f"{row.label[:24]:24} {row.jobs:>6} {row.images:>6} {row.failures:>6} {row.cancellations:>6} "
+            f"{seconds(row.mean_wait_s):>6} {seconds(row.p95_wait_s):>6} {seconds(row.mean_render_s):>6} "
+            f"{seconds(row.p95_render_s):>6} {row.gpu_seconds:>8.1f}"
+        )
+    if not rows:
+        print("(no jobs)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagine", description="Self-hosted /imagine: DALL·E mini for chats."
+    )
+    parser.add_argument(
+        "--database-url", help="overrides IMAGINE_DATABASE_URL (default: sqlite in IMAGINE_DATA_DIR)"
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, arguments, _run) in COMMANDS.items():
+        arguments(subparsers.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        overrides = {"database_url": args.database_url} if args.database_url else {}
+        settings = load_settings(**overrides)
+        level = logging.getLevelName(settings.log_level)
+        if args.command not in LONG_RUNNING and settings.log_level != "DEBUG":
+            level = max(level, logging.WARNING)  # one-shot commands: their output is the answer
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return asyncio.run(COMMANDS[args.command][2](args, settings))
+    except Refused as exc:
+        print(f"imagine: refused: {exc.reason}", file=sys.stderr)
+        return 1
+    except ImagineError as exc:
+        print(f"imagine: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
