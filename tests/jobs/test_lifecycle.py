@@ -10,7 +10,7 @@ import pytest
 
 from jobs import errors
 from jobs.models import Delivery, Status, utcnow
-from jobs.queue import Queue
+from jobs.queue import Queue, Rendered
 from tests.jobs.factories import TOKENS, rendered, request
 
 
@@ -270,3 +270,27 @@ async def test_listen_wakes_on_enqueue(queue: Queue) -> None:
 async def test_naive_datetimes_are_refused(queue: Queue) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         await queue.claim("w", 1, now=utcnow().replace(tzinfo=None))
+
+
+async def test_finish_many_stores_a_batch_and_skips_lost_leases(queue: Queue) -> None:
+    ids = [(await queue.enqueue(request(user=f"u{n}", options={"images": 2}))).job.id for n in range(3)]
+    now = utcnow()
+    await queue.claim("w", 4, lease_seconds=1, now=now)  # the first two
+    await queue.reap(now=now + timedelta(seconds=2))  # both lost
+    await queue.claim("w", 9, now=now + timedelta(seconds=2))  # all three again, attempts 2, 2, 1
+    await queue.cancel(ids[2], "u2")
+    stolen = await queue.release([ids[1]], "w")
+    assert stolen == [ids[1]]
+    done = await queue.finish_many(
+        "w", [Rendered(job_id, b"grid", rendered(2), 1.5) for job_id in ids], now=now + timedelta(seconds=3)
+    )
+    assert [(job.id, job.status, job.gpu_seconds) for job in done] == [
+        (ids[0], Status.DONE, 1.5),
+        (ids[2], Status.CANCELLED, 1.5),
+    ]
+    assert len(await queue.images(ids[0])) == 3
+    assert await queue.images(ids[1]) == [] and await queue.images(ids[2]) == []
+    with pytest.raises(ValueError, match="asked for 2 images, got 1"):
+        [job] = await queue.claim("w", 9)
+        await queue.finish(job.id, "w", grid_png=b"g", images=rendered(1), gpu_seconds=0)
+    assert (await queue.get_job(ids[1])).status is Status.RUNNING  # the failed finish changed nothing

@@ -83,3 +83,22 @@ async def test_schema_behind_is_refused_with_the_fix(empty_url: str) -> None:
             await check_schema(engine)
     finally:
         await engine.dispose()
+
+
+async def test_drift_check_sees_a_column_missing_from_the_migrations(empty_url: str) -> None:
+    from sqlalchemy import Column, Integer, MetaData
+
+    await asyncio.to_thread(migrate, empty_url)
+    changed = MetaData()
+    for table in metadata.sorted_tables:
+        table.to_metadata(changed)
+    changed.tables["jobs"].append_column(Column("colour", Integer))
+    engine = connect(empty_url)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), changed)
+            )
+    finally:
+        await engine.dispose()
+    assert [(op[0], op[3].name) for op in diff] == [("add_column", "colour")]
