@@ -8,7 +8,7 @@ deleting a job's pictures while keeping its usage row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy import Select, and_, case, delete, func, or_, select
 from jobs.models import Ban, Job, SpaceSettings, Status
 from jobs.queue import Queue
 from jobs.schema import bans, images, jobs, spaces
+from jobs.usage import UsageFilter
 
 ACTIVE = (Status.QUEUED.value, Status.RUNNING.value)
 
@@ -234,3 +235,16 @@ async def counters(queue: Queue, *, since: datetime, buckets: Sequence[float]) -
         render_seconds_sum=float(histogram_row[len(buckets)]),
         render_seconds_count=int(histogram_row[len(buckets) + 1]),
     )
+
+
+# --- usage export ----------------------------------------------------------------------------------------
+
+
+async def usage_jobs(queue: Queue, filters: UsageFilter, *, batch: int = 1000) -> AsyncIterator[Job]:
+    """Every job `jobs.usage.usage` counts for `filters` (the same WHERE), oldest first, streamed."""
+    statement = filters.apply(select(jobs)).order_by(jobs.c.created_at, jobs.c.id)
+    async with queue.engine.connect() as conn:
+        await conn.execution_options(sqlite_deferred=True)
+        result = await conn.stream(statement.execution_options(yield_per=batch))
+        async for row in result:
+            yield Job.from_row(row)
