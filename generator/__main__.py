@@ -13,7 +13,9 @@ from generator.errors import CheckpointError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m generator", description="Draw pictures with DALL·E mini.")
+    parser = argparse.ArgumentParser(
+        prog="python -m generator", description="Draw pictures with DALL·E mini."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="render one prompt into a grid PNG")
     render.add_argument("prompt")
@@ -24,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--temperature", type=float, default=1.0)
     render.add_argument("--guidance-scale", type=float, default=10.0)
     render.add_argument("--out", type=Path, default=Path("grid.png"))
-    render.add_argument("--model", default=DALLE_MINI, help=f"hub id, alias (mini, mega) or directory ({DALLE_MINI})")
+    render.add_argument(
+        "--model", default=DALLE_MINI, help=f"hub id, alias (mini, mega) or directory ({DALLE_MINI})"
+    )
     render.add_argument("--vqgan", default=VQGAN, help=f"hub id or directory ({VQGAN})")
     render.add_argument("--revision", default=None)
     render.add_argument("--cache-dir", type=Path, default=None)
@@ -41,13 +45,26 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         grid_shape(args.images)
-        options = RenderOptions(images=args.images, seed=args.seed, top_k=args.top_k, top_p=args.top_p,
-                                temperature=args.temperature, guidance_scale=args.guidance_scale)
+        options = RenderOptions(
+            images=args.images,
+            seed=args.seed,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            temperature=args.temperature,
+            guidance_scale=args.guidance_scale,
+        )
         started = time.perf_counter()
-        model = DalleMini.load(args.model, args.vqgan, revision=args.revision, cache_dir=args.cache_dir,
-                               device=args.device, dtype=DTYPES[args.dtype])
+        model = DalleMini.load(
+            args.model,
+            args.vqgan,
+            revision=args.revision,
+            cache_dir=args.cache_dir,
+            device=args.device,
+            dtype=DTYPES[args.dtype],
+        )
         torch.set_grad_enabled(False)
         with tqdm(total=args.images * model.config.image_length, unit="tok", desc="sampling") as bar:
+
             def progress(done: int, total: int) -> None:
                 bar.update(done - bar.n)
 

@@ -43,8 +43,14 @@ WEIGHTS_FILE = "flax_model.msgpack"
 CACHE_FILE = "flax_model.converted.safetensors"
 CACHE_FORMAT = "imagine-generator-2"  # bump when a converter changes: stale caches are rebuilt
 DALLE_FILES = (
-    "config.json", WEIGHTS_FILE, "vocab.json", "merges.txt", "tokenizer.json", "special_tokens_map.json",
-    "tokenizer_config.json", "enwiki-words-frequency.txt",
+    "config.json",
+    WEIGHTS_FILE,
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.json",
+    "special_tokens_map.json",
+    "tokenizer_config.json",
+    "enwiki-words-frequency.txt",
 )
 VQGAN_FILES = ("config.json", WEIGHTS_FILE)
 
@@ -55,7 +61,11 @@ WeightsSource = Literal["msgpack", "safetensors"]
 
 
 def resolve_checkpoint(
-    spec: str | Path, *, files: tuple[str, ...], revision: str | None = None, cache_dir: Path | None = None,
+    spec: str | Path,
+    *,
+    files: tuple[str, ...],
+    revision: str | None = None,
+    cache_dir: Path | None = None,
     local_files_only: bool = False,
 ) -> Path:
     """A local checkpoint directory for `spec`: an existing directory, an alias (mini, mega, vqgan),
@@ -75,12 +85,16 @@ def resolve_checkpoint(
 
     try:
         local = snapshot_download(
-            repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=list(files),
+            repo_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            allow_patterns=list(files),
             local_files_only=local_files_only,
         )
     except Exception as exc:  # huggingface_hub raises many types (offline, HTTP, DNS, missing repo)
         raise HubUnreachable(
-            f"could not get {repo_id!r}{f' at revision {revision}' if revision else ''} from the Hugging Face hub "
+            f"could not get {repo_id!r}{f' at revision {revision}' if revision else ''} "
+            "from the Hugging Face hub "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Download it on a "
             f"machine with network access (`huggingface-cli download {repo_id} --local-dir DIR`) and point "
             "--model/--vqgan (or the IMAGINE_MODEL/IMAGINE_VQGAN settings) at that local directory"
@@ -99,7 +113,13 @@ _LAYER_MODULES = {
     "LayerNorm_3": "encoder_attn_layer_norm",
     "GLU_0": "glu",
 }
-_GLU_MODULES = {"LayerNorm_0": "ln0", "Dense_0": "fc0", "Dense_1": "fc1", "LayerNorm_1": "ln1", "Dense_2": "fc2"}
+_GLU_MODULES = {
+    "LayerNorm_0": "ln0",
+    "Dense_0": "fc0",
+    "Dense_1": "fc1",
+    "LayerNorm_1": "ln1",
+    "Dense_2": "fc2",
+}
 _LEAVES = {"kernel": "weight", "scale": "weight", "embedding": "weight", "bias": "bias"}
 _LAYER_KEY = re.compile(r"^model/(encoder|decoder)/layers/FlaxBart(?:Encoder|Decoder)Layer(s|_(\d+))/(.+)$")
 
@@ -129,7 +149,9 @@ def _layer_suffix(rest: str, tensor: torch.Tensor, where: str) -> tuple[str, tor
     raise WeightMismatch(f"unexpected tensor {where!r} in {WEIGHTS_FILE}")
 
 
-def dalle_bart_state_from_flax(flat: Mapping[str, torch.Tensor], config: DalleBartConfig) -> dict[str, torch.Tensor]:
+def dalle_bart_state_from_flax(
+    flat: Mapping[str, torch.Tensor], config: DalleBartConfig
+) -> dict[str, torch.Tensor]:
     """Flax params (flat '/' keys) → DalleBart state dict; scanned and unscanned layouts alike."""
     state: dict[str, torch.Tensor] = {}
     layer_counts = {"encoder": config.encoder_layers, "decoder": config.decoder_layers}
@@ -155,7 +177,9 @@ def dalle_bart_state_from_flax(flat: Mapping[str, torch.Tensor], config: DalleBa
             continue
         parts = key.split("/")
         if (
-            len(parts) == 4 and parts[0] == "model" and parts[1] in ("encoder", "decoder")
+            len(parts) == 4
+            and parts[0] == "model"
+            and parts[1] in ("encoder", "decoder")
             and parts[2] in ("embed_tokens", "embed_positions", "layernorm_embedding", "final_ln")
         ):
             name, t = _leaf(parts[3], tensor, key)
@@ -185,7 +209,9 @@ def vqgan_state_from_flax(flat: Mapping[str, torch.Tensor]) -> dict[str, torch.T
         leaf = parts[-1]
         if leaf == "kernel":
             if tensor.ndim != 4:
-                raise WeightMismatch(f"VQGAN tensor {key!r} should be a 4-d conv kernel, has shape {tuple(tensor.shape)}")
+                raise WeightMismatch(
+                    f"VQGAN tensor {key!r} should be a 4-d conv kernel, has shape {tuple(tensor.shape)}"
+                )
             tensor = tensor.permute(3, 2, 0, 1)  # (kh, kw, in, out) → (out, in, kh, kw)
         elif leaf not in ("scale", "bias"):
             raise WeightMismatch(f"unexpected tensor {key!r} in the VQGAN {WEIGHTS_FILE}")
@@ -217,11 +243,18 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], *, wha
 
 def _cache_stamp(source: Path) -> dict[str, str]:
     stat = source.stat()
-    return {"format": CACHE_FORMAT, "source_size": str(stat.st_size), "source_mtime_ns": str(stat.st_mtime_ns)}
+    return {
+        "format": CACHE_FORMAT,
+        "source_size": str(stat.st_size),
+        "source_mtime_ns": str(stat.st_mtime_ns),
+    }
 
 
 def load_converted_state(
-    directory: Path, convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]], *, use_cache: bool = True
+    directory: Path,
+    convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]],
+    *,
+    use_cache: bool = True,
 ) -> tuple[dict[str, torch.Tensor], WeightsSource]:
     """The converted state dict of ``directory/flax_model.msgpack``, from the safetensors cache when fresh."""
     source = directory / WEIGHTS_FILE
@@ -250,12 +283,19 @@ def load_converted_state(
     return state, "msgpack"
 
 
-def _materialize(model: nn.Module, state: Mapping[str, torch.Tensor], *, what: str, dtype: torch.dtype,
-                 device: torch.device) -> None:
+def _materialize(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    *,
+    what: str,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> None:
     check_state_dict(model, state, what=what)
     model.load_state_dict(
         {k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in state.items()},
-        strict=True, assign=True,
+        strict=True,
+        assign=True,
     )
 
 
@@ -266,19 +306,30 @@ class Loaded:
 
 
 def load_dalle_bart(
-    directory: Path, *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", use_cache: bool = True
+    directory: Path,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    use_cache: bool = True,
 ) -> tuple[DalleBart, Loaded]:
     config = DalleBartConfig.from_directory(directory)
-    state, source = load_converted_state(directory, lambda flat: dalle_bart_state_from_flax(flat, config),
-                                         use_cache=use_cache)
+    state, source = load_converted_state(
+        directory, lambda flat: dalle_bart_state_from_flax(flat, config), use_cache=use_cache
+    )
     with torch.device("meta"):
         model = DalleBart(config)
-    _materialize(model, state, what=f"DalleBart weights in {directory}", dtype=dtype, device=torch.device(device))
+    _materialize(
+        model, state, what=f"DalleBart weights in {directory}", dtype=dtype, device=torch.device(device)
+    )
     return model.eval().requires_grad_(False), Loaded(directory, source)
 
 
 def load_vqgan(
-    directory: Path, *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", use_cache: bool = True
+    directory: Path,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    use_cache: bool = True,
 ) -> tuple[VQGanDetokenizer, Loaded]:
     config = VQGanConfig.from_directory(directory)
     state, source = load_converted_state(directory, vqgan_state_from_flax, use_cache=use_cache)
@@ -286,5 +337,3 @@ def load_vqgan(
         model = VQGanDetokenizer(config)
     _materialize(model, state, what=f"VQGAN weights in {directory}", dtype=dtype, device=torch.device(device))
     return model.eval().requires_grad_(False), Loaded(directory, source)
-
-

@@ -43,7 +43,9 @@ _DALLE_BART_REQUIRED: dict[str, Any] = {
 def read_config_json(directory: Path) -> dict[str, Any]:
     path = directory / "config.json"
     if not path.is_file():
-        raise CheckpointNotFound(f"{path} is missing: a checkpoint directory holds config.json and flax_model.msgpack")
+        raise CheckpointNotFound(
+            f"{path} is missing: a checkpoint directory holds config.json and flax_model.msgpack"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -90,9 +92,17 @@ class DalleBartConfig:
                     f"{source}: {key} = {data[key]!r} is not supported (only {required!r} is implemented)"
                 )
         sizes = {
-            "d_model": 1024, "encoder_layers": 12, "decoder_layers": 12, "encoder_attention_heads": 16,
-            "decoder_attention_heads": 16, "encoder_ffn_dim": 4096, "decoder_ffn_dim": 4096,
-            "encoder_vocab_size": 50264, "image_vocab_size": 16384, "max_text_length": 64, "image_length": 256,
+            "d_model": 1024,
+            "encoder_layers": 12,
+            "decoder_layers": 12,
+            "encoder_attention_heads": 16,
+            "decoder_attention_heads": 16,
+            "encoder_ffn_dim": 4096,
+            "decoder_ffn_dim": 4096,
+            "encoder_vocab_size": 50264,
+            "image_vocab_size": 16384,
+            "max_text_length": 64,
+            "image_length": 256,
         }  # dalle-mini's constructor defaults, used when a key is absent
         values: dict[str, Any] = {}
         for key, default in sizes.items():
@@ -106,7 +116,9 @@ class DalleBartConfig:
             del key
         start = data.get("decoder_start_token_id", values["image_vocab_size"])
         if not isinstance(start, int) or not 0 <= start <= values["image_vocab_size"]:
-            raise UnsupportedConfig(f"{source}: decoder_start_token_id {start!r} is outside the image vocabulary")
+            raise UnsupportedConfig(
+                f"{source}: decoder_start_token_id {start!r} is outside the image vocabulary"
+            )
         ln_positions = data.get("ln_positions", "normformer")
         return cls(
             **values,
@@ -134,7 +146,10 @@ class DalleBartConfig:
             "architectures": ["eBart"],
             "attention_dropout": 0.0,
             "bos_token_id": start + 1,
-            **{k: fields[k] for k in ("d_model", "decoder_attention_heads", "decoder_ffn_dim", "decoder_layers")},
+            **{
+                k: fields[k]
+                for k in ("d_model", "decoder_attention_heads", "decoder_ffn_dim", "decoder_layers")
+            },
             "decoder_start_token_id": start,
             "do_sample": True,
             "dropout": 0.0,
@@ -201,25 +216,36 @@ class VQGanConfig:
     @classmethod
     def from_json_dict(cls, data: dict[str, Any], *, source: str = "config.json") -> VQGanConfig:
         if data.get("model_type") == "dallebart" or "d_model" in data:
-            raise UnsupportedConfig(f"{source} is a DalleBart config, not a VQGAN config: swap --model and --vqgan")
-        missing = [k for k in ("ch", "ch_mult", "n_embed", "embed_dim", "z_channels", "resolution") if k not in data]
+            raise UnsupportedConfig(
+                f"{source} is a DalleBart config, not a VQGAN config: swap --model and --vqgan"
+            )
+        missing = [
+            k for k in ("ch", "ch_mult", "n_embed", "embed_dim", "z_channels", "resolution") if k not in data
+        ]
         if missing:
             raise UnsupportedConfig(f"{source} is not a VQGAN config (missing {', '.join(missing)})")
         if data.get("double_z", False) or data.get("give_pre_end", False):
             raise UnsupportedConfig(f"{source}: double_z / give_pre_end VQGANs are not supported")
         try:
             config = cls(
-                ch=int(data["ch"]), out_ch=int(data.get("out_ch", 3)), in_channels=int(data.get("in_channels", 3)),
-                num_res_blocks=int(data.get("num_res_blocks", 2)), resolution=int(data["resolution"]),
-                z_channels=int(data["z_channels"]), ch_mult=tuple(int(m) for m in data["ch_mult"]),
+                ch=int(data["ch"]),
+                out_ch=int(data.get("out_ch", 3)),
+                in_channels=int(data.get("in_channels", 3)),
+                num_res_blocks=int(data.get("num_res_blocks", 2)),
+                resolution=int(data["resolution"]),
+                z_channels=int(data["z_channels"]),
+                ch_mult=tuple(int(m) for m in data["ch_mult"]),
                 attn_resolutions=tuple(int(r) for r in data.get("attn_resolutions", (16,))),
-                n_embed=int(data["n_embed"]), embed_dim=int(data["embed_dim"]),
+                n_embed=int(data["n_embed"]),
+                embed_dim=int(data["embed_dim"]),
                 resamp_with_conv=bool(data.get("resamp_with_conv", True)),
             )
         except (TypeError, ValueError) as exc:
             raise UnsupportedConfig(f"{source}: {exc}") from exc
         if config.embed_dim != config.z_channels:
-            raise UnsupportedConfig(f"{source}: embed_dim {config.embed_dim} != z_channels {config.z_channels}")
+            raise UnsupportedConfig(
+                f"{source}: embed_dim {config.embed_dim} != z_channels {config.z_channels}"
+            )
         return config
 
     @classmethod

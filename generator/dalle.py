@@ -20,7 +20,15 @@ import torch
 from PIL import Image
 
 from generator.bart import DalleBart
-from generator.checkpoints import DALLE_FILES, DALLE_MINI, VQGAN, VQGAN_FILES, Loaded, load_dalle_bart, load_vqgan
+from generator.checkpoints import (
+    DALLE_FILES,
+    DALLE_MINI,
+    VQGAN,
+    VQGAN_FILES,
+    Loaded,
+    load_dalle_bart,
+    load_vqgan,
+)
 from generator.config import DalleBartConfig
 from generator.errors import UnsupportedConfig
 from generator.sampler import RowRequest, Sampler, SamplingSettings, generate
@@ -42,20 +50,32 @@ class RenderOptions:
     guidance_scale: float = 10.0
 
     def settings(self, image_index: int, seed: int) -> SamplingSettings:
-        return SamplingSettings(seed=seed + image_index, top_k=self.top_k, top_p=self.top_p,
-                                temperature=self.temperature, guidance_scale=self.guidance_scale)
+        return SamplingSettings(
+            seed=seed + image_index,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            temperature=self.temperature,
+            guidance_scale=self.guidance_scale,
+        )
 
 
 class DalleMini:
-    def __init__(self, *, bart: DalleBart, vqgan: VQGanDetokenizer, tokenizer: TextTokenizer,
-                 loaded: tuple[Loaded, Loaded]) -> None:
+    def __init__(
+        self,
+        *,
+        bart: DalleBart,
+        vqgan: VQGanDetokenizer,
+        tokenizer: TextTokenizer,
+        loaded: tuple[Loaded, Loaded],
+    ) -> None:
         if vqgan.config.n_embed > bart.config.image_vocab_size:
             raise UnsupportedConfig(
-                f"the VQGAN has {vqgan.config.n_embed} codes but DalleBart only {bart.config.image_vocab_size}"
+                f"the VQGAN has {vqgan.config.n_embed} codes, DalleBart only {bart.config.image_vocab_size}"
             )
         if vqgan.config.grid_count**2 != bart.config.image_length:
             raise UnsupportedConfig(
-                f"the VQGAN draws from {vqgan.config.grid_count}² codes, DalleBart makes {bart.config.image_length}"
+                f"the VQGAN draws from {vqgan.config.grid_count}² codes, "
+                f"DalleBart makes {bart.config.image_length}"
             )
         self.bart = bart
         self.vqgan = vqgan
@@ -84,10 +104,20 @@ class DalleMini:
         from generator.checkpoints import resolve_checkpoint
 
         dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
-        dalle_dir = resolve_checkpoint(model, files=DALLE_FILES, revision=revision, cache_dir=cache_dir,
-                                       local_files_only=local_files_only)
-        vqgan_dir = resolve_checkpoint(vqgan, files=VQGAN_FILES, revision=vqgan_revision, cache_dir=cache_dir,
-                                       local_files_only=local_files_only)
+        dalle_dir = resolve_checkpoint(
+            model,
+            files=DALLE_FILES,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
+        vqgan_dir = resolve_checkpoint(
+            vqgan,
+            files=VQGAN_FILES,
+            revision=vqgan_revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
         bart, bart_loaded = load_dalle_bart(dalle_dir, dtype=dtype, device=device)
         detokenizer, vqgan_loaded = load_vqgan(vqgan_dir, dtype=torch.float32, device=device)
         tokenizer = TextTokenizer.from_pretrained(
@@ -98,15 +128,24 @@ class DalleMini:
                 f"tokenizer in {dalle_dir} has {tokenizer.vocab_size} tokens, the encoder only "
                 f"{bart.config.encoder_vocab_size}"
             )
-        logger.info("loaded DalleBart from %s (%s) and VQGAN from %s (%s)", dalle_dir, bart_loaded.source,
-                    vqgan_dir, vqgan_loaded.source)
+        logger.info(
+            "loaded DalleBart from %s (%s) and VQGAN from %s (%s)",
+            dalle_dir,
+            bart_loaded.source,
+            vqgan_dir,
+            vqgan_loaded.source,
+        )
         return cls(bart=bart, vqgan=detokenizer, tokenizer=tokenizer, loaded=(bart_loaded, vqgan_loaded))
 
     def new_sampler(self, capacity: int) -> Sampler:
         """A step-wise engine for up to `capacity` images at once (see `generator.sampler`)."""
-        return Sampler(self.bart, capacity=capacity, code_count=self.code_count,
-                       unconditional_tokens=self.tokenizer.encode_unconditional(),
-                       pad_token_id=self.tokenizer.pad_token_id)
+        return Sampler(
+            self.bart,
+            capacity=capacity,
+            code_count=self.code_count,
+            unconditional_tokens=self.tokenizer.encode_unconditional(),
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
 
     def tokens(
         self,

@@ -34,7 +34,12 @@ class AttentionCache:
 
     @classmethod
     def allocate(
-        cls, config: DalleBartConfig, *, sequence_count: int, prompt_count: int, dtype: torch.dtype,
+        cls,
+        config: DalleBartConfig,
+        *,
+        sequence_count: int,
+        prompt_count: int,
+        dtype: torch.dtype,
         device: torch.device,
     ) -> AttentionCache:
         h = config.decoder_attention_heads
@@ -93,7 +98,9 @@ class DecoderLayer(nn.Module):
         attn = self.encoder_attn
         residual = decoder_state
         h = self.pre_encoder_attn_layer_norm(decoder_state)
-        q = attn.q_proj(h).view(s, attn.head_count, attn.head_dim).transpose(0, 1).unsqueeze(0)  # (1, h, S, hd)
+        q = (
+            attn.q_proj(h).view(s, attn.head_count, attn.head_dim).transpose(0, 1).unsqueeze(0)
+        )  # (1, h, S, hd)
         h = F.scaled_dot_product_attention(q, cross_keys, cross_values, attn_mask=cross_mask)  # (1, h, S, hd)
         h = attn.out_proj(h[0].transpose(0, 1).reshape(s, -1))
         decoder_state = residual + self.encoder_attn_layer_norm(h)
@@ -144,8 +151,14 @@ class DalleBartDecoder(nn.Module):
         x = self.layernorm_embedding(x)
         for i, layer in enumerate(self.layers):
             x = layer.forward_step(
-                x, sequence_index, positions, cache.self_keys[i], cache.self_values[i], self_mask,
-                cache.cross_keys[i, :, :cross_count].unsqueeze(0), cache.cross_values[i, :, :cross_count].unsqueeze(0),
+                x,
+                sequence_index,
+                positions,
+                cache.self_keys[i],
+                cache.self_values[i],
+                self_mask,
+                cache.cross_keys[i, :, :cross_count].unsqueeze(0),
+                cache.cross_values[i, :, :cross_count].unsqueeze(0),
                 cross_mask,
             )
         return self.final_ln(x) if self.final_ln is not None else x

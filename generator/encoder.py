@@ -1,7 +1,7 @@
 """DalleBart text encoder (reference: dalle-mini ``FlaxBartEncoder`` / ``FlaxBartEncoderLayer``).
 
-    tokens (n, T) → embed_tokens + embed_positions → layernorm_embedding
-      → layers × [x + ln(self_attn(pre_ln(x))), x + glu(x)] → final_ln (bias only) → (n, T, d)
+tokens (n, T) → embed_tokens + embed_positions → layernorm_embedding
+  → layers × [x + ln(self_attn(pre_ln(x))), x + glu(x)] → final_ln (bias only) → (n, T, d)
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ class EncoderLayer(nn.Module):
         # Self attention
         residual = encoder_state
         h = self.pre_self_attn_layer_norm(encoder_state)
-        q, k, v = (attn.split_heads(proj(h)) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))  # (n, h, T, hd)
+        q, k, v = (
+            attn.split_heads(proj(h)) for proj in (attn.q_proj, attn.k_proj, attn.v_proj)
+        )  # (n, h, T, hd)
         h = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)
         h = attn.out_proj(attn.merge_heads(h))
         encoder_state = residual + self.self_attn_layer_norm(h)

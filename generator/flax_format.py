@@ -1,7 +1,8 @@
 """Read and write flax's msgpack checkpoint format with `msgpack` + numpy (no JAX).
 
 Facts from flax/serialization.py (``msgpack_serialize`` / ``msgpack_restore``):
-- the file is one msgpack map, nested like the params pytree (``{"model": {"encoder": ...}, "lm_head": ...}``);
+- the file is one msgpack map, nested like the params pytree
+  (``{"model": {"encoder": ...}, "lm_head": ...}``);
 - an ndarray leaf is ``ExtType(1, packb((shape, dtype_name, C-order bytes)))``; code 3 is a numpy scalar
   in the same encoding, code 2 a complex scalar ``packb((real, imag))``;
 - an array over 2**30 bytes is written as a map ``{"__msgpack_chunked_array__": True,
@@ -27,8 +28,15 @@ CHUNKED_MARKER = "__msgpack_chunked_array__"
 MAX_CHUNK_BYTES = 2**30
 
 _TORCH_DTYPE_FROM_NAME = {
-    "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64,
-    "int32": torch.int32, "int64": torch.int64, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "int8": torch.int8,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
 }
 
 
@@ -155,5 +163,3 @@ def nest(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[leaf] = value
     return tree
-
-

@@ -26,11 +26,14 @@ def make_grid(images: Sequence[Image.Image], *, gutter: int = GUTTER) -> Image.I
     width, height = images[0].size
     if any(image.size != (width, height) for image in images):
         raise ValueError("grid images must all have the same size")
-    grid = Image.new("RGB", (columns * width + (columns + 1) * gutter, rows * height + (rows + 1) * gutter),
-                     BACKGROUND)
+    grid = Image.new(
+        "RGB", (columns * width + (columns + 1) * gutter, rows * height + (rows + 1) * gutter), BACKGROUND
+    )
     for i, image in enumerate(images):
         row, column = divmod(i, columns)
-        grid.paste(image.convert("RGB"), (gutter + column * (width + gutter), gutter + row * (height + gutter)))
+        grid.paste(
+            image.convert("RGB"), (gutter + column * (width + gutter), gutter + row * (height + gutter))
+        )
     return grid
 
 

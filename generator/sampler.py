@@ -99,7 +99,9 @@ class RowRequest:
     key: Hashable
     prompt_index: int  # row of the `text_tokens` given to `add_rows` with it
     settings: SamplingSettings
-    prefix: torch.Tensor | None = None  # (k,) codes forced at positions 0..k-1 (variations keep rows of a grid)
+    prefix: torch.Tensor | None = (
+        None  # (k,) codes forced at positions 0..k-1 (variations keep rows of a grid)
+    )
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,9 @@ class Sampler:
         config = model.config
         parameter = next(model.parameters())
         if not 0 < code_count <= config.image_vocab_size:
-            raise ValueError(f"code_count {code_count} must be in 1..image_vocab_size ({config.image_vocab_size})")
+            raise ValueError(
+                f"code_count {code_count} must be in 1..image_vocab_size ({config.image_vocab_size})"
+            )
         self.model = model
         self.config = config
         self.capacity = capacity
@@ -138,10 +142,16 @@ class Sampler:
 
         with torch.inference_mode():
             self.cache = AttentionCache.allocate(
-                config, sequence_count=2 * capacity, prompt_count=capacity + 1, dtype=self.dtype, device=device
+                config,
+                sequence_count=2 * capacity,
+                prompt_count=capacity + 1,
+                dtype=self.dtype,
+                device=device,
             )
             self._prompt_is_token = torch.zeros((capacity + 1, t), dtype=torch.bool, device=device)
-            self._cross_mask = torch.zeros((1, 1, 2 * capacity, (capacity + 1) * t), dtype=torch.bool, device=device)
+            self._cross_mask = torch.zeros(
+                (1, 1, 2 * capacity, (capacity + 1) * t), dtype=torch.bool, device=device
+            )
             self._positions = torch.zeros(capacity, dtype=torch.long, device=device)
             self._last_token = torch.zeros(capacity, dtype=torch.long, device=device)
             self._tokens = torch.zeros((capacity, n), dtype=torch.long, device=device)
@@ -152,7 +162,8 @@ class Sampler:
             self._top_p = torch.ones(capacity, dtype=torch.float32, device=device)
             self._guidance = torch.ones(capacity, dtype=torch.float32, device=device)
             self._noise_keys = torch.zeros(capacity, dtype=torch.int64, device=device)
-            self._key_index = torch.arange(n, device=device)
+            self._key_index = torch.arange(n, device=device)  # self-attention key positions
+            self._rank = torch.arange(code_count, device=device)  # ranks of the sorted candidates
 
         # host-side mirror: what the loop needs without asking the device
         self._row_keys: list[Hashable] = []
@@ -186,7 +197,9 @@ class Sampler:
         Each prompt used by a row is encoded once and its cross-attention keys/values are stored once.
         """
         if len(rows) > self.free_count:
-            raise ValueError(f"{len(rows)} rows do not fit: {self.free_count} of {self.capacity} slots are free")
+            raise ValueError(
+                f"{len(rows)} rows do not fit: {self.free_count} of {self.capacity} slots are free"
+            )
         known = set(self._row_keys)
         for row in rows:
             if row.key in known:
@@ -235,7 +248,9 @@ class Sampler:
         self._last_token[slot] = self.config.decoder_start_token_id
         prefix_count = 0 if row.prefix is None else row.prefix.numel()
         if prefix_count:
-            self._forced[slot, :prefix_count] = row.prefix.reshape(-1).to(self.device).clamp(0, self.code_count - 1)
+            self._forced[slot, :prefix_count] = (
+                row.prefix.reshape(-1).to(self.device).clamp(0, self.code_count - 1)
+            )
         self._forced_count[slot] = prefix_count
         self._temperature[slot] = settings.temperature
         self._top_k[slot] = self._row_top_k[-1]
@@ -262,8 +277,18 @@ class Sampler:
             for buffer in (c.self_keys, c.self_values):
                 buffer[:, 2 * slot : 2 * slot + 2] = buffer[:, 2 * last : 2 * last + 2]
             self._cross_mask[0, 0, 2 * slot : 2 * slot + 2] = self._cross_mask[0, 0, 2 * last : 2 * last + 2]
-            for state in (self._positions, self._last_token, self._tokens, self._forced, self._forced_count,
-                          self._temperature, self._top_k, self._top_p, self._guidance, self._noise_keys):
+            for state in (
+                self._positions,
+                self._last_token,
+                self._tokens,
+                self._forced,
+                self._forced_count,
+                self._temperature,
+                self._top_k,
+                self._top_p,
+                self._guidance,
+                self._noise_keys,
+            ):
                 state[slot] = state[last]
             for mirror in (self._row_keys, self._row_positions, self._row_top_k, self._row_prompt):
                 mirror[slot] = mirror[last]
@@ -323,8 +348,7 @@ class Sampler:
         logits = logits / self._temperature[:n, None]
         k_max = max(self._row_top_k)
         values, codes = logits.topk(k_max, dim=-1)  # (n, k_max), sorted descending
-        rank = self._key_index.new_tensor(range(k_max)) if k_max > self.image_length else self._key_index[:k_max]
-        values = values.masked_fill(rank[None, :] >= self._top_k[:n, None], float("-inf"))
+        values = values.masked_fill(self._rank[None, :k_max] >= self._top_k[:n, None], float("-inf"))
         probabilities = values.softmax(dim=-1)
         mass_before = probabilities.cumsum(dim=-1) - probabilities  # keep while the mass before is < top_p
         values = values.masked_fill(mass_before >= self._top_p[:n, None], float("-inf"))

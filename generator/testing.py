@@ -34,14 +34,33 @@ from generator.flax_format import MAX_CHUNK_BYTES, write_flax_msgpack
 from generator.tokenizer_files import write_tiny_tokenizer, write_tiny_word_frequency
 
 TINY_DALLE = DalleBartConfig(
-    d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
-    encoder_ffn_dim=48, decoder_ffn_dim=48, encoder_vocab_size=0,  # set to the trained tokenizer's size
-    image_vocab_size=64, max_text_length=64, image_length=256, decoder_start_token_id=64, normalize_text=True,
+    d_model=32,
+    encoder_layers=2,
+    decoder_layers=2,
+    encoder_attention_heads=4,
+    decoder_attention_heads=4,
+    encoder_ffn_dim=48,
+    decoder_ffn_dim=48,
+    encoder_vocab_size=0,  # set to the trained tokenizer's size
+    image_vocab_size=64,
+    max_text_length=64,
+    image_length=256,
+    decoder_start_token_id=64,
+    normalize_text=True,
 )
 TINY_VQGAN = VQGanConfig(
-    ch=32, out_ch=3, in_channels=3, num_res_blocks=1, resolution=32, z_channels=8, ch_mult=(1, 1),
-    attn_resolutions=(16,), n_embed=64, embed_dim=8,
+    ch=32,
+    out_ch=3,
+    in_channels=3,
+    num_res_blocks=1,
+    resolution=32,
+    z_channels=8,
+    ch_mult=(1, 1),
+    attn_resolutions=(16,),
+    n_embed=64,
+    embed_dim=8,
 )
+
 
 def _normal(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
     return (rng.standard_normal(shape) * std).astype(np.float32)
@@ -54,7 +73,9 @@ def _layer_norm(rng: np.random.Generator, n: int, *, is_scaled: bool) -> dict[st
     return params
 
 
-def _dense(rng: np.random.Generator, n_in: int, n_out: int, *, layer_count: int | None) -> dict[str, np.ndarray]:
+def _dense(
+    rng: np.random.Generator, n_in: int, n_out: int, *, layer_count: int | None
+) -> dict[str, np.ndarray]:
     shape = (n_in, n_out) if layer_count is None else (layer_count, n_in, n_out)
     return {"kernel": _normal(rng, shape, n_in**-0.5)}
 
@@ -78,7 +99,9 @@ def dalle_bart_flax_params(config: DalleBartConfig, *, seed: int = 0, is_scanned
     bias_only = config.force_ln_scale  # pre-norms and GLU norms: scale only if force_ln_scale
 
     def attention() -> dict:
-        return {name: _dense(rng, d, d, layer_count=None) for name in ("q_proj", "k_proj", "v_proj", "out_proj")}
+        return {
+            name: _dense(rng, d, d, layer_count=None) for name in ("q_proj", "k_proj", "v_proj", "out_proj")
+        }
 
     def glu(ffn: int) -> dict:
         return {
@@ -126,10 +149,22 @@ def dalle_bart_flax_params(config: DalleBartConfig, *, seed: int = 0, is_scanned
 
     return {
         "model": {
-            "encoder": codec(config.encoder_vocab_size, config.max_text_length, "FlaxBartEncoderLayer",
-                             encoder_layer, config.encoder_layers, config.use_final_ln_encoder),
-            "decoder": codec(config.image_vocab_size + 1, config.image_length, "FlaxBartDecoderLayer",
-                             decoder_layer, config.decoder_layers, config.use_final_ln_decoder),
+            "encoder": codec(
+                config.encoder_vocab_size,
+                config.max_text_length,
+                "FlaxBartEncoderLayer",
+                encoder_layer,
+                config.encoder_layers,
+                config.use_final_ln_encoder,
+            ),
+            "decoder": codec(
+                config.image_vocab_size + 1,
+                config.image_length,
+                "FlaxBartDecoderLayer",
+                decoder_layer,
+                config.decoder_layers,
+                config.use_final_ln_decoder,
+            ),
         },
         "lm_head": _dense(rng, d, config.image_vocab_size + 1, layer_count=None),
     }
@@ -140,20 +175,33 @@ def vqgan_flax_params(config: VQGanConfig, *, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
 
     def conv(n_in: int, n_out: int, size: int) -> dict[str, np.ndarray]:
-        return {"kernel": _normal(rng, (size, size, n_in, n_out), (n_in * size * size) ** -0.5),
-                "bias": _normal(rng, (n_out,), 0.05)}
+        return {
+            "kernel": _normal(rng, (size, size, n_in, n_out), (n_in * size * size) ** -0.5),
+            "bias": _normal(rng, (n_out,), 0.05),
+        }
 
     def norm(n: int) -> dict[str, np.ndarray]:
         return _layer_norm(rng, n, is_scaled=True)
 
     def resnet(n_in: int, n_out: int) -> dict:
-        block = {"norm1": norm(n_in), "conv1": conv(n_in, n_out, 3), "norm2": norm(n_out), "conv2": conv(n_out, n_out, 3)}
+        block = {
+            "norm1": norm(n_in),
+            "conv1": conv(n_in, n_out, 3),
+            "norm2": norm(n_out),
+            "conv2": conv(n_out, n_out, 3),
+        }
         if n_in != n_out:
             block["nin_shortcut"] = conv(n_in, n_out, 1)
         return block
 
     def attention(n: int) -> dict:
-        return {"norm": norm(n), "q": conv(n, n, 1), "k": conv(n, n, 1), "v": conv(n, n, 1), "proj_out": conv(n, n, 1)}
+        return {
+            "norm": norm(n),
+            "q": conv(n, n, 1),
+            "k": conv(n, n, 1),
+            "v": conv(n, n, 1),
+            "proj_out": conv(n, n, 1),
+        }
 
     ch, mult, levels = config.ch, config.ch_mult, len(config.ch_mult)
     top = ch * mult[-1]
@@ -233,10 +281,15 @@ def main(argv: list[str] | None = None) -> None:
     make.add_argument("directory", type=Path)
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--unscanned", action="store_true", help="per-layer keys instead of a scanned stack")
-    make.add_argument("--fp16", action="store_true", help="store float16 weights (as dalle-mega's checkpoint)")
+    make.add_argument(
+        "--fp16", action="store_true", help="store float16 weights (as dalle-mega's checkpoint)"
+    )
     args = parser.parse_args(argv)
     dalle_dir, vqgan_dir = make_tiny_checkpoints(
-        args.directory, seed=args.seed, is_scanned=not args.unscanned, dtype="float16" if args.fp16 else "float32"
+        args.directory,
+        seed=args.seed,
+        is_scanned=not args.unscanned,
+        dtype="float16" if args.fp16 else "float32",
     )
     print(f"DalleBart: {dalle_dir}\nVQGAN:     {vqgan_dir}")
     print(f"try: python -m generator render 'a cat' --model {dalle_dir} --vqgan {vqgan_dir} --out grid.png")

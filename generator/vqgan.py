@@ -29,10 +29,16 @@ class VQGanDetokenizer(nn.Module):
         self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
         with contextlib.redirect_stdout(io.StringIO()):  # taming prints the z shape on construction
             self.decoder = Decoder(
-                ch=config.ch, out_ch=config.out_ch, ch_mult=tuple(config.ch_mult),
-                num_res_blocks=config.num_res_blocks, attn_resolutions=tuple(config.attn_resolutions),
-                dropout=0.0, resamp_with_conv=config.resamp_with_conv, in_channels=config.in_channels,
-                resolution=config.resolution, z_channels=config.z_channels,
+                ch=config.ch,
+                out_ch=config.out_ch,
+                ch_mult=tuple(config.ch_mult),
+                num_res_blocks=config.num_res_blocks,
+                attn_resolutions=tuple(config.attn_resolutions),
+                dropout=0.0,
+                resamp_with_conv=config.resamp_with_conv,
+                in_channels=config.in_channels,
+                resolution=config.resolution,
+                z_channels=config.z_channels,
             )
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
@@ -53,5 +59,8 @@ class VQGanDetokenizer(nn.Module):
             batch = codes[start : start + batch_count].to(parameter.device)
             pixels = self(batch).float()
             images.append((pixels * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu())
-        return torch.cat(images) if images else torch.empty((0, self.config.resolution, self.config.resolution, 3),
-                                                            dtype=torch.uint8)
+        return (
+            torch.cat(images)
+            if images
+            else torch.empty((0, self.config.resolution, self.config.resolution, 3), dtype=torch.uint8)
+        )

@@ -35,8 +35,9 @@ def _state(directory: Path) -> dict[str, torch.Tensor]:
 def test_layouts_load_to_the_same_weights(
     tmp_path: Path, tiny_checkpoints: tuple[Path, Path], is_scanned: bool, dtype: str, chunk_bytes: int
 ) -> None:
-    dalle_dir, vqgan_dir = make_tiny_checkpoints(tmp_path, seed=0, is_scanned=is_scanned, dtype=dtype,
-                                                 chunk_bytes=chunk_bytes)
+    dalle_dir, vqgan_dir = make_tiny_checkpoints(
+        tmp_path, seed=0, is_scanned=is_scanned, dtype=dtype, chunk_bytes=chunk_bytes
+    )
     if chunk_bytes < 2**30:  # the file really holds chunked arrays
         assert b"__msgpack_chunked_array__" in (dalle_dir / "flax_model.msgpack").read_bytes()
     reference, ours = _state(tiny_checkpoints[0]), _state(dalle_dir)
@@ -114,8 +115,12 @@ def test_missing_layer_is_named(broken: Path) -> None:
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"model_type": "bart"}, "model_type is 'bart'"), ({"ln_positions": "swinv2"}, "ln_positions"),
-     ({"use_glu": False}, "use_glu"), ({"ln_type": "rmsnorm"}, "ln_type")],
+    [
+        ({"model_type": "bart"}, "model_type is 'bart'"),
+        ({"ln_positions": "swinv2"}, "ln_positions"),
+        ({"use_glu": False}, "use_glu"),
+        ({"ln_type": "rmsnorm"}, "ln_type"),
+    ],
 )
 def test_non_dallebart_config(broken: Path, change: dict, message: str) -> None:
     config = json.loads((broken / "config.json").read_text())
@@ -131,8 +136,9 @@ def test_vqgan_given_a_dallebart_directory(tiny_checkpoints: tuple[Path, Path]) 
 
 def test_hub_unreachable_says_how_to_use_a_local_directory(tmp_path: Path) -> None:
     with pytest.raises(HubUnreachable, match="point --model/--vqgan") as caught:
-        resolve_checkpoint("dalle-mini/dalle-mini", files=("config.json",), cache_dir=tmp_path,
-                           local_files_only=True)
+        resolve_checkpoint(
+            "dalle-mini/dalle-mini", files=("config.json",), cache_dir=tmp_path, local_files_only=True
+        )
     assert isinstance(caught.value, CheckpointError) and isinstance(caught.value, ImagineError)
 
 

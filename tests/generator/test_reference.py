@@ -26,11 +26,21 @@ from generator.vqgan import VQGanDetokenizer as OurDetokenizer
 
 TOLERANCE = 1e-4
 MIN_DALLE_LAYER = {
-    "LayerNorm_0": "pre_self_attn_layer_norm", "LayerNorm_1": "self_attn_layer_norm",
-    "FlaxBartAttention_0": "self_attn", "LayerNorm_2": "pre_encoder_attn_layer_norm",
-    "LayerNorm_3": "encoder_attn_layer_norm", "FlaxBartAttention_1": "encoder_attn", "GLU_0": "glu",
+    "LayerNorm_0": "pre_self_attn_layer_norm",
+    "LayerNorm_1": "self_attn_layer_norm",
+    "FlaxBartAttention_0": "self_attn",
+    "LayerNorm_2": "pre_encoder_attn_layer_norm",
+    "LayerNorm_3": "encoder_attn_layer_norm",
+    "FlaxBartAttention_1": "encoder_attn",
+    "GLU_0": "glu",
 }
-MIN_DALLE_GLU = {"LayerNorm_0": "ln0", "LayerNorm_1": "ln1", "Dense_0": "fc0", "Dense_1": "fc1", "Dense_2": "fc2"}
+MIN_DALLE_GLU = {
+    "LayerNorm_0": "ln0",
+    "LayerNorm_1": "ln1",
+    "Dense_0": "fc0",
+    "Dense_1": "fc1",
+    "Dense_2": "fc2",
+}
 
 
 def _flat(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -77,16 +87,25 @@ def load_min_dalle(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> N
 @pytest.fixture(scope="module")
 def reference(tiny_model: DalleMini) -> tuple[DalleBartEncoder, DalleBartDecoder]:
     config: DalleBartConfig = tiny_model.config
-    params = dalle_bart_flax_params(config, seed=0, is_scanned=True)  # what make_tiny_checkpoints(seed=0) wrote
+    params = dalle_bart_flax_params(
+        config, seed=0, is_scanned=True
+    )  # what make_tiny_checkpoints(seed=0) wrote
     encoder = DalleBartEncoder(
-        layer_count=config.encoder_layers, embed_count=config.d_model,
-        attention_head_count=config.encoder_attention_heads, text_vocab_count=config.encoder_vocab_size,
-        text_token_count=config.max_text_length, glu_embed_count=config.encoder_ffn_dim, device="cpu",
+        layer_count=config.encoder_layers,
+        embed_count=config.d_model,
+        attention_head_count=config.encoder_attention_heads,
+        text_vocab_count=config.encoder_vocab_size,
+        text_token_count=config.max_text_length,
+        glu_embed_count=config.encoder_ffn_dim,
+        device="cpu",
     )
     decoder = DalleBartDecoder(
-        image_vocab_count=config.image_vocab_size, embed_count=config.d_model,
-        attention_head_count=config.decoder_attention_heads, glu_embed_count=config.decoder_ffn_dim,
-        layer_count=config.decoder_layers, device="cpu",
+        image_vocab_count=config.image_vocab_size,
+        embed_count=config.d_model,
+        attention_head_count=config.decoder_attention_heads,
+        glu_embed_count=config.decoder_ffn_dim,
+        layer_count=config.decoder_layers,
+        device="cpu",
     )
     load_min_dalle(encoder, min_dalle_state(params, "encoder", config.encoder_layers))
     load_min_dalle(decoder, min_dalle_state(params, "decoder", config.decoder_layers))
@@ -98,7 +117,9 @@ def test_encoder_matches_min_dalle(tiny_model: DalleMini, reference: tuple) -> N
     encoder, _ = reference
     tokenizer = tiny_model.tokenizer
     assert tokenizer.pad_token_id == 1  # min-dalle masks token id 1
-    text = torch.cat([tokenizer.encode_unconditional(), tokenizer.encode(["a painting of a fox in the snow"])])
+    text = torch.cat(
+        [tokenizer.encode_unconditional(), tokenizer.encode(["a painting of a fox in the snow"])]
+    )
     theirs = encoder(text)
     ours = tiny_model.bart.encoder(text, text != tokenizer.pad_token_id)
     torch.testing.assert_close(ours, theirs, atol=TOLERANCE, rtol=0)
@@ -110,14 +131,19 @@ def test_decoder_logits_match_min_dalle_at_every_step(tiny_model: DalleMini, ref
     (guidance 0) logits of our cached step-wise decoder equal min-dalle's, step by step."""
     encoder, decoder = reference
     config, tokenizer = tiny_model.config, tiny_model.tokenizer
-    codes = torch.randint(0, tiny_model.code_count, (config.image_length,), generator=torch.Generator().manual_seed(1))
+    codes = torch.randint(
+        0, tiny_model.code_count, (config.image_length,), generator=torch.Generator().manual_seed(1)
+    )
     text = torch.cat([tokenizer.encode_unconditional(), tokenizer.encode(["an astronaut riding a horse"])])
 
     sampler = tiny_model.new_sampler(capacity=2)
-    sampler.add_rows(text[1:], [
-        RowRequest("cond", 0, SamplingSettings(seed=0, guidance_scale=1.0), prefix=codes),
-        RowRequest("uncond", 0, SamplingSettings(seed=0, guidance_scale=0.0), prefix=codes),
-    ])
+    sampler.add_rows(
+        text[1:],
+        [
+            RowRequest("cond", 0, SamplingSettings(seed=0, guidance_scale=1.0), prefix=codes),
+            RowRequest("uncond", 0, SamplingSettings(seed=0, guidance_scale=0.0), prefix=codes),
+        ],
+    )
     encoder_state = encoder(text)  # [unconditional, conditional], as min-dalle orders them
     attention_mask = text.not_equal(1)[:, None, None, :]
     attention_state = torch.zeros((config.decoder_layers, 4, config.image_length, config.d_model))
@@ -125,8 +151,11 @@ def test_decoder_logits_match_min_dalle_at_every_step(tiny_model: DalleMini, ref
     worst = 0.0
     for i in range(config.image_length):
         logits, attention_state = decoder(
-            attention_mask=attention_mask, encoder_state=encoder_state, attention_state=attention_state,
-            prev_tokens=previous, token_index=torch.tensor([i]),
+            attention_mask=attention_mask,
+            encoder_state=encoder_state,
+            attention_state=attention_state,
+            prev_tokens=previous,
+            token_index=torch.tensor([i]),
         )
         theirs = logits[:, -1, : tiny_model.code_count]  # (2, codes): unconditional, conditional
         ours = sampler.next_logits()  # rows in slot order: cond, uncond

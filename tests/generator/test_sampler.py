@@ -17,15 +17,19 @@ from generator.sampler import RowRequest, SamplingSettings, generate
 PROMPTS = ["a cat wearing a hat", "sunset over a lake", "an avocado armchair"]
 
 
-def _alone(model: DalleMini, prompt: str, settings: SamplingSettings, prefix: torch.Tensor | None = None) -> torch.Tensor:
+def _alone(
+    model: DalleMini, prompt: str, settings: SamplingSettings, prefix: torch.Tensor | None = None
+) -> torch.Tensor:
     sampler = model.new_sampler(capacity=1)
     return generate(sampler, model.tokenizer.encode([prompt]), [RowRequest("x", 0, settings, prefix)])["x"]
 
 
 def test_many_prompts_times_images_in_one_batch_with_per_row_settings(tiny_model: DalleMini) -> None:
     settings = [
-        SamplingSettings(seed=1), SamplingSettings(seed=2, top_k=5, temperature=0.7),
-        SamplingSettings(seed=3, top_p=0.5, guidance_scale=3.0), SamplingSettings(seed=4, top_k=0, top_p=0.9),
+        SamplingSettings(seed=1),
+        SamplingSettings(seed=2, top_k=5, temperature=0.7),
+        SamplingSettings(seed=3, top_p=0.5, guidance_scale=3.0),
+        SamplingSettings(seed=4, top_k=0, top_p=0.9),
     ]
     rows = [RowRequest((p, i), p, s) for p in range(len(PROMPTS)) for i, s in enumerate(settings)]
     sampler = tiny_model.new_sampler(capacity=len(rows))
@@ -46,8 +50,13 @@ def test_rows_joining_mid_run_and_capacity_queueing_do_not_change_tokens(tiny_mo
     results = {}
     for step in range(300):
         if step == 37:  # a job claimed while another is running joins at the next step
-            sampler.add_rows(text, [RowRequest("late", 1, SamplingSettings(seed=6)),
-                                    RowRequest("late2", 0, SamplingSettings(seed=7, top_k=3))])
+            sampler.add_rows(
+                text,
+                [
+                    RowRequest("late", 1, SamplingSettings(seed=6)),
+                    RowRequest("late2", 0, SamplingSettings(seed=7, top_k=3)),
+                ],
+            )
             assert sampler.positions() == {"early": 37, "late": 0, "late2": 0}
         results.update({row.key: row.tokens for row in sampler.step()})
     assert torch.equal(results["early"], _alone(tiny_model, PROMPTS[0], SamplingSettings(seed=5)))
@@ -87,7 +96,9 @@ def test_top_k_1_is_greedy_whatever_the_seed(tiny_model: DalleMini) -> None:
 def test_super_conditioning_mixes_the_two_logits(tiny_model: DalleMini) -> None:
     text = tiny_model.tokenizer.encode([PROMPTS[2]])
     sampler = tiny_model.new_sampler(capacity=3)
-    sampler.add_rows(text, [RowRequest(g, 0, SamplingSettings(seed=0, guidance_scale=g)) for g in (0.0, 1.0, 4.0)])
+    sampler.add_rows(
+        text, [RowRequest(g, 0, SamplingSettings(seed=0, guidance_scale=g)) for g in (0.0, 1.0, 4.0)]
+    )
     uncond, cond, guided = sampler.next_logits()
     assert guided.shape == (tiny_model.code_count,)  # only the real codes: no start-token column
     torch.testing.assert_close(guided, uncond + 4.0 * (cond - uncond), atol=1e-5, rtol=0)
@@ -112,7 +123,9 @@ def test_bfloat16_sampling_runs(tiny_checkpoints: tuple[Path, Path]) -> None:
 
 def test_render_tokens_decode_and_grid(tiny_model: DalleMini) -> None:
     steps = []
-    tokens = tiny_model.tokens(PROMPTS[:2], RenderOptions(images=2, seed=3), progress=lambda d, t: steps.append(t))
+    tokens = tiny_model.tokens(
+        PROMPTS[:2], RenderOptions(images=2, seed=3), progress=lambda d, t: steps.append(t)
+    )
     assert [t.shape for t in tokens] == [(2, 256), (2, 256)] and len(steps) == 256
     more = tiny_model.tokens(PROMPTS[:1], RenderOptions(images=3, seed=3))[0]
     assert torch.equal(more[:2], tokens[0])  # image i uses seed + i: more images keep the first ones
@@ -124,7 +137,9 @@ def test_render_tokens_decode_and_grid(tiny_model: DalleMini) -> None:
     assert png_bytes(grid)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize(("count", "shape"), [(1, (1, 1)), (2, (2, 1)), (4, (2, 2)), (7, (3, 3)), (9, (3, 3))])
+@pytest.mark.parametrize(
+    ("count", "shape"), [(1, (1, 1)), (2, (2, 1)), (4, (2, 2)), (7, (3, 3)), (9, (3, 3))]
+)
 def test_grid_shapes(count: int, shape: tuple[int, int]) -> None:
     assert grid_shape(count) == shape
     with pytest.raises(ValueError):
@@ -134,13 +149,47 @@ def test_grid_shapes(count: int, shape: tuple[int, int]) -> None:
 def test_cli_renders_a_grid(tiny_checkpoints: tuple[Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "grid.png"
     result = subprocess.run(
-        [sys.executable, "-m", "generator", "render", "a cat", "--images", "4", "--seed", "7", "--out", str(out),
-         "--model", str(tiny_checkpoints[0]), "--vqgan", str(tiny_checkpoints[1])],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "generator",
+            "render",
+            "a cat",
+            "--images",
+            "4",
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_checkpoints[0]),
+            "--vqgan",
+            str(tiny_checkpoints[1]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     with Image.open(out) as grid:
         assert grid.size == (2 * 32 + 3 * 4, 2 * 32 + 3 * 4)
-    bad = subprocess.run([sys.executable, "-m", "generator", "render", "x", "--model", str(tmp_path / "nope")],
-                         capture_output=True, text=True, timeout=120, check=False)
+    bad = subprocess.run(
+        [sys.executable, "-m", "generator", "render", "x", "--model", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert bad.returncode == 1 and "does not exist" in bad.stderr
+
+
+def test_int8_cpu_mode_draws_valid_codes(tiny_checkpoints: tuple[Path, Path]) -> None:
+    from generator.quantize import quantize_decoder_int8
+
+    model = DalleMini.load(*tiny_checkpoints)
+    reference = model.tokens(["a cat"], RenderOptions(images=1, seed=1, top_k=1))[0]
+    quantize_decoder_int8(model.bart)
+    tokens = model.tokens(["a cat"], RenderOptions(images=1, seed=1, top_k=1))[0]
+    assert tokens.shape == (1, 256) and int(tokens.max()) < model.code_count
+    assert torch.equal(tokens[0, :4], reference[0, :4])  # greedy: the first codes agree
