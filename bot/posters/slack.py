@@ -1,0 +1,253 @@
+"""SlackPoster: a Slack job's progress, grid and buttons, posted with the bot token by the generator.
+
+    placeholder (posted by the frontend at enqueue)  ── chat.update: progress bar … then "done"
+    grid.png   files.getUploadURLExternal → POST bytes → files.completeUploadExternal (channel_id)
+    buttons    chat.postMessage: U1..Un, V1..Vn, reroll, parameters (Block Kit, `bot.slack_blocks`)
+
+The upload is the same three steps `files_upload_v2` runs, taken one by one so each step's outcome is
+recorded on the job (`record_refs`) before the next: a retry after a 429, a 5xx or a crashed generator
+resumes where the last attempt stopped and never shares the grid or posts the buttons twice.
+
+    refs.extra["grid_file_id"]   the uploaded file (re-completed, not re-uploaded, on retry)
+    refs.extra["grid_shared"]    completeUploadExternal succeeded: the grid is in the channel
+    refs.extra["buttons_ts"]     the buttons message exists (also returned as final_message_id)
+
+(What remains is the moment between Slack's answer and the record: a crash exactly there repeats that
+one step — Slack offers no idempotency key to close it.)
+
+Rate limits: the Web API client retries a 429 after its Retry-After (`AsyncRateLimitErrorRetryHandler`);
+when that is used up, or on 5xx, a `PosterError` carrying Retry-After goes back to the delivery loop,
+which retries later. A channel the bot was removed from is a `PosterError` too: the job is delivered
+once someone invites the bot again, within the delivery timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import slack_texts as texts
+from bot.posters import PosterError, RecordRefs
+from bot.slack_blocks import grid_blocks, progress_blocks
+from bot.slack_jobs import NOT_IN_CHANNEL_ERRORS, status_blocks
+from jobs.models import Job, Kind, Status
+from jobs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RATE_LIMIT_RETRIES = 2  # 429s the client sleeps through itself before the delivery loop takes over
+SERVER_ERROR_RETRIES = 1
+UPLOAD_TIMEOUT_SECONDS = 30.0
+# Errors after which the same message will never be editable: post anew instead.
+_GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+
+def retry_handlers(*, rate_limit_retries: int = RATE_LIMIT_RETRIES) -> list[AsyncRetryHandler]:
+    """What every Slack Web API client of this bot retries by itself (slack_sdk installs none for 429)."""
+    return [
+        AsyncConnectionErrorRetryHandler(),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+        AsyncServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
+    ]
+
+
+def make_poster(settings: Settings) -> SlackPoster | None:
+    """`bot.posters` factory: a poster when a Slack bot token is configured."""
+    if settings.slack_bot_token is None:
+        return None
+    token = settings.slack_bot_token.get_secret_value()
+    return SlackPoster(
+        client=AsyncWebClient(token=token, retry_handlers=retry_handlers()),
+        # Progress is a courtesy: never sleep through a 429 for it (the next update comes anyway).
+        progress_client=AsyncWebClient(token=token, retry_handlers=[AsyncConnectionErrorRetryHandler()]),
+    )
+
+
+class SlackPoster:
+    """Posts Slack jobs (see the module docstring). Clients are injected: tests point them at a fake."""
+
+    def __init__(self, *, client: AsyncWebClient, progress_client: AsyncWebClient | None = None) -> None:
+        self.client = client
+        self.progress_client = progress_client or client
+        self._session: aiohttp.ClientSession | None = None  # the upload host's POSTs
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- Poster protocol ------------------------------------------------------------------------------
+
+    async def post_progress(self, job: Job, *, progress: float, record_refs: RecordRefs) -> None:
+        ts = job.refs.placeholder_message_id
+        if not ts:
+            return  # the frontend has not recorded its placeholder yet; the next update will find it
+        text = texts.placeholder_progress(job, progress)
+        try:
+            await self.progress_client.chat_update(
+                channel=job.channel_id,
+                ts=ts,
+                text=texts.escape(text),
+                blocks=progress_blocks(job.id, status=text),
+            )
+        except SlackApiError as exc:
+            log.info(
+                "progress not posted: %s", _error(exc), extra={"action": "progress_skipped", "job_id": job.id}
+            )
+
+    async def post_result(
+        self, job: Job, *, grid_png: bytes, images: Sequence[bytes], record_refs: RecordRefs
+    ) -> Mapping[str, Any]:
+        extra = dict(job.refs.extra)
+        try:
+            await self._finish_placeholder(job, texts.placeholder_done(job))
+            if not extra.get("grid_shared"):
+                await self._share_grid(job, grid_png, extra, record_refs)
+            buttons_ts = extra.get("buttons_ts")
+            if not buttons_ts:
+                count = 1 if job.kind is Kind.PICK else job.images
+                posted = await self.client.chat_postMessage(
+                    channel=job.channel_id,
+                    text=texts.buttons_fallback(job),
+                    blocks=grid_blocks(job.id, count, caption=texts.buttons_caption(job)),
+                )
+                buttons_ts = str(posted["ts"])
+                await record_refs(buttons_ts=buttons_ts)
+        except SlackApiError as exc:
+            raise _poster_error(exc, job) from exc
+        return {"final_message_id": buttons_ts, "grid_file_id": extra.get("grid_file_id")}
+
+    async def post_failure(self, job: Job, *, reason: str, record_refs: RecordRefs) -> Mapping[str, Any]:
+        """Cancelled: the placeholder says so. Failed: it says why, and the requester gets an ephemeral
+        note with the reason (a placeholder may have scrolled away)."""
+        try:
+            await self._finish_placeholder(job, texts.placeholder_failed(job, reason))
+            if job.status is Status.FAILED and not job.refs.extra.get("failure_noted"):
+                await self.client.chat_postEphemeral(
+                    channel=job.channel_id, user=job.user_id, text=texts.failure_notice(job, reason)
+                )
+                await record_refs(failure_noted=True)
+        except SlackApiError as exc:
+            if _error(exc) in NOT_IN_CHANNEL_ERRORS:
+                # Nothing can be said in a channel the bot is not in, and nothing waits to be delivered.
+                log.info(
+                    "failure not posted: %s",
+                    _error(exc),
+                    extra={"action": "failure_unposted", "job_id": job.id},
+                )
+                return {"failure_unposted": _error(exc)}
+            raise _poster_error(exc, job) from exc
+        return {"final_message_id": job.refs.placeholder_message_id}
+
+    # --- steps ----------------------------------------------------------------------------------------
+
+    async def _finish_placeholder(self, job: Job, text: str) -> None:
+        """Turn the placeholder into its final sentence (idempotent: the same edit twice is harmless)."""
+        ts = job.refs.placeholder_message_id
+        if not ts:
+            return
+        try:
+            await self.client.chat_update(
+                channel=job.channel_id, ts=ts, text=texts.escape(text), blocks=status_blocks(text)
+            )
+        except SlackApiError as exc:
+            if _error(exc) not in _GONE_ERRORS:
+                raise
+            log.info(
+                "placeholder gone: %s", _error(exc), extra={"action": "placeholder_gone", "job_id": job.id}
+            )
+
+    async def _share_grid(
+        self, job: Job, grid_png: bytes, extra: dict[str, Any], record_refs: RecordRefs
+    ) -> None:
+        file_id = extra.get("grid_file_id")
+        if not file_id:
+            file_id = await self._upload(job, grid_png)
+            await record_refs(grid_file_id=file_id)
+            extra["grid_file_id"] = file_id
+        try:
+            await self.client.files_completeUploadExternal(
+                files=[{"id": file_id, "title": texts.grid_title(job)}],
+                channel_id=job.channel_id,
+                initial_comment=texts.grid_comment(job),
+            )
+        except SlackApiError as exc:
+            if _error(exc) != "file_not_found":
+                raise
+            # The uploaded bytes expired before completion: upload again (the old file was never shared).
+            file_id = await self._upload(job, grid_png)
+            await record_refs(grid_file_id=file_id)
+            extra["grid_file_id"] = file_id
+            await self.client.files_completeUploadExternal(
+                files=[{"id": file_id, "title": texts.grid_title(job)}],
+                channel_id=job.channel_id,
+                initial_comment=texts.grid_comment(job),
+            )
+        await record_refs(grid_shared=True)
+        extra["grid_shared"] = True
+
+    async def _upload(self, job: Job, png: bytes) -> str:
+        """Steps 1-2 of the upload: reserve a file id, POST the bytes to Slack's upload host."""
+        filename = f"imagine-{job.id}.png"
+        reserved = await self.client.files_getUploadURLExternal(
+            filename=filename, length=len(png), alt_txt=job.prompt[:1000]
+        )
+        upload_url, file_id = str(reserved["upload_url"]), str(reserved["file_id"])
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=UPLOAD_TIMEOUT_SECONDS))
+        try:
+            async with self._session.post(upload_url, data=png) as response:
+                body = await response.text()
+                if response.status != 200:
+                    raise PosterError(
+                        f"Slack's upload host answered {response.status}: {body[:200]}",
+                        retry_after=_retry_after(response.headers.get("Retry-After")),
+                        status=response.status,
+                    )
+        except aiohttp.ClientError as exc:
+            raise PosterError(f"upload to Slack failed: {type(exc).__name__}: {exc}") from exc
+        return file_id
+
+
+def _error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error", "")) if exc.response is not None else ""
+
+
+def _retry_after(value: Any) -> float | None:
+    if isinstance(value, list | tuple):  # slack_sdk's retry layer keeps header values as lists
+        value = value[0] if value else None
+    try:
+        return float(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _header(headers: Any, name: str) -> Any:
+    for key in getattr(headers, "keys", lambda: [])():
+        if str(key).lower() == name:
+            return headers[key]
+    return None
+
+
+def _poster_error(exc: SlackApiError, job: Job) -> PosterError:
+    """A Slack refusal as the delivery loop's retryable error, with Retry-After when Slack sent one."""
+    response = exc.response
+    status = response.status_code if response is not None else None
+    retry_after = _retry_after(_header(response.headers, "retry-after") if response is not None else None)
+    error = _error(exc)
+    if error in NOT_IN_CHANNEL_ERRORS:
+        reason = f"{error}: invite the bot to {job.channel_id} and the result will be posted"
+    else:
+        reason = f"Slack refused ({status}): {error or exc}"
+    return PosterError(reason, retry_after=retry_after, status=status)

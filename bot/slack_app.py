@@ -1,0 +1,158 @@
+"""The Slack frontend: a Bolt `AsyncApp` with the /imagine commands, buttons and Home tab, served over
+Socket Mode (default: no public URL, an ``xapp-`` app-level token) or HTTP (``POST /slack/events``).
+
+    run_slack(settings, queue)     what `imagine serve` enters (bot/frontends.py): serves until exit
+    └── build_app(client=…, queue=…, admins=…, signing_secret=…)
+        ├── /imagine /imagine-queue /imagine-history            bot/slack_commands.py
+        ├── /imagine-usage /imagine-settings /imagine-ban       (admins only)
+        ├── imagine:<action>:<job>[:<image>] buttons            bot/slack_actions.py
+        └── app_home_opened                                     bot/slack_home.py
+
+Results are not posted here: the generator's delivery loop posts them with `bot.posters.slack`.
+
+HTTP mode: Bolt verifies every request's ``X-Slack-Signature`` (HMAC of the body with the signing
+secret) and refuses a ``X-Slack-Request-Timestamp`` more than 5 minutes off, so a replayed request
+gets 401 (``slack_sdk/signature``). Socket Mode needs no signature: the websocket is authenticated.
+
+Multi-workspace: everything is keyed by the request's ``team_id``. This app authorizes with one bot
+token (one workspace per install); an OAuth installation store would plug into `AsyncApp(authorize=…)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.posters.slack import retry_handlers
+from bot.slack_actions import SlackActions
+from bot.slack_admins import SlackAdmins
+from bot.slack_blocks import ACTION_ID_PATTERN
+from bot.slack_commands import SlackCommands
+from bot.slack_home import SlackHome
+from bot.slack_jobs import SlackJobs
+from jobs.errors import SettingsError
+from jobs.queue import Queue
+from jobs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+DEFAULT_HTTP_HOST = "0.0.0.0"  # Slack must reach the Request URL (put a TLS proxy in front)
+DEFAULT_HTTP_PORT = 3000  # Bolt's own default
+
+
+def build_app(
+    *,
+    client: AsyncWebClient,
+    queue: Queue,
+    admins: SlackAdmins,
+    signing_secret: str = "",
+    require_worker: bool = True,
+) -> AsyncApp:
+    """The Bolt app with every listener registered; nothing is opened until it serves."""
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret,
+        # Socket Mode has no signatures to check; HTTP mode always checks them.
+        request_verification_enabled=bool(signing_secret),
+    )
+    jobs = SlackJobs(queue=queue, require_worker=require_worker)
+    commands = SlackCommands(queue=queue, jobs=jobs, admins=admins)
+    actions = SlackActions(queue=queue, jobs=jobs, commands=commands)
+    home = SlackHome(queue=queue, commands=commands)
+
+    app.command("/imagine")(commands.imagine)
+    app.command("/imagine-queue")(commands.imagine_queue)
+    app.command("/imagine-history")(commands.imagine_history)
+    app.command("/imagine-usage")(commands.imagine_usage)
+    app.command("/imagine-settings")(commands.imagine_settings)
+    app.command("/imagine-ban")(commands.imagine_ban)
+    app.action(ACTION_ID_PATTERN)(actions.imagine_button)
+    app.event("app_home_opened")(home.app_home_opened)
+    app.error(_log_error)
+    return app
+
+
+async def _log_error(error: Exception, body: dict[str, Any], context: AsyncBoltContext) -> None:
+    log.error(
+        "unhandled error in a Slack listener: %r",
+        error,
+        exc_info=error,
+        extra={"action": "slack_listener_error", "team_id": context.get("team_id"), "type": body.get("type")},
+    )
+
+
+@dataclass
+class SlackFrontend:
+    """What `run_slack` yields: the app, and where it listens in HTTP mode (None in Socket Mode)."""
+
+    app: AsyncApp
+    mode: str  # "socket" or "http"
+    url: str | None = None
+
+
+@asynccontextmanager
+async def run_slack(
+    settings: Settings,
+    queue: Queue,
+    *,
+    client: AsyncWebClient | None = None,
+    http_host: str = DEFAULT_HTTP_HOST,
+    http_port: int = DEFAULT_HTTP_PORT,
+    admin_user_ids: Collection[str] = (),
+    require_worker: bool = True,
+) -> AsyncIterator[SlackFrontend]:
+    """Serve Slack while the block is open: Socket Mode when an app-level token is set, else HTTP.
+
+    Settings: ``IMAGINE_SLACK_BOT_TOKEN`` (xoxb-, required), ``IMAGINE_SLACK_APP_TOKEN`` (xapp-, Socket
+    Mode), ``IMAGINE_SLACK_SIGNING_SECRET`` (HTTP mode). ``client`` replaces the Web API client (tests
+    point it at a fake Slack); the queue is the caller's and stays open.
+    """
+    if settings.slack_bot_token is None:
+        raise SettingsError(
+            "IMAGINE_SLACK_BOT_TOKEN is not set: the Slack frontend needs a bot token (xoxb-…)"
+        )
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    if not app_token and not secret:
+        raise SettingsError(
+            "set IMAGINE_SLACK_APP_TOKEN (xapp-…, Socket Mode) or IMAGINE_SLACK_SIGNING_SECRET (HTTP mode)"
+        )
+    client = client or AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(), retry_handlers=retry_handlers()
+    )
+    admins = SlackAdmins(admin_user_ids=admin_user_ids)
+    if app_token:
+        app = build_app(client=client, queue=queue, admins=admins, require_worker=require_worker)
+        # Created here, inside the running loop: the handler binds its aiohttp session to it.
+        handler = AsyncSocketModeHandler(app, app_token=app_token, web_client=client)
+        await handler.connect_async()
+        log.info("Slack connected over Socket Mode", extra={"action": "slack_started", "mode": "socket"})
+        try:
+            yield SlackFrontend(app=app, mode="socket")
+        finally:
+            await handler.close_async()
+        return
+    app = build_app(
+        client=client, queue=queue, admins=admins, signing_secret=secret, require_worker=require_worker
+    )
+    runner = web.AppRunner(
+        app.web_app(path=EVENTS_PATH), access_log=None, handle_signals=False, shutdown_timeout=2.0
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, http_host, http_port).start()
+        host, port = runner.addresses[0][:2]
+        url = f"http://{host}:{port}{EVENTS_PATH}"
+        log.info("Slack events on %s", url, extra={"action": "slack_started", "mode": "http"})
+        yield SlackFrontend(app=app, mode="http", url=url)
+    finally:
+        await runner.cleanup()

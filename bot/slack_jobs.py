@@ -1,0 +1,147 @@
+"""From a Slack request to a queued job with its placeholder in the channel.
+
+Shared by ``/imagine`` (`bot.slack_commands`) and the reroll/variation/pick buttons
+(`bot.slack_actions`):
+
+1. `SlackJobs.enqueue` checks what only Slack knows — is the bot in the channel (otherwise the
+   result could never be posted), is a generator online — then hands the request to the queue, whose
+   `jobs.errors.Refused` reasons are shown as they are. Every refusal happens before a row is written.
+2. `SlackJobs.post_placeholder` posts the channel message the poster later edits (progress, then
+   "done") and records its ``ts`` on the job. The result never depends on the ``response_url``
+   (5 uses, 30 minutes): the bot token posts it, from the generator's delivery loop.
+
+The job may finish before its placeholder is recorded (a pick, a tiny model); the placeholder is then
+set to its final text here, so no message is left saying "queued".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import slack_texts as texts
+from bot.slack_blocks import progress_blocks
+from jobs import errors
+from jobs.models import Enqueued, EnqueueRequest, Job, Status
+from jobs.queue import Queue
+
+log = logging.getLogger(__name__)
+
+MEMBERSHIP_CACHE_SECONDS = 300.0  # "the bot is in this channel" is remembered this long
+WORKERS_CACHE_SECONDS = 5.0  # "a generator is online" is remembered this long
+# Slack errors that mean "the bot cannot post in this conversation".
+NOT_IN_CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+
+
+def status_blocks(text: str) -> list[dict[str, Any]]:
+    """A placeholder's final form: its status sentence, buttons gone (plain text: prompts stay inert)."""
+    return [{"type": "section", "text": {"type": "plain_text", "text": text[:3000], "emoji": True}}]
+
+
+class SlackRefusal(Exception):
+    """A request turned down before anything was queued; ``text`` is the ephemeral answer, ready to show."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class SlackJobs:
+    """Enqueues Slack requests and posts their placeholders. One per process; holds small caches only."""
+
+    def __init__(
+        self,
+        *,
+        queue: Queue,
+        require_worker: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.queue = queue
+        self.require_worker = require_worker
+        self._clock = clock
+        self._member_until: dict[tuple[str, str], float] = {}  # (team, channel) → expiry
+        self._workers_until = 0.0
+
+    async def enqueue(self, request: EnqueueRequest, *, client: AsyncWebClient) -> Enqueued:
+        """Queue `request`, or raise `SlackRefusal` (nothing written) with the reason to show."""
+        await self._require_membership(client, request.guild_id, request.channel_id)
+        await self._require_worker()
+        try:
+            return await self.queue.enqueue(request)
+        except errors.Refused as exc:
+            raise SlackRefusal(texts.refused(exc.reason)) from exc
+
+    async def post_placeholder(self, enqueued: Enqueued, *, client: AsyncWebClient) -> str | None:
+        """Post the job's channel message and record its ts; None if Slack refused (the result still
+        comes, as a new message). Raises `SlackRefusal` if the bot was removed from the channel: the
+        job is then cancelled, since its result could not be posted either."""
+        job = enqueued.job
+        text = texts.placeholder_queued(job, enqueued.position, enqueued.eta)
+        try:
+            posted = await client.chat_postMessage(
+                channel=job.channel_id, text=texts.escape(text), blocks=progress_blocks(job.id, status=text)
+            )
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error in NOT_IN_CHANNEL_ERRORS:
+                self._member_until.pop((job.guild_id, job.channel_id), None)
+                await self.queue.cancel(job.id, job.user_id, is_admin=True)
+                raise SlackRefusal(texts.refused_not_in_channel(job.channel_id)) from exc
+            log.warning(
+                "placeholder not posted: %s", error, extra={"action": "placeholder_failed", "job_id": job.id}
+            )
+            return None
+        ts = str(posted["ts"])
+        await self.queue.record_message_refs(job.id, placeholder_message_id=ts)
+        # Finished already (a pick, a fast render)? The poster may not have seen the ts: finish it here.
+        current = await self.queue.get_job(job.id)
+        if current.status not in (Status.QUEUED, Status.RUNNING):
+            await self._finalize_placeholder(client, current, ts)
+        return ts
+
+    async def _finalize_placeholder(self, client: AsyncWebClient, job: Job, ts: str) -> None:
+        text = (
+            texts.placeholder_done(job)
+            if job.status is Status.DONE
+            else texts.placeholder_failed(job, job.error or str(job.status))
+        )
+        try:
+            await client.chat_update(
+                channel=job.channel_id, ts=ts, text=texts.escape(text), blocks=status_blocks(text)
+            )
+        except SlackApiError as exc:
+            log.info(
+                "placeholder not finalized: %s", exc, extra={"action": "placeholder_failed", "job_id": job.id}
+            )
+
+    async def _require_membership(self, client: AsyncWebClient, team_id: str, channel_id: str) -> None:
+        """Refuse at once in a channel the bot is not in, instead of queueing a job it cannot post."""
+        key = (team_id, channel_id)
+        if self._member_until.get(key, 0.0) > self._clock():
+            return
+        try:
+            info = await client.conversations_info(channel=channel_id)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error in NOT_IN_CHANNEL_ERRORS:
+                raise SlackRefusal(texts.refused_not_in_channel(channel_id)) from exc
+            # A missing scope or a Slack hiccup: don't block the user; the placeholder post will tell.
+            log.info("conversations.info failed: %s", error, extra={"action": "membership_unknown"})
+            return
+        channel = info.get("channel") or {}
+        # DMs with the bot carry no is_member; only an explicit False means "not in it".
+        if channel.get("is_member") is False:
+            raise SlackRefusal(texts.refused_not_in_channel(channel_id))
+        self._member_until[key] = self._clock() + MEMBERSHIP_CACHE_SECONDS
+
+    async def _require_worker(self) -> None:
+        if not self.require_worker or self._workers_until > self._clock():
+            return
+        if not await self.queue.workers_online():
+            raise SlackRefusal(texts.refused_no_worker())
+        self._workers_until = self._clock() + WORKERS_CACHE_SECONDS

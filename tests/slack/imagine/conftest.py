@@ -1,0 +1,126 @@
+"""Fixtures for the /imagine Slack frontend tests: a migrated queue, the real Bolt app served against the
+fake Slack (HTTP mode), and the generator's delivery loop with the real `SlackPoster`.
+
+    async def test_x(bot: SlackBot):
+        response = await bot.slack.send_slash_command("/imagine", "a cat", channel_id=CHANNEL)
+        job = await bot.render_next()            # claim + finish with real PNGs (no model)
+        await bot.deliver()                      # one pass of the delivery loop
+
+Story tests that render with the real generator on a tiny checkpoint use `tiny_worker` instead of
+`render_next` (tests/slack/imagine/test_stories.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.posters.slack import SlackPoster
+from bot.slack_admins import SlackAdmins
+from bot.slack_app import build_app
+from jobs.db import connect, migrate
+from jobs.queue import Limits, Queue
+from jobs.schema import metadata
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_apps import HttpStarter, web_client_for
+from tests.jobs.databases import copy_sqlite, fresh_postgres_database, require_postgres, sqlite_url
+from tests.slack.imagine.harness import SlackBot, fast_retry_handlers
+
+LIMITS = Limits(
+    max_queued_per_user=50, max_running_per_user=50, daily_quota_images=0, retry_backoff_seconds=0.0
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("IMAGINE_") and not name.startswith("IMAGINE_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def slack_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("slack-sqlite") / "template.db"
+    migrate(sqlite_url(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def slack_postgres_url() -> Any:
+    require_postgres()
+    with fresh_postgres_database("_slack") as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(params=["sqlite"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite; a test opts into Postgres too with `@pytest.mark.parametrize("db_url", …, indirect=True)`."""
+    if request.param == "sqlite":
+        return copy_sqlite(request.getfixturevalue("slack_sqlite_template"), tmp_path / "imagine.db")
+    return str(request.getfixturevalue("slack_postgres_url"))
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = connect(db_url)
+    if engine.dialect.name == "postgresql":
+        tables = ", ".join(table.name for table in metadata.sorted_tables)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def make_queue(engine: AsyncEngine) -> Callable[..., Queue]:
+    def make(**changes: Any) -> Queue:
+        fields = {name: getattr(LIMITS, name) for name in Limits.__slots__}
+        return Queue(engine=engine, limits=Limits(**{**fields, **changes}))
+
+    return make
+
+
+@pytest.fixture
+def queue(make_queue: Callable[..., Queue]) -> Queue:
+    return make_queue()
+
+
+@pytest.fixture
+def bot_client(fake_slack: FakeSlack) -> AsyncWebClient:
+    """The app's Web API client, retrying 429s after Retry-After as in production (but only a few)."""
+    return web_client_for(fake_slack, retry_handlers=fast_retry_handlers())
+
+
+@pytest.fixture
+async def poster(fake_slack: FakeSlack) -> AsyncIterator[SlackPoster]:
+    poster = SlackPoster(
+        client=web_client_for(fake_slack, retry_handlers=fast_retry_handlers()),
+        progress_client=web_client_for(fake_slack),
+    )
+    yield poster
+    await poster.aclose()
+
+
+@pytest.fixture
+async def bot(
+    fake_slack: FakeSlack,
+    bot_client: AsyncWebClient,
+    signing_secret: str,
+    slack_http: HttpStarter,
+    queue: Queue,
+    poster: SlackPoster,
+) -> SlackBot:
+    """The real Bolt app over HTTP against the fake, a generator registered as online, and a deliverer."""
+    app = build_app(client=bot_client, queue=queue, admins=SlackAdmins(), signing_secret=signing_secret)
+    slack = await slack_http(app)
+    await queue.worker_heartbeat("test-worker", device="cpu", model="fake", batch_images=8)
+    return SlackBot(app=app, slack=slack, fake=fake_slack, queue=queue, poster=poster)
