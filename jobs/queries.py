@@ -46,22 +46,16 @@ def upsert(table: Any, dialect: str) -> Any:
 # --- enqueue -------------------------------------------------------------------------------------------
 
 
-def ensure_fair_user(dialect: str, platform: str, user_id: str) -> Insert:
-    """Create the user's fairness row if missing (weight 1, no history)."""
+def lock_fair_user(dialect: str, platform: str, user_id: str) -> Insert:
+    """Create the user's fairness row if missing (weight 1, no history) and return their weight and
+    last finish tag. The upsert locks the row on Postgres until commit, so one user's enqueues run one
+    at a time and their caps, quota and tags stay exact; SQLite's BEGIN IMMEDIATE already does that."""
     return (
         upsert(fair_users, dialect)
         .values(platform=platform, user_id=user_id, weight=1.0, last_finish_tag=0.0)
-        .on_conflict_do_nothing()
+        .on_conflict_do_update(index_elements=["platform", "user_id"], set_={"weight": fair_users.c.weight})
+        .returning(fair_users.c.weight, fair_users.c.last_finish_tag)
     )
-
-
-def lock_fair_user(dialect: str, platform: str, user_id: str) -> Select:
-    """Read the user's weight and last finish tag; on Postgres lock the row so one user's enqueues
-    run one at a time (their caps, quota and tags stay exact). SQLite's BEGIN IMMEDIATE already does."""
-    stmt = select(fair_users.c.weight, fair_users.c.last_finish_tag).where(
-        fair_users.c.platform == platform, fair_users.c.user_id == user_id
-    )
-    return stmt.with_for_update() if dialect == "postgresql" else stmt
 
 
 def virtual_time() -> Select:
@@ -211,6 +205,7 @@ def mark_done(job_gpu_seconds: dict[int, float], worker_id: str, now: datetime) 
             progress=1.0,
             lease_owner=None,
             lease_expires_at=None,
+            error=None,  # a failed attempt before this one is history (error_detail keeps it)
             delivery=Delivery.PENDING.value,
             delivery_next_try_at=now,
         )
@@ -355,25 +350,23 @@ def jobs_for_user(platform: str, user_id: str, limit: int, statuses: Collection[
     return stmt.order_by(jobs.c.id.desc()).limit(limit)
 
 
-def images_ahead(fair_tag: float, job_id: int) -> Select:
-    """Queued jobs (and their images) that will be claimed before this one."""
+def queue_ahead(fair_tag: float, job_id: int, since: datetime) -> Select:
+    """For a position and ETA, in one round trip: queued jobs (and their images) claimed before this
+    one; images still to draw in running jobs; images finished since `since` and when the earliest of
+    those started (the recent render rate, all workers together)."""
     ahead = or_(jobs.c.fair_tag < fair_tag, and_(jobs.c.fair_tag == fair_tag, jobs.c.id < job_id))
-    return select(func.count(), func.coalesce(func.sum(jobs.c.images), 0)).where(
-        jobs.c.status == Status.QUEUED.value, ahead
-    )
-
-
-def images_in_progress() -> Select:
-    """Images still to draw in running jobs (their unfinished fraction)."""
-    return select(func.coalesce(func.sum(jobs.c.images * (1.0 - jobs.c.progress)), 0.0)).where(
-        jobs.c.status == Status.RUNNING.value
-    )
-
-
-def recent_throughput(since: datetime) -> Select:
-    """Images finished since `since` and when the earliest of those started: the recent render rate."""
-    return select(func.coalesce(func.sum(jobs.c.images), 0), func.min(jobs.c.started_at)).where(
+    queued = jobs.c.status == Status.QUEUED.value
+    recent = and_(
         jobs.c.status == Status.DONE.value, jobs.c.finished_at >= since, jobs.c.kind != Kind.PICK.value
+    )
+    return select(
+        select(func.count()).where(queued, ahead).scalar_subquery(),
+        select(func.coalesce(func.sum(jobs.c.images), 0)).where(queued, ahead).scalar_subquery(),
+        select(func.coalesce(func.sum(jobs.c.images * (1.0 - jobs.c.progress)), 0.0))
+        .where(jobs.c.status == Status.RUNNING.value)
+        .scalar_subquery(),
+        select(func.coalesce(func.sum(jobs.c.images), 0)).where(recent).scalar_subquery(),
+        select(func.min(jobs.c.started_at)).where(recent).scalar_subquery(),
     )
 
 

@@ -155,8 +155,10 @@ class Queue:
                 prompt, options = await self._from_parent(conn, request, prompt)
             assert options is not None
             space = await self._space(conn, request.platform, request.guild_id)
-            await self._check_allowed(conn, request, prompt, options, space, now)
-            tag = await self._fair_tag(conn, request.platform, request.user_id, options.images)
+            weight, last_finish = await self._check_allowed(conn, request, prompt, options, space, now)
+            tag = await self._fair_tag(
+                conn, request.platform, request.user_id, options.images, weight, last_finish
+            )
             is_pick = request.kind is Kind.PICK
             row = (
                 await conn.execute(
@@ -208,7 +210,8 @@ class Queue:
         options: JobOptions,
         space: SpaceSettings,
         now: datetime,
-    ) -> None:
+    ) -> tuple[float, float]:
+        """Raise the first refusal that applies; return the user's fairness weight and last finish tag."""
         if space.allowed_channels and request.channel_id not in space.allowed_channels:
             raise errors.ChannelNotAllowed(
                 "/imagine is not allowed in this channel; the admins allow it in: "
@@ -223,10 +226,9 @@ class Queue:
             raise errors.BlockedWord(f"your prompt contains {word!r}, which this server blocks: rephrase it")
         # Lock the user's fairness row first (Postgres): their concurrent enqueues then serialize,
         # so the caps and the quota below are exact.
-        await conn.execute(q.ensure_fair_user(self._dialect, request.platform, request.user_id))
-        await conn.execute(q.lock_fair_user(self._dialect, request.platform, request.user_id))
+        fair = (await conn.execute(q.lock_fair_user(self._dialect, request.platform, request.user_id))).one()
         if request.kind is Kind.PICK:
-            return  # renders nothing: no cap or quota
+            return fair.weight, fair.last_finish_tag  # renders nothing: no cap or quota
         counts = dict((await conn.execute(q.user_counts(request.platform, request.user_id))).all())
         running_cap = space.max_running_per_user or self.limits.max_running_per_user
         if counts.get(Status.RUNNING.value, 0) >= running_cap:
@@ -255,12 +257,20 @@ class Queue:
                     f"the quota resets at 00:00 UTC (in {_in_words(resets_at - now)})",
                     resets_at=resets_at,
                 )
+        return fair.weight, fair.last_finish_tag
 
-    async def _fair_tag(self, conn: AsyncConnection, platform: str, user_id: str, images: int) -> float:
+    async def _fair_tag(
+        self,
+        conn: AsyncConnection,
+        platform: str,
+        user_id: str,
+        images: int,
+        weight: float,
+        last_finish: float,
+    ) -> float:
         """Start-time fair queueing: start = max(virtual time, the user's last finish); the user's next
         job starts at start + images / weight. Claims take the lowest start tag first, so a user with
         500 queued jobs has tags far in the future and a newcomer starts at the head."""
-        weight, last_finish = (await conn.execute(q.lock_fair_user(self._dialect, platform, user_id))).one()
         virtual = (await conn.execute(q.virtual_time())).scalar_one()
         start = max(float(virtual), float(last_finish))
         await conn.execute(q.set_last_finish_tag(platform, user_id, start + images / max(weight, 1e-6)))
@@ -337,8 +347,9 @@ class Queue:
     async def _position(self, conn: AsyncConnection, job: Job, now: datetime) -> tuple[int, timedelta | None]:
         if job.status not in (Status.QUEUED, Status.RUNNING):
             return 0, timedelta(0)
-        images_done, first_start = (
-            await conn.execute(q.recent_throughput(now - timedelta(seconds=THROUGHPUT_WINDOW_SECONDS)))
+        since = now - timedelta(seconds=THROUGHPUT_WINDOW_SECONDS)
+        count, images_ahead, running, images_done, first_start = (
+            await conn.execute(q.queue_ahead(job.fair_tag, job.id, since))
         ).one()
         rate = None
         if images_done and first_start is not None and now > first_start:
@@ -346,8 +357,6 @@ class Queue:
         if job.status is Status.RUNNING:
             remaining = job.images * (1.0 - job.progress)
             return 0, timedelta(seconds=remaining / rate) if rate else None
-        count, images_ahead = (await conn.execute(q.images_ahead(job.fair_tag, job.id))).one()
-        running = (await conn.execute(q.images_in_progress())).scalar_one()
         eta = timedelta(seconds=(images_ahead + running + job.images) / rate) if rate else None
         return count + 1, eta
 

@@ -1,4 +1,8 @@
-"""Fixtures for the queue tests: `db_url` runs a test once on SQLite and once on Postgres."""
+"""Database fixtures: `db_url` runs a test once on SQLite and once on Postgres; `engine`, `queue`,
+`make_queue(**limits)` build on it. Other suites use them with
+
+    from tests.jobs.fixtures import *  # noqa: F403
+"""
 
 from __future__ import annotations
 
