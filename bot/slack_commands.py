@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import slack_texts as texts
 from bot.slack_admins import SlackAdmins
 from bot.slack_jobs import SlackJobs, SlackRefusal
-from bot.slack_options import parse_imagine_text
+from bot.slack_options import HelpRequested, parse_imagine_text
 from jobs import errors
 from jobs.models import EnqueueRequest, MessageRefs, Platform, Status, utcnow
 from jobs.queue import Queue
@@ -70,6 +70,8 @@ class SlackCommands:
         async def work() -> str | Answer:
             try:
                 parsed = parse_imagine_text(command.get("text", ""))
+            except HelpRequested as exc:
+                return texts.usage_help(exc.reason)
             except errors.Refused as exc:  # a bad option, or --help: the reason carries the usage line
                 return texts.refused(exc.reason)
             request = EnqueueRequest(

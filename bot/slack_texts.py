@@ -77,6 +77,11 @@ def still_queuing() -> str:
     return "⏳ Got it — adding your prompt to the queue…"
 
 
+def usage_help(usage: str) -> str:
+    """``/imagine --help``: the usage line, no warning sign."""
+    return escape(usage)
+
+
 def refused(reason: str) -> str:
     """A queue refusal (bad prompt or option, ban, blocked word, caps, quota with its reset time)."""
     return f"⚠️ {escape(reason)}"
@@ -372,8 +377,9 @@ def usage_report(
     if not user_id and by_user:
         lines.append("*Top users*")
         for user in sorted(by_user, key=lambda r: (-r.images, r.key))[:10]:
+            user_id = user.key.partition(":")[2]  # keys are "slack:U…"
             lines.append(
-                f"<@{user.key}>: {user.jobs} jobs, {user.images} images, {user.failures} failed, "
+                f"<@{user_id}>: {user.jobs} jobs, {user.images} images, {user.failures} failed, "
                 f"GPU {user.gpu_seconds:.1f} s"
             )
     return "\n".join(lines)

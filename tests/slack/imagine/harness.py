@@ -56,7 +56,7 @@ class SlackBot:
 
     async def render_next(self, *, worker_id: str = WORKER) -> Job:
         """Claim the next job and finish it with real PNGs, as the render loop would (no model)."""
-        [job] = await self.queue.claim(worker_id, max_images=9)
+        [job] = await self.queue.claim(worker_id, max_images=1)  # one job, however many images
         images = [picture(i) for i in range(job.images)]
         rendered = [(png_bytes(image), bytes(2 * IMAGE_TOKEN_COUNT)) for image in images]
         return await self.queue.finish(
