@@ -67,9 +67,14 @@ async def chromium_page(*, width: int = 1280, height: int = 860) -> AsyncIterato
             page.on("dialog", lambda dialog: dialog.accept())
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
+            # Script errors and CSP violations; a non-2xx answer (a refused sign-in is a 401) is not one.
             page.on(
                 "console",
-                lambda message: errors.append(message.text) if message.type == "error" else None,
+                lambda message: (
+                    errors.append(message.text)
+                    if message.type == "error" and not message.text.startswith("Failed to load resource")
+                    else None
+                ),
             )
             yield page
             assert not errors, f"the page logged errors: {errors}"
