@@ -124,6 +124,11 @@ _LEAVES = {"kernel": "weight", "scale": "weight", "embedding": "weight", "bias":
 _LAYER_KEY = re.compile(r"^model/(encoder|decoder)/layers/FlaxBart(?:Encoder|Decoder)Layer(s|_(\d+))/(.+)$")
 
 
+def _owned(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous tensor with its own memory (msgpack arrays are views of read-only bytes)."""
+    return tensor.clone() if tensor.is_contiguous() else tensor.contiguous()
+
+
 def _leaf(flax_leaf: str, tensor: torch.Tensor, where: str) -> tuple[str, torch.Tensor]:
     if flax_leaf not in _LEAVES:
         raise WeightMismatch(f"unexpected tensor {where!r} in {WEIGHTS_FILE}")
@@ -186,7 +191,7 @@ def dalle_bart_state_from_flax(
             state[f"{parts[1]}.{parts[2]}.{name}"] = t
             continue
         raise WeightMismatch(f"unexpected tensor {key!r} in {WEIGHTS_FILE}")
-    return {k: v.contiguous() for k, v in state.items()}
+    return {k: _owned(v) for k, v in state.items()}
 
 
 def vqgan_state_from_flax(flat: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -216,7 +221,7 @@ def vqgan_state_from_flax(flat: Mapping[str, torch.Tensor]) -> dict[str, torch.T
         elif leaf not in ("scale", "bias"):
             raise WeightMismatch(f"unexpected tensor {key!r} in the VQGAN {WEIGHTS_FILE}")
         state[".".join([*names, "bias" if leaf == "bias" else "weight"])] = tensor
-    return {k: v.contiguous() for k, v in state.items()}
+    return {k: _owned(v) for k, v in state.items()}
 
 
 # ---- strict loading ----

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import warnings
+
 import msgpack
 import numpy as np
 import torch
@@ -51,8 +53,13 @@ def _tensor_from_bytes(data: bytes) -> torch.Tensor:
         count *= int(size)
     if len(buffer) != count * torch.empty((), dtype=dtype).element_size():
         raise CorruptCheckpoint(f"array of shape {tuple(shape)} {name} has {len(buffer)} bytes of data")
-    # torch.frombuffer reads bfloat16 too, which numpy cannot; clone so the tensor owns its memory.
-    flat = torch.frombuffer(bytearray(buffer), dtype=dtype) if count else torch.empty(0, dtype=dtype)
+    if not count:
+        return torch.empty([int(s) for s in shape], dtype=dtype)
+    # torch.frombuffer reads bfloat16 too, which numpy cannot. The tensor shares the (read-only) bytes object
+    # msgpack made for this array: no copy (dalle-mega is ~5 GB); the converter writes only to new tensors.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not writable.*", category=UserWarning)
+        flat = torch.frombuffer(buffer, dtype=dtype)
     return flat.reshape([int(s) for s in shape])
 
 
@@ -106,6 +113,9 @@ def read_flax_msgpack(path: Path) -> dict[str, torch.Tensor]:
         ) from exc
     if not isinstance(tree, Mapping):
         raise CorruptCheckpoint(f"{path} does not hold a params tree (found {type(tree).__name__})")
+    del data
+    if set(tree) == {"params"}:  # a checkpoint saved as {"params": ...} rather than the bare params tree
+        tree = tree["params"]
     flat: dict[str, torch.Tensor] = {}
     _flatten(tree, "", flat)
     return flat
