@@ -456,9 +456,6 @@ class Queue:
                     values.append({"job_id": job.id, "index": index, "png": png, "tokens": tokens})
             if values:
                 await conn.execute(q.insert_images(), values)
-            if done:
-                images_done = sum(job.images for job in done)
-                await conn.execute(q.count_worker_output(worker_id, len(done), images_done, now))
         for job in done:
             log.info(
                 "job finished",
@@ -699,22 +696,32 @@ class Queue:
         device: str,
         model: str,
         batch_images: int,
+        jobs_done: int = 0,
+        images_done: int = 0,
+        started_at: datetime | None = None,
         host: str | None = None,
         pid: int | None = None,
         now: datetime | None = None,
     ) -> None:
-        """Register a generator, or say it is still alive (call every heartbeat interval)."""
+        """Register a generator, or say it is still alive (call every heartbeat interval).
+
+        The worker reports its own counters since `started_at` (its process start): keeping them out
+        of `finish` keeps a statement off the hot path. Without `started_at` the first call's time stays.
+        """
         now = _now(now)
-        values = {
+        values: dict[str, Any] = {
             "worker_id": worker_id,
             "host": host or socket.gethostname(),
             "pid": pid or os.getpid(),
             "device": device,
             "model": model,
             "batch_images": batch_images,
-            "started_at": now,
+            "jobs_done": jobs_done,
+            "images_done": images_done,
             "last_seen_at": now,
         }
+        if started_at is not None:
+            values["started_at"] = require_aware(started_at, "started_at")
         async with self._engine.begin() as conn:
             await conn.execute(q.worker_seen(self._dialect, values))
 
