@@ -121,7 +121,7 @@ async def render(settings: Settings, args: argparse.Namespace) -> int:
             options[name] = getattr(args, name)
     engine = connect(settings)
     queue = Queue.from_settings(settings, engine=engine)
-    child: asyncio.subprocess.Process | None = None
+    helper = GeneratorHelper(queue, settings, is_allowed=not args.no_generator)
     try:
         user = getpass.getuser()
         try:
@@ -140,20 +140,10 @@ async def render(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         job = enqueued.job
         print(f"job {job.id}: {job.images} image(s), seed {job.options.seed}", file=sys.stderr)
-        alive = await queue.workers_online(
-            within_seconds=WORKER_ALIVE_HEARTBEATS * settings.heartbeat_seconds
-        )
-        if not alive and not args.no_generator:
-            print("no generator running: starting one for this command (loading the model)", file=sys.stderr)
-            env = {**os.environ}
-            env.setdefault("IMAGINE_LOG_LEVEL", "WARNING")
-            child = await asyncio.create_subprocess_exec(
-                *generator_command("--worker-id", f"cli-{socket.gethostname()}:{os.getpid()}"), env=env
-            )
         async with stop_on_signals() as stop:
-            job = await wait_for_job(queue, job.id, child, stop)
+            job = await wait_for_job(queue, job.id, helper, stop)
         if job is None:
-            return 130 if child is None or child.returncode is None else child.returncode or 1
+            return helper.exit_status() or 130
         if job.status is not Status.DONE:
             print(f"imagine: job {job.id} {job.status}: {job.error or 'no reason given'}", file=sys.stderr)
             return 1
@@ -168,14 +158,54 @@ async def render(settings: Settings, args: argparse.Namespace) -> int:
         print(f"imagine: {exc}", file=sys.stderr)
         return 1
     finally:
-        if child is not None:
-            await stop_child(child, settings)
+        await helper.stop()
         await engine.dispose()
 
 
-async def wait_for_job(
-    queue: Queue, job_id: int, child: asyncio.subprocess.Process | None, stop: asyncio.Event
-) -> Job | None:
+class GeneratorHelper:
+    """Starts a generator child when the CLI's job waits and no generator is alive (checked at start
+    and then every heartbeat interval, so a generator that dies meanwhile is replaced)."""
+
+    def __init__(self, queue: Queue, settings: Settings, *, is_allowed: bool) -> None:
+        self.queue = queue
+        self.settings = settings
+        self.is_allowed = is_allowed
+        self.child: asyncio.subprocess.Process | None = None
+        self._checked_at = -float("inf")
+
+    @property
+    def has_failed(self) -> bool:
+        return self.child is not None and self.child.returncode is not None
+
+    def exit_status(self) -> int | None:
+        return self.child.returncode if self.child is not None else None
+
+    async def ensure(self) -> None:
+        loop = asyncio.get_running_loop()
+        if not self.is_allowed or self.child is not None or loop.time() - self._checked_at < self._interval():
+            return
+        self._checked_at = loop.time()
+        if await self.queue.workers_online(
+            within_seconds=WORKER_ALIVE_HEARTBEATS * self.settings.heartbeat_seconds
+        ):
+            return
+        print("no generator running: starting one for this command (loading the model)", file=sys.stderr)
+        env = {**os.environ}
+        env.setdefault("IMAGINE_LOG_LEVEL", "WARNING")
+        worker_id = f"cli-{socket.gethostname()}:{os.getpid()}"
+        self.child = await asyncio.create_subprocess_exec(
+            *generator_command("--worker-id", worker_id), env=env
+        )
+
+    def _interval(self) -> float:
+        return self.settings.heartbeat_seconds
+
+    async def stop(self) -> None:
+        if self.child is not None:
+            await stop_child(self.child, self.settings)
+
+
+async def wait_for_job(queue: Queue, job_id: int, helper: GeneratorHelper, stop: asyncio.Event) -> Job | None:
     """Show the position, then a progress bar, until the job is over; None if interrupted or the
     generator child stopped (the job stays queued: nothing is lost)."""
     is_tty = sys.stderr.isatty()
@@ -187,6 +217,7 @@ async def wait_for_job(
                 print(file=sys.stderr)
             return job
         if job.status is Status.QUEUED:
+            await helper.ensure()
             position, eta = await queue.position(job_id)
             line = f"queued: position {position}" + (
                 f", ready in about {_seconds(eta.total_seconds())}" if eta else ""
@@ -202,9 +233,9 @@ async def wait_for_job(
                 flush=True,
             )
             shown = line
-        if child is not None and child.returncode is not None:
+        if helper.has_failed:
             print(
-                f"\nimagine: the generator stopped (exit {child.returncode}); job {job_id} stays queued",
+                f"\nimagine: the generator stopped (exit {helper.exit_status()}); job {job_id} stays queued",
                 file=sys.stderr,
             )
             return None

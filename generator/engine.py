@@ -61,11 +61,12 @@ class ModelEngine:
     def __init__(self, model: DalleMini, *, capacity: int, model_name: str) -> None:
         self.model = model
         self._model_name = model_name
+        self._capacity = capacity  # readable while `resize` rebuilds the sampler in a thread
         self.sampler = model.new_sampler(capacity)
 
     @property
     def capacity(self) -> int:
-        return self.sampler.capacity
+        return self._capacity
 
     @property
     def free_count(self) -> int:
@@ -108,7 +109,9 @@ class ModelEngine:
 
     def resize(self, capacity: int) -> None:
         """A new, empty sampler for `capacity` rows (every active row is dropped)."""
-        del self.sampler
+        self.sampler.drop_rows(self.sampler.positions())
+        self._capacity = capacity
+        del self.sampler  # free the old caches before allocating the new ones (out of memory: halving)
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -89,6 +89,7 @@ class RenderLoop:
         on_progress: Callable[[Job, float], None] | None = None,
         on_finished: Callable[[int], None] | None = None,
         on_first_token: Callable[[int], None] | None = None,
+        out_of_memory_errors: tuple[type[BaseException], ...] | None = None,
     ) -> None:
         self.queue = queue
         self.engine = engine
@@ -103,6 +104,8 @@ class RenderLoop:
         self.on_progress = on_progress
         self.on_finished = on_finished
         self.on_first_token = on_first_token
+        # what "the batch does not fit" looks like (torch.cuda.OutOfMemoryError; tests inject their own)
+        self.out_of_memory_errors = out_of_memory_errors or oom_errors()
         self.wake = asyncio.Event()  # a NOTIFY (new job) or a test pokes it
         self.active: dict[int, ActiveJob] = {}  # claim order = fair order
         self.jobs_done = 0
@@ -212,7 +215,7 @@ class RenderLoop:
         started = time.perf_counter()
         try:
             await asyncio.to_thread(self.engine.add_rows, rows)
-        except oom_errors() as exc:
+        except self.out_of_memory_errors as exc:
             await self._out_of_memory(exc)
             return
         except Exception as exc:
@@ -232,7 +235,7 @@ class RenderLoop:
         started = time.perf_counter()
         try:
             finished = await asyncio.to_thread(self.engine.step)
-        except oom_errors() as exc:
+        except self.out_of_memory_errors as exc:
             await self._out_of_memory(exc)
             return
         except Exception as exc:

@@ -1,0 +1,63 @@
+"""Fixtures for the generator-process tests: the queue's real databases (SQLite and Postgres, from
+tests/jobs), a tiny checkpoint made once per session, and an in-process worker harness."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.dalle import DalleMini
+from generator.testing import make_tiny_checkpoints
+from tests.jobs.fixtures import *  # noqa: F403  (the queue's real databases: db_url, queue, make_queue, …)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoints: tuple[Path, Path]) -> DalleMini:
+    return DalleMini.load(*tiny_checkpoints)
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+
+    async def poll() -> Any:
+        while True:
+            value = await condition()
+            if value:
+                return value
+            await asyncio.sleep(interval)
+
+    try:
+        return await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
+
+
+@pytest.fixture
+def tmp_outbox(tmp_path: Path) -> Path:
+    return tmp_path / "outbox"
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    """`await start(worker)`: run a Worker in the background; it is stopped at the end of the test."""
+    stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    async def start(worker: Any) -> None:
+        stop = asyncio.Event()
+        stops.append((stop, asyncio.create_task(worker.run(stop), name="worker-under-test")))
+
+    yield start
+    for stop, task in stops:
+        stop.set()
+        await asyncio.wait_for(task, 30)

@@ -1,0 +1,236 @@
+"""The render loop in-process, on real SQLite and Postgres with a tiny checkpoint: end to end, shared and
+continuous batching, cancellation, retries, out-of-memory halving, variations and picks."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bot.posters.local import LocalPoster
+from generator.dalle import DalleMini, RenderOptions
+from generator.engine import ModelEngine
+from generator.grid import GUTTER, grid_shape
+from generator.scheduler import RENDER_FAILED_REASON, VARIATION_PREFIX_ROWS, Batching
+from jobs.models import GRID_INDEX, EnqueueRequest, Kind, Status
+from jobs.queue import Queue
+from tests.worker.conftest import wait_until
+from tests.worker.harness import FaultyEngine, InjectedOutOfMemory, make_generator
+
+pytestmark = pytest.mark.timeout(90)
+# Tests of the loop's own logic (not of the database) run on SQLite only, to keep the suite short.
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def request(prompt: str = "a cat", user: str = "u1", **options: object) -> EnqueueRequest:
+    return EnqueueRequest(platform="cli", user_id=user, prompt=prompt, options=options)
+
+
+def tokens_of(png_tokens: bytes | None) -> np.ndarray:
+    assert png_tokens is not None
+    return np.frombuffer(png_tokens, dtype="<u2")
+
+
+async def delivered(queue: Queue, job_ids: list[int]) -> bool:
+    jobs = [await queue.get_job(job_id) for job_id in job_ids]
+    return all(job.delivery.value == "delivered" for job in jobs)
+
+
+def posts(outbox: Path) -> list[dict[str, object]]:
+    path = outbox / "posts.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def test_prompts_in_grids_out(queue: Queue, tiny_model: DalleMini, tmp_outbox: Path, running) -> None:
+    generator = make_generator(
+        queue,
+        ModelEngine(tiny_model, capacity=8, model_name="tiny"),
+        posters={"cli": LocalPoster(outbox=tmp_outbox)},
+    )
+    asks = [("a cat", 1), ("a fox in the snow", 4), ("a cat", 3), ("pixel art of a castle", 9)]
+    ids = [(await queue.enqueue(request(prompt, images=n, seed=7))).job.id for prompt, n in asks]
+    await running(generator.worker)
+    await wait_until(lambda: delivered(queue, ids), what="every job delivered")
+
+    side = tiny_model.vqgan.config.resolution
+    for job_id, (_, count) in zip(ids, asks, strict=True):
+        job = await queue.get_job(job_id)
+        assert job.status is Status.DONE and job.attempts == 1
+        assert job.gpu_seconds is not None and job.gpu_seconds > 0
+        stored = {image.index: image for image in await queue.images(job_id)}
+        assert sorted(stored) == [GRID_INDEX, *range(count)]
+        columns, rows = grid_shape(count)
+        grid = Image.open(io.BytesIO(stored[GRID_INDEX].png))
+        assert grid.size == (columns * side + (columns + 1) * GUTTER, rows * side + (rows + 1) * GUTTER)
+        assert all(tokens_of(stored[i].tokens).shape == (256,) for i in range(count))
+        delivered_grid = (tmp_outbox / f"job-{job_id}" / "grid.png").read_bytes()
+        assert delivered_grid == stored[GRID_INDEX].png
+    assert sorted(post["job_id"] for post in posts(tmp_outbox)) == sorted(ids)  # once each
+
+    # Reproducible: the same prompt and seed draw the same codes, whatever else shares the batch,
+    # and the same as the model's own one-shot API.
+    first, third = await queue.images(ids[0]), await queue.images(ids[2])
+    expected = tiny_model.tokens(["a cat"], RenderOptions(images=3, seed=7))[0].numpy()
+    assert (tokens_of(first[1].tokens) == tokens_of(third[1].tokens)).all()
+    assert (tokens_of(third[3].tokens) == expected[2]).all()
+    # a 9-image job is bigger than the batch (8): it was split, not starved
+    workers = {w.worker_id: w for w in await queue.workers_online()}
+    assert workers["w-test"].batch_images == 8
+    assert workers["w-test"].jobs_done == 4 and workers["w-test"].images_done == 17
+
+
+@sqlite_only
+@pytest.mark.parametrize("batching", [Batching.CONTINUOUS, Batching.BATCH])
+async def test_a_job_arriving_mid_batch(
+    queue: Queue, tiny_model: DalleMini, running, batching: Batching
+) -> None:
+    """Continuous batching: the newcomer starts while the first job is still drawing; batch-at-a-time
+    makes it wait for the end of the batch."""
+    engine = FaultyEngine(
+        ModelEngine(tiny_model, capacity=8, model_name="tiny"),
+        error=RuntimeError(),
+        failures=0,
+        step_delay=0.002,
+    )
+    generator = make_generator(queue, engine, posters={}, batching=batching, deliver=False)
+    first = (await queue.enqueue(request("a cat", images=2, seed=1))).job.id
+    await running(generator.worker)
+
+    async def first_is_halfway() -> bool:
+        return (
+            generator.render.active.get(first) is not None
+            and generator.render.progress(generator.render.active[first]) > 0.3
+        )
+
+    await wait_until(first_is_halfway, what="the first job half drawn")
+    second = (await queue.enqueue(request("a dog", user="u2", images=2, seed=2))).job.id
+    await wait_until(lambda: _done(queue, [first, second]), what="both jobs done")
+    a, b = await queue.get_job(first), await queue.get_job(second)
+    assert a.finished_at is not None and b.started_at is not None
+    if batching is Batching.CONTINUOUS:
+        assert b.started_at < a.finished_at
+    else:
+        assert b.started_at >= a.finished_at
+
+
+async def _done(queue: Queue, ids: list[int]) -> bool:
+    jobs = [await queue.get_job(job_id) for job_id in ids]
+    return all(job.status is Status.DONE for job in jobs)
+
+
+async def test_cancel_mid_batch(queue: Queue, tiny_model: DalleMini, tmp_outbox: Path, running) -> None:
+    engine = FaultyEngine(
+        ModelEngine(tiny_model, capacity=8, model_name="tiny"),
+        error=RuntimeError(),
+        failures=0,
+        step_delay=0.002,
+    )
+    generator = make_generator(queue, engine, posters={"cli": LocalPoster(outbox=tmp_outbox)})
+    kept = (await queue.enqueue(request("a cat", images=2, seed=1))).job.id
+    doomed = (await queue.enqueue(request("a dog", user="u2", images=2, seed=2))).job.id
+    await running(generator.worker)
+
+    async def running_with_progress() -> bool:
+        job = await queue.get_job(doomed)
+        return job.status is Status.RUNNING and job.progress > 0.05
+
+    await wait_until(running_with_progress, what="the job to cancel is being drawn")
+    await queue.cancel(doomed, "u2")
+    await wait_until(lambda: delivered(queue, [kept, doomed]), what="both delivered")
+    assert (await queue.get_job(doomed)).status is Status.CANCELLED
+    assert (await queue.get_job(kept)).status is Status.DONE
+    assert await queue.images(doomed) == []
+    assert (tmp_outbox / f"job-{doomed}" / "failure.txt").read_text().startswith("cancelled")
+
+
+async def test_render_error_is_retried_then_fails_with_a_reason(
+    make_queue, tiny_model: DalleMini, tmp_outbox: Path, running
+) -> None:
+    queue = make_queue(max_attempts=2)
+    engine = FaultyEngine(
+        ModelEngine(tiny_model, capacity=4, model_name="tiny"),
+        error=RuntimeError("injected: CUDA error: an illegal memory access"),
+        failures=99,
+    )
+    generator = make_generator(queue, engine, posters={"cli": LocalPoster(outbox=tmp_outbox)})
+    job_id = (await queue.enqueue(request(images=2, seed=3))).job.id
+    await running(generator.worker)
+    await wait_until(lambda: delivered(queue, [job_id]), what="the failure delivered")
+    job = await queue.get_job(job_id)
+    assert job.status is Status.FAILED and job.attempts == 2
+    assert job.error == RENDER_FAILED_REASON
+    assert job.error_detail is not None and "illegal memory access" in job.error_detail
+    assert "failed: " + RENDER_FAILED_REASON in (tmp_outbox / f"job-{job_id}" / "failure.txt").read_text()
+
+
+@sqlite_only
+async def test_out_of_memory_halves_the_batch(queue: Queue, tiny_model: DalleMini, running) -> None:
+    engine = FaultyEngine(
+        ModelEngine(tiny_model, capacity=4, model_name="tiny"),
+        error=InjectedOutOfMemory("CUDA out of memory"),
+        failures=1,
+        rows_over=2,
+    )
+    generator = make_generator(
+        queue, engine, posters={}, deliver=False, out_of_memory_errors=(InjectedOutOfMemory,)
+    )
+    job_id = (await queue.enqueue(request(images=4, seed=5))).job.id
+    await running(generator.worker)
+    await wait_until(lambda: _done(queue, [job_id]), what="the job done after halving")
+    assert engine.resized_to == [2]
+    job = await queue.get_job(job_id)
+    assert job.attempts == 1  # not counted as a failure
+    stored = [
+        tokens_of(image.tokens)
+        for image in sorted(await queue.images(job_id), key=lambda i: i.index)
+        if image.index != GRID_INDEX
+    ]
+    expected = tiny_model.tokens(["a cat"], RenderOptions(images=4, seed=5))[0].numpy()
+    assert all((codes == expected[i]).all() for i, codes in enumerate(stored))  # the same pictures
+
+
+@sqlite_only
+async def test_variation_keeps_the_top_rows_and_pick_is_delivered(
+    queue: Queue, tiny_model: DalleMini, tmp_outbox: Path, running
+) -> None:
+    generator = make_generator(
+        queue,
+        ModelEngine(tiny_model, capacity=4, model_name="tiny"),
+        posters={"cli": LocalPoster(outbox=tmp_outbox)},
+    )
+    parent = (await queue.enqueue(request(images=2, seed=11))).job.id
+    await running(generator.worker)
+    await wait_until(lambda: _done(queue, [parent]), what="the parent done")
+    variation = (
+        await queue.enqueue(
+            EnqueueRequest(
+                platform="cli",
+                user_id="u1",
+                prompt="",
+                kind=Kind.VARIATION,
+                parent_job_id=parent,
+                image_index=1,
+                options={"seed": 99},
+            )
+        )
+    ).job.id
+    pick = (
+        await queue.enqueue(
+            EnqueueRequest(
+                platform="cli", user_id="u1", prompt="", kind=Kind.PICK, parent_job_id=parent, image_index=0
+            )
+        )
+    ).job.id
+    await wait_until(lambda: delivered(queue, [parent, variation, pick]), what="all delivered")
+    picked = tokens_of((await queue.image(parent, 1)).tokens)
+    kept = VARIATION_PREFIX_ROWS * 16
+    for image in await queue.images(variation):
+        if image.index != GRID_INDEX:
+            codes = tokens_of(image.tokens)
+            assert (codes[:kept] == picked[:kept]).all()
+            assert not (codes[kept:] == picked[kept:]).all()
+    assert (tmp_outbox / f"job-{pick}" / "grid.png").read_bytes() == (await queue.image(parent, 0)).png
