@@ -218,6 +218,19 @@ def insert_images() -> Insert:
     return images.insert()
 
 
+def count_worker_output(worker_id: str, jobs_done: int, images_done: int, now: datetime) -> Update:
+    """Credit the worker's registry row (admin views show jobs and images per worker)."""
+    return (
+        update(workers)
+        .where(workers.c.worker_id == worker_id)
+        .values(
+            jobs_done=workers.c.jobs_done + jobs_done,
+            images_done=workers.c.images_done + images_done,
+            last_seen_at=now,
+        )
+    )
+
+
 def end_attempt(job_id: int, worker_id: str, attempts: int, values: dict[str, Any]) -> Update:
     """Close the worker's attempt (retry, fail, cancel) if it still holds the lease and nobody moved
     the job since it was read (`attempts` unchanged)."""
@@ -401,14 +414,17 @@ def set_delivery(job_id: int, values: dict[str, Any]) -> Update:
 
 
 def worker_seen(dialect: str, values: dict[str, Any]) -> Insert:
-    """Register a generator or refresh what it reports (last seen, counters); `started_at` defaults
-    to the first heartbeat's time and changes only when the worker reports one."""
+    """Register a generator or refresh its last-seen time. Its counters (kept up by `finish`) restart
+    only when it reports a new `started_at` (a restarted process)."""
+    set_: dict[str, Any] = {k: v for k, v in values.items() if k != "worker_id"}
+    if "started_at" in values:
+        restarted = workers.c.started_at != values["started_at"]
+        set_["jobs_done"] = case((restarted, 0), else_=workers.c.jobs_done)
+        set_["images_done"] = case((restarted, 0), else_=workers.c.images_done)
     return (
         upsert(workers, dialect)
-        .values(**{"started_at": values["last_seen_at"], **values})
-        .on_conflict_do_update(
-            index_elements=["worker_id"], set_={k: v for k, v in values.items() if k != "worker_id"}
-        )
+        .values(**{"started_at": values["last_seen_at"], "jobs_done": 0, "images_done": 0, **values})
+        .on_conflict_do_update(index_elements=["worker_id"], set_=set_)
     )
 
 

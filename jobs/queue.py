@@ -456,6 +456,9 @@ class Queue:
                     values.append({"job_id": job.id, "index": index, "png": png, "tokens": tokens})
             if values:
                 await conn.execute(q.insert_images(), values)
+            if done:
+                images_done = sum(job.images for job in done)
+                await conn.execute(q.count_worker_output(worker_id, len(done), images_done, now))
         for job in done:
             log.info(
                 "job finished",
@@ -696,8 +699,6 @@ class Queue:
         device: str,
         model: str,
         batch_images: int,
-        jobs_done: int = 0,
-        images_done: int = 0,
         started_at: datetime | None = None,
         host: str | None = None,
         pid: int | None = None,
@@ -705,8 +706,8 @@ class Queue:
     ) -> None:
         """Register a generator, or say it is still alive (call every heartbeat interval).
 
-        The worker reports its own counters since `started_at` (its process start): keeping them out
-        of `finish` keeps a statement off the hot path. Without `started_at` the first call's time stays.
+        `finish` counts the worker's jobs and images; `started_at` (the process start) defaults to the
+        first heartbeat's time — a restarted worker that passes it has its counters reset.
         """
         now = _now(now)
         values: dict[str, Any] = {
@@ -716,8 +717,6 @@ class Queue:
             "device": device,
             "model": model,
             "batch_images": batch_images,
-            "jobs_done": jobs_done,
-            "images_done": images_done,
             "last_seen_at": now,
         }
         if started_at is not None:

@@ -226,24 +226,30 @@ async def test_cancelled_and_failed_jobs_are_delivered_too(queue: Queue) -> None
 
 async def test_worker_registry(queue: Queue) -> None:
     now = utcnow()
-    model = "dalle-mini/dalle-mini"
-    await queue.worker_heartbeat("gpu-1", device="cuda:0", model=model, batch_images=8, now=now)
     await queue.worker_heartbeat(
-        "gpu-2", device="cpu", model=model, batch_images=2, now=now - timedelta(hours=1)
+        "gpu-1", device="cuda:0", model="dalle-mini/dalle-mini", batch_images=8, now=now
     )
-    later = now + timedelta(seconds=5)
     await queue.worker_heartbeat(
-        "gpu-1", device="cuda:0", model=model, batch_images=8, jobs_done=1, images_done=3, now=later
+        "gpu-2", device="cpu", model="dalle-mini/dalle-mini", batch_images=2, now=now - timedelta(hours=1)
     )
-    [online] = await queue.workers_online(now=later)
-    assert (online.worker_id, online.jobs_done, online.images_done) == ("gpu-1", 1, 3)
-    assert (online.started_at, online.last_seen_at, online.device) == (now, later, "cuda:0")
-    restarted = later + timedelta(seconds=1)
+    job = (await queue.enqueue(request(options={"images": 3}))).job
+    await queue.claim("gpu-1", 8)
+    await queue.finish(job.id, "gpu-1", grid_png=b"g", images=rendered(3), gpu_seconds=1, now=now)
     await queue.worker_heartbeat(
-        "gpu-1", device="cuda:0", model=model, batch_images=8, started_at=restarted, now=restarted
+        "gpu-1",
+        device="cuda:0",
+        model="dalle-mini/dalle-mini",
+        batch_images=8,
+        now=now + timedelta(seconds=5),
+    )
+    [online] = await queue.workers_online(now=now + timedelta(seconds=5))
+    assert (online.worker_id, online.jobs_done, online.images_done, online.started_at) == ("gpu-1", 1, 3, now)
+    restarted = now + timedelta(seconds=6)
+    await queue.worker_heartbeat(
+        "gpu-1", device="cuda:0", model="m", batch_images=8, started_at=restarted, now=restarted
     )
     [online] = await queue.workers_online(now=restarted)
-    assert (online.started_at, online.jobs_done) == (restarted, 0)
+    assert (online.started_at, online.jobs_done, online.images_done, online.model) == (restarted, 0, 0, "m")
 
 
 async def test_space_settings_round_trip(queue: Queue) -> None:
