@@ -26,6 +26,7 @@ QUEUED_COLOR = discord.Color.light_grey()
 RENDERING_COLOR = discord.Color.blurple()
 DONE_COLOR = discord.Color.green()
 FAILED_COLOR = discord.Color.red()
+CANCELLED_COLOR = discord.Color.dark_grey()
 
 
 def _cut(text: str, limit: int) -> str:
@@ -81,11 +82,18 @@ def done_embed(job: Job, *, grid_filename: str = GRID_FILENAME) -> discord.Embed
     return embed
 
 
-def failed_embed(job: Job) -> discord.Embed:
-    """Failed: the reason in the words the queue recorded for users."""
-    reason = job.error or "The job failed."
+def failed_embed(job: Job, *, reason: str | None = None) -> discord.Embed:
+    """Failed: the reason in the words the queue recorded for users (or `reason`, if given)."""
+    reason = reason or job.error or "The job failed."
     embed = discord.Embed(title="Failed", description=prompt_text(job.prompt), color=FAILED_COLOR)
     embed.add_field(name="Why", value=_cut(reason, MAX_FIELD_VALUE_LENGTH), inline=False)
+    embed.set_footer(text=f"Job #{job.id}")
+    return embed
+
+
+def cancelled_embed(job: Job) -> discord.Embed:
+    """Cancelled: by the requester or an admin, while it waited or was drawn."""
+    embed = discord.Embed(title="Cancelled", description=prompt_text(job.prompt), color=CANCELLED_COLOR)
     embed.set_footer(text=f"Job #{job.id}")
     return embed
 

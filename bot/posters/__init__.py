@@ -4,7 +4,7 @@
     Poster (protocol)
     ├── LocalPoster     platform "cli" and "web": writes files into an outbox directory (bot/posters/local.py)
     ├── NullPoster      platforms whose result is read from the database (nothing to post)
-    ├── DiscordPoster   bot/posters/discord.py (its own issue): edits the interaction's original response
+    ├── DiscordPoster   bot/posters/discord.py: edits the interaction's original response, else posts
     └── SlackPoster     bot/posters/slack.py (its own issue): chat.update of the placeholder message
 
 Contract (the delivery loop relies on it):
@@ -44,6 +44,7 @@ PosterFactory = Callable[[Settings], "Poster | None"]
 POSTER_FACTORIES: dict[str, str] = {
     "cli": "bot.posters.local:make_poster",
     "web": "bot.posters.local:make_poster",
+    "discord": "bot.posters.discord:make_poster",
 }
 
 

@@ -1,0 +1,94 @@
+"""The Discord client of the /imagine bot: commands, buttons, command sync, dependencies injected.
+
+    ImagineBot(queue=…, sync_state_path=…, dev_guild_id=…, clock=…)
+    ├── tree: /imagine /queue /history /cancel (bot/discord_commands.py)
+    │         /usage /settings /ban /unban (bot/discord_admin.py, admins only)
+    ├── setup_hook: the button items (bot/discord_views.py) and a sync if the definitions changed
+    └── on_imagine_button: clicks on any /imagine message, even one posted before a restart
+
+It owns nothing it did not make: the queue (and its database engine) belongs to whoever made the bot,
+`run_discord` in bot/discord_app.py for `imagine serve` (discord.py examples/advanced_startup.py).
+The results are posted by the generator's delivery loop (bot/posters/discord.py), not by this client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot import messages
+from bot.discord_admin import ADMIN_COMMANDS
+from bot.discord_commands import COMMANDS, on_button
+from bot.discord_ids import ButtonId
+from bot.discord_sync import sync_if_changed
+from bot.discord_views import BUTTON_ITEMS
+from jobs.models import utcnow
+from jobs.queue import Queue
+
+log = logging.getLogger(__name__)
+
+
+class ImagineBot(discord.Client):
+    def __init__(
+        self,
+        *,
+        queue: Queue,
+        sync_state_path: Path | None,
+        dev_guild_id: int | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        guild_ready_timeout: float = 2.0,
+        **options: Any,
+    ) -> None:
+        # Slash commands and buttons arrive whatever the intents; `guilds` keeps channels in the cache.
+        super().__init__(
+            intents=discord.Intents(guilds=True), guild_ready_timeout=guild_ready_timeout, **options
+        )
+        self.queue = queue
+        self.sync_state_path = sync_state_path  # None: never sync (a second bot on the same app)
+        self.dev_guild_id = dev_guild_id
+        self.now = clock
+        self.tree: app_commands.CommandTree[ImagineBot] = app_commands.CommandTree(self)
+        self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
+        for command in (*COMMANDS, *ADMIN_COMMANDS):
+            self.tree.add_command(command)
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(*BUTTON_ITEMS)
+        if self.sync_state_path is not None and self.application_id is not None:
+            await sync_if_changed(
+                self.tree,
+                application_id=self.application_id,
+                state_path=self.sync_state_path,
+                dev_guild_id=self.dev_guild_id,
+            )
+
+    async def on_imagine_button(self, interaction: discord.Interaction, button_id: ButtonId) -> None:
+        try:
+            await on_button(interaction, button_id)  # type: ignore[arg-type]
+        except Exception:
+            # DynamicItem errors only reach the log: answer the user too (examples/modals/basic.py)
+            log.exception("button failed", extra={"action": "button_error", "button": button_id.custom_id})
+            await _answer_error(interaction)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        command = interaction.command.name if interaction.command else "?"
+        log.error("command failed", exc_info=error, extra={"action": "command_error", "command": command})
+        await _answer_error(interaction)
+
+
+async def _answer_error(interaction: discord.Interaction) -> None:
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(messages.failed_internal(), ephemeral=True)
+        else:
+            await interaction.response.send_message(messages.failed_internal(), ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell the user about the error", extra={"action": "error_reply_failed"})

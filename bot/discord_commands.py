@@ -1,0 +1,276 @@
+"""The everyone commands of the Discord frontend — /imagine, /queue, /history, /cancel — and the buttons.
+
+One command, one async function; its docstring is the help Discord shows (discord.py
+examples/app_commands/basic.py). Dependencies come from the client (`interaction.client`, an
+`ImagineBot`: the queue and the clock), never from globals.
+
+The 3-second rule: /imagine and the buttons enqueue first (a few milliseconds) so the first answer can
+already say "Queued — position N" or, ephemerally, why not. If the queue is slow to answer
+(`ACK_BUDGET_SECONDS`), the interaction is deferred meanwhile and the answer edits the loading message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot import messages
+from bot.discord_embeds import parameters_embed, queued_embed, rendering_embed
+from bot.discord_ids import Action, ButtonId
+from bot.discord_views import progress_view
+from jobs.admin import depth_by_guild
+from jobs.errors import JobNotFound, NotAllowed, Refused
+from jobs.models import Enqueued, EnqueueRequest, Job, Kind, MessageRefs, Platform, Status
+
+if TYPE_CHECKING:
+    from bot.discord_bot import ImagineBot
+
+    Interaction = discord.Interaction[ImagineBot]
+else:
+    Interaction = discord.Interaction
+
+log = logging.getLogger(__name__)
+
+ACK_BUDGET_SECONDS = 2.0  # wait this long for the queue before deferring (Discord allows 3 s to answer)
+HISTORY_COUNT = 10
+DISCORD_WEB = "https://discord.com/channels"
+KIND_OF_ACTION = {Action.REROLL: Kind.REROLL, Action.VARIATION: Kind.VARIATION, Action.PICK: Kind.PICK}
+
+
+# --- the commands ---------------------------------------------------------------------------------------
+
+
+@app_commands.command()
+@app_commands.describe(**messages.HELP_IMAGINE_OPTIONS)
+async def imagine(
+    interaction: Interaction,
+    prompt: str,
+    images: app_commands.Range[int, 1, 9] = 4,
+    seed: app_commands.Range[int, 0] | None = None,
+    guidance: app_commands.Range[float, 0.0, 100.0] | None = None,
+    temperature: app_commands.Range[float, 0.01, 10.0] | None = None,
+    top_k: app_commands.Range[int, 1, 16384] | None = None,
+) -> None:
+    """Draw pictures from a prompt with DALL·E mini."""
+    # Ranges tell Discord's client what to offer; the queue checks again (a raw API call skips the client).
+    options: dict[str, Any] = {"images": images}
+    for name, value in (
+        ("seed", seed),
+        ("guidance_scale", guidance),
+        ("temperature", temperature),
+        ("top_k", top_k),
+    ):
+        if value is not None:
+            options[name] = value
+    await submit(interaction, request_from(interaction, prompt=prompt, options=options))
+
+
+@app_commands.command(name="queue")
+async def queue_command(interaction: Interaction) -> None:
+    """How long the queue is, where your jobs are, and whether a generator is online."""
+    queue = interaction.client.queue
+    depths = await depth_by_guild(queue, limit=1000)
+    workers = await queue.workers_online()
+    lines = [
+        messages.queue_depth(
+            sum(d.queued_jobs for d in depths),
+            sum(d.queued_images for d in depths),
+            sum(d.running_jobs for d in depths),
+            len(workers),
+        )
+    ]
+    mine = await queue.jobs_for_user(
+        Platform.DISCORD, str(interaction.user.id), statuses=(Status.QUEUED, Status.RUNNING)
+    )
+    for job in reversed(mine):
+        position, eta = await queue.position(job.id)
+        line = messages.status_line(job, position)
+        if job.status is Status.QUEUED and eta is not None:
+            line += " · ready " + discord.utils.format_dt(interaction.client.now() + eta, "R")
+        lines.append(f"{line} — {_short(job.prompt)}")
+    if not mine:
+        lines.append(messages.queue_none_yours())
+    await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+
+@app_commands.command()
+async def history(interaction: Interaction) -> None:
+    """Your recent /imagine jobs, with links to their pictures."""
+    jobs = await interaction.client.queue.jobs_for_user(
+        Platform.DISCORD, str(interaction.user.id), limit=HISTORY_COUNT
+    )
+    if not jobs:
+        await interaction.response.send_message(messages.history_empty(), ephemeral=True)
+        return
+    lines = []
+    for job in jobs:
+        line = f"{messages.status_line(job)} — {_short(job.prompt)}"
+        if link := message_link(job):
+            line += f" · [open]({link})"
+        lines.append(line)
+    embed = discord.Embed(title="Your recent jobs", description="\n".join(lines)[:4096])
+    await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+@app_commands.command()
+@app_commands.describe(**messages.HELP_CANCEL_OPTIONS)
+async def cancel(interaction: Interaction, job: app_commands.Range[int, 1] | None = None) -> None:
+    """Cancel one of your jobs that is waiting or being drawn."""
+    if job is None:
+        mine = await interaction.client.queue.jobs_for_user(
+            Platform.DISCORD, str(interaction.user.id), limit=1, statuses=(Status.QUEUED, Status.RUNNING)
+        )
+        if not mine:
+            await interaction.response.send_message(messages.refused_nothing_to_cancel(), ephemeral=True)
+            return
+        job = mine[0].id
+    await cancel_job(interaction, job)
+
+
+COMMANDS: tuple[app_commands.Command[Any, ..., Any], ...] = (imagine, queue_command, history, cancel)
+
+
+# --- buttons --------------------------------------------------------------------------------------------
+
+
+async def on_button(interaction: Interaction, button_id: ButtonId) -> None:
+    """A click on a button under an /imagine message, whatever its age (routed by custom_id)."""
+    if button_id.action is Action.INFO:
+        try:
+            job = await interaction.client.queue.get_job(button_id.job_id)
+        except JobNotFound:
+            await _ephemeral(interaction, messages.refused_job_not_found(button_id.job_id))
+            return
+        await interaction.response.send_message(embed=parameters_embed(job), ephemeral=True)
+    elif button_id.action is Action.CANCEL:
+        await cancel_job(interaction, button_id.job_id)
+    else:
+        request = request_from(
+            interaction,
+            prompt="",  # the queue takes the parent's prompt and options
+            kind=KIND_OF_ACTION[button_id.action],
+            parent_job_id=button_id.job_id,
+            image_index=button_id.image_index,
+        )
+        await submit(interaction, request)
+
+
+# --- shared steps -----------------------------------------------------------------------------------------
+
+
+def request_from(
+    interaction: Interaction,
+    *,
+    prompt: str,
+    options: dict[str, Any] | None = None,
+    kind: Kind = Kind.IMAGINE,
+    parent_job_id: int | None = None,
+    image_index: int | None = None,
+) -> EnqueueRequest:
+    """The queue request of an interaction, with what the poster needs to answer it later: the token
+    (15 minutes), when it was made, the app id for the webhook routes and the upload size limit."""
+    refs = MessageRefs(
+        interaction_token=interaction.token,
+        interaction_created_at=interaction.created_at,
+        extra={
+            "application_id": str(interaction.application_id),
+            "attachment_size_limit": interaction.filesize_limit,
+        },
+    )
+    return EnqueueRequest(
+        platform=Platform.DISCORD,
+        user_id=str(interaction.user.id),
+        user_name=interaction.user.display_name,
+        prompt=prompt,
+        guild_id=str(interaction.guild_id or ""),
+        channel_id=str(interaction.channel_id or ""),
+        options=options or {},
+        kind=kind,
+        parent_job_id=parent_job_id,
+        image_index=image_index,
+        refs=refs,
+    )
+
+
+async def submit(interaction: Interaction, request: EnqueueRequest) -> None:
+    """Enqueue and answer: the queued message (public, with cancel and parameters buttons) or the refusal
+    (ephemeral). The generator's poster then edits that message through rendering to the grid."""
+    bot = interaction.client
+    enqueuing = asyncio.ensure_future(_enqueue(bot, request))
+    done, _ = await asyncio.wait({enqueuing}, timeout=ACK_BUDGET_SECONDS)
+    if not done:  # the database is slow: ack now, answer by editing the loading message
+        await interaction.response.defer(thinking=True)
+    try:
+        enqueued = await enqueuing
+    except Refused as exc:
+        await _ephemeral(interaction, messages.refused(exc.reason))
+        return
+    except Exception:
+        log.exception("enqueue failed", extra={"action": "enqueue_error", "interaction_id": interaction.id})
+        await _ephemeral(interaction, messages.failed_internal())
+        return
+    job = enqueued.job
+    if job.status is Status.DONE:  # a pick renders nothing: it is posted within a second
+        embed = rendering_embed(job.prompt, progress=1.0)
+    else:
+        embed = queued_embed(job.prompt, position=enqueued.position, eta=enqueued.eta, now=bot.now())
+    if job.kind is not Kind.IMAGINE and job.parent_job_id is not None:
+        embed.set_author(name=messages.enqueued_child(job.kind.value, job.parent_job_id))
+    view = progress_view(job.id)
+    if interaction.response.is_done():
+        message = await interaction.edit_original_response(embed=embed, view=view)
+        message_id: int | None = message.id
+    else:
+        response = await interaction.response.send_message(embed=embed, view=view)
+        message_id = response.message_id
+    if message_id is not None:  # for /history links; the poster edits "@original" and needs no id
+        await bot.queue.record_message_refs(job.id, placeholder_message_id=str(message_id))
+
+
+async def _enqueue(bot: ImagineBot, request: EnqueueRequest) -> Enqueued:
+    # A job nobody would draw is refused like bad input: nothing is written, the user is told why.
+    if not await bot.queue.workers_online():
+        raise Refused(messages.refused_no_worker())
+    return await bot.queue.enqueue(request)
+
+
+async def cancel_job(interaction: Interaction, job_id: int) -> None:
+    from bot.discord_admin import is_admin  # admin rights are the admin module's question
+
+    queue = interaction.client.queue
+    try:
+        job = await queue.get_job(job_id)
+        admin = job.user_id != str(interaction.user.id) and await is_admin(interaction)
+        job = await queue.cancel(job_id, str(interaction.user.id), is_admin=admin)
+    except JobNotFound:
+        await _ephemeral(interaction, messages.refused_job_not_found(job_id))
+        return
+    except NotAllowed:
+        await _ephemeral(interaction, messages.refused_not_yours(job_id))
+        return
+    await _ephemeral(interaction, messages.cancel_answer(job))
+
+
+async def _ephemeral(interaction: Interaction, text: str) -> None:
+    if interaction.response.is_done():  # deferred publicly: the loading message becomes the answer
+        await interaction.edit_original_response(content=text, embed=None, view=None)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+def message_link(job: Job) -> str | None:
+    """A jump link to the job's message: the grid once posted, else its queued message."""
+    message_id = job.refs.final_message_id or job.refs.placeholder_message_id
+    if not message_id or not job.guild_id:
+        return None
+    channel_id = job.refs.extra.get("final_channel_id") or job.channel_id
+    return f"{DISCORD_WEB}/{job.guild_id}/{channel_id}/{message_id}"
+
+
+def _short(prompt: str, limit: int = 60) -> str:
+    text = discord.utils.escape_markdown(" ".join(prompt.split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,197 @@
+"""Platform-neutral sentences the /imagine frontends show people: help, button labels, status phrases and
+the refusals that do not come from the queue.
+
+Named by what they answer (bolt-python's `slack_bolt/logger/messages.py` habit): `refused_*` for requests
+turned down, `status_*` for where a job is, `help_*` for command and option descriptions. A queue refusal
+(`jobs.errors.Refused`) carries its own `.reason`; `refused(reason)` only frames it, so Discord and Slack
+refuse the same thing in the same words. Platform markup (Discord embeds, Slack mrkdwn) stays in each
+platform's module; nothing here escapes or formats for a platform.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from jobs.models import Job, Status
+
+# --- help: command and option descriptions (Discord shows at most 100 characters) ------------------------
+
+HELP_IMAGINE_OPTIONS = {
+    "prompt": "What to draw, in words",
+    "images": "How many pictures in the grid, 1 to 9 (default 4)",
+    "seed": "A fixed seed draws the same pictures again (default: a random one)",
+    "guidance": "How closely to follow the prompt, 0 to 100 (default 10)",
+    "temperature": "Randomness of the drawing, 0.01 to 10 (default 1)",
+    "top_k": "Sample among the k likeliest image codes, 1 to 16384 (default 256)",
+}
+HELP_CANCEL_OPTIONS = {"job": "The job number (default: your newest waiting or drawing job)"}
+HELP_USAGE_OPTIONS = {
+    "period": "How far back to count (default: the last 7 days)",
+    "user": "Only this person",
+}
+HELP_SETTINGS_OPTIONS = {
+    "channels": "Channels where /imagine may run (mentions or ids; 'all' allows every channel)",
+    "max_running": "Jobs one person may have drawing at once (0: the bot's default)",
+    "max_queued": "Jobs one person may have waiting (0: the bot's default)",
+    "daily_quota": "Images per person per UTC day (0: no limit)",
+    "blocked_words": "Words prompts may not contain, comma-separated ('none' clears the list)",
+}
+HELP_BAN_OPTIONS = {"user": "Who may no longer use /imagine here", "reason": "Why (kept for admins)"}
+HELP_UNBAN_OPTIONS = {"user": "Who may use /imagine here again"}
+
+# --- buttons --------------------------------------------------------------------------------------------
+
+LABEL_PICK = "U{number}"  # pick image `number` (1-based): that image alone, full size
+LABEL_VARIATION = "V{number}"  # variations of image `number`
+LABEL_REROLL = "Reroll"
+LABEL_CANCEL = "Cancel"
+LABEL_INFO = "Parameters"
+
+# --- where a job is ---------------------------------------------------------------------------------------
+
+STATUS_TITLE = {
+    Status.QUEUED: "Queued",
+    Status.RUNNING: "Rendering",
+    Status.DONE: "Done",
+    Status.FAILED: "Failed",
+    Status.CANCELLED: "Cancelled",
+}
+
+
+def eta_words(eta: timedelta | None) -> str:
+    """A plain-words ETA for places that cannot show a live timestamp."""
+    if eta is None:
+        return "no estimate yet"
+    seconds = eta.total_seconds()
+    if seconds < 60:
+        return "less than a minute"
+    minutes = math.ceil(seconds / 60)
+    return f"about {minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"about {minutes} min"
+
+
+def status_queued(position: int) -> str:
+    return f"Queued — position {position}"
+
+
+def status_line(job: Job, position: int | None = None) -> str:
+    """One line for /queue and /history: `#12 Queued (position 3)`, `#11 Done`, `#10 Failed: reason`."""
+    line = f"#{job.id} {STATUS_TITLE[job.status]}"
+    if job.status is Status.QUEUED and position:
+        line += f" (position {position})"
+    elif job.status is Status.RUNNING:
+        line += f" ({round(job.progress * 100)} %)"
+    elif job.status is Status.FAILED and job.error:
+        line += f": {job.error}"
+    return line
+
+
+def status_cancelled(job: Job) -> str:
+    return f"Job #{job.id} was cancelled."
+
+
+def result_ready_mention(user_mention: str) -> str:
+    """The text of a result posted as a new message (the original answer could no longer be edited)."""
+    return f"{user_mention} your picture is ready."
+
+
+def failure_mention(user_mention: str) -> str:
+    return f"{user_mention} your picture could not be drawn."
+
+
+def too_large_to_upload() -> str:
+    return "The picture is too large to upload here, even as a smaller JPEG; ask an admin for the file."
+
+
+# --- answers to the requester -------------------------------------------------------------------------------
+
+
+def refused(reason: str) -> str:
+    """A queue refusal (bad prompt or option, ban, blocked word, caps, quota with its reset time)."""
+    reason = reason.rstrip(".")
+    return f"Sorry, I can't draw that: {reason}."
+
+
+def refused_no_worker() -> str:
+    return (
+        "Sorry, no generator is running right now, so nothing would be drawn: "
+        "try again in a few minutes, or ask an admin to start one."
+    )
+
+
+def refused_admin_only(command: str) -> str:
+    return f"Only this server's admins (Manage Server permission, or named in /settings) may use /{command}."
+
+
+def refused_guild_only(command: str) -> str:
+    return f"/{command} works in a server, not in direct messages."
+
+
+def refused_job_not_found(job_id: int) -> str:
+    return f"There is no job #{job_id}; /history lists yours."
+
+
+def refused_not_yours(job_id: int) -> str:
+    return f"Only the person who asked for job #{job_id}, or an admin, may cancel it."
+
+
+def refused_nothing_to_cancel() -> str:
+    return "You have no job waiting or drawing to cancel."
+
+
+def failed_internal() -> str:
+    return "Something went wrong on my side; the admins can find the details in the log. Please try again."
+
+
+def cancel_answer(job: Job) -> str:
+    if job.status is Status.CANCELLED:
+        return f"Cancelled job #{job.id}."
+    if job.status is Status.RUNNING and job.cancel_requested:
+        return f"Stopping job #{job.id}: it leaves the batch within a few seconds."
+    return f"Job #{job.id} is already {STATUS_TITLE[job.status].lower()}; there is nothing to cancel."
+
+
+def enqueued_child(kind: str, parent_id: int) -> str:
+    """The heading of a job a button made: `Reroll of #12`, `Variation of #12 image 3`, `Pick of #12`."""
+    return f"{kind.capitalize()} of #{parent_id}"
+
+
+# --- /queue, /history ---------------------------------------------------------------------------------------
+
+
+def queue_depth(queued_jobs: int, queued_images: int, running_jobs: int, workers: int) -> str:
+    worker_words = "no generator online" if workers == 0 else f"{workers} generator(s) online"
+    return f"{queued_jobs} job(s) waiting ({queued_images} images), {running_jobs} drawing; {worker_words}."
+
+
+def queue_none_yours() -> str:
+    return "You have nothing waiting or drawing."
+
+
+def history_empty() -> str:
+    return "You have not asked for any pictures yet: try /imagine."
+
+
+# --- admin answers ------------------------------------------------------------------------------------------
+
+
+def usage_empty() -> str:
+    return "Nobody used /imagine here in that period."
+
+
+def settings_bad(problem: str) -> str:
+    return f"Settings not changed: {problem}."
+
+
+def banned(user_mention: str) -> str:
+    return f"{user_mention} may no longer use /imagine here."
+
+
+def unbanned(user_mention: str, was_banned: bool) -> str:
+    if not was_banned:
+        return f"{user_mention} was not banned here."
+    return f"{user_mention} may use /imagine here again."
+
+
+def when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

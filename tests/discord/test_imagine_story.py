@@ -1,0 +1,55 @@
+"""/imagine end to end: a real discord.py client against the fake Discord, the real queue on SQLite,
+the real generator (tiny checkpoint) delivering through the real DiscordPoster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.discord_ids import grid_button_rows
+from jobs.models import Status
+from tests.discord.stories import *  # noqa: F403
+from tests.discord.stories import Generator, image_of, wait_delivered, wait_for_grid
+from tests.fakes.discord import FakeDiscord
+
+CHANNEL_MESSAGE_WITH_SOURCE = 4
+
+
+async def test_imagine_acks_with_the_position_then_edits_through_progress_to_the_grid(
+    fake_discord: FakeDiscord, make_bot: Any, generator: Generator
+) -> None:
+    await make_bot()
+    interaction = await fake_discord.send_slash_command(
+        "imagine", {"prompt": "a red fox", "images": 4, "seed": 7}
+    )
+
+    callback = await fake_discord.wait_for_callback(interaction, timeout=3.0)
+    assert interaction.ack_latency_s is not None and interaction.ack_latency_s < 3.0
+    assert callback["type"] == CHANNEL_MESSAGE_WITH_SOURCE
+    [queued] = callback["data"]["embeds"]
+    assert queued["title"] == "Queued"
+    assert {"name": "Position", "value": "1", "inline": True} in queued["fields"]
+    job_id = int(callback["data"]["components"][0]["components"][0]["custom_id"].split(":")[2])
+
+    await generator.start()
+    message = await wait_for_grid(fake_discord, interaction)
+
+    titles = [edit["embeds"][0]["title"] for edit in message.edits]
+    assert titles[-1] == "Done" and "Rendering" in titles
+    assert titles.index("Rendering") < titles.index("Done")
+    [done] = message.embeds
+    assert "a red fox" in done["description"]
+    fields = {field["name"]: field["value"] for field in done["fields"]}
+    assert fields["Seed"] == "7" and fields["Images"] == "4"
+    assert done["image"]["url"] == "attachment://grid.png"
+    grid = image_of(message)
+    assert grid.format == "PNG" and grid.width >= 64 and grid.height >= 64  # 2×2 tiny 32-pixel images
+    expected = [b.custom_id for row in grid_button_rows(job_id, 4) for b in row]
+    assert message.custom_ids == expected
+    assert all(len(custom_id) <= 100 for custom_id in message.custom_ids)
+    assert message.edited_by == ["webhook"] * len(message.edits)  # only @original edits, no new message
+    assert len(fake_discord.channel_messages()) == 1
+    # progress edits are throttled: at most one per progress interval, never one per token
+    assert titles.count("Rendering") <= 10
+    job = await wait_delivered(generator, job_id)
+    assert job.status is Status.DONE
+    assert job.refs.final_message_id == str(message.id)
