@@ -57,7 +57,7 @@ class WebhookPoster:
             "channel": job.channel_id,
             **more,
         }
-        form.add_field("job", json.dumps(body), content_type="application/json")
+        form.add_field("job", json.dumps(body))
         return form
 
     async def _send(self, job: Job, form: aiohttp.FormData) -> Mapping[str, Any]:
