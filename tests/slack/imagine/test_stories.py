@@ -1,0 +1,199 @@
+"""Whole stories: a Slack user, the real Bolt app (HTTP mode), and the real generator — render loop on a
+tiny random checkpoint plus delivery loop with the real SlackPoster — running in this process against
+the same SQLite database, all talking to the fake Slack.
+
+The tiny model draws 32×32 pictures from a 64-code book; everything else (normalizer, tokenizer, sampler,
+VQGAN decoder, grid, continuous batching, leases, delivery) is the production path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from bot.posters.slack import SlackPoster
+from generator.delivery import Deliverer
+from generator.engine import ModelEngine
+from generator.scheduler import RenderLoop
+from generator.worker import Worker
+from jobs.models import Delivery, Job, Status
+from jobs.queue import Queue
+from tests.fakes.slack import UPLOAD_STEP, iter_actions
+from tests.slack.imagine.harness import CHANNEL, USER, SlackBot, png_size
+
+STORY_SECONDS = 60.0
+TINY_PICTURE_SIZE = 32  # pixels: the tiny VQGAN's images
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> object:
+    import torch
+
+    from generator.dalle import DalleMini
+    from generator.testing import make_tiny_checkpoints
+
+    torch.manual_seed(0)
+    return DalleMini.load(*make_tiny_checkpoints(tmp_path_factory.mktemp("tiny-slack"), seed=0))
+
+
+@dataclass
+class Generator:
+    """One in-process generator: render loop + delivery loop + registry, as `python -m generator.serve`."""
+
+    worker: Worker
+    render: RenderLoop
+    deliverer: Deliverer
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def kill(self) -> None:
+        """Die without a clean stop (no release, no final pass): what SIGKILL leaves behind."""
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+@pytest.fixture
+async def start_generator(
+    tiny_model: object, queue: Queue, poster: SlackPoster
+) -> AsyncIterator[Callable[..., Generator]]:
+    started: list[Generator] = []
+
+    def start(*, worker_id: str = "gen-1", lease_seconds: float = 30.0) -> Generator:
+        render = RenderLoop(
+            queue=queue,
+            engine=ModelEngine(tiny_model, capacity=8, model_name="tiny"),  # type: ignore[arg-type]
+            worker_id=worker_id,
+            lease_seconds=lease_seconds,
+            idle_poll_seconds=0.05,
+            busy_poll_seconds=0.05,
+            progress_seconds=0.05,
+            stop_grace_seconds=0.0,
+        )
+        deliverer = Deliverer(
+            queue=queue, posters={"slack": poster}, poll_seconds=0.05, progress_seconds=0.05, hold_seconds=2.0
+        )
+        render.on_progress, render.on_finished = deliverer.note_progress, deliverer.note_finished
+        worker = Worker(
+            queue=queue, worker_id=worker_id, render=render, deliverer=deliverer, registry_seconds=0.2
+        )
+        stop = asyncio.Event()
+        generator = Generator(worker, render, deliverer, stop, asyncio.create_task(worker.run(stop)))
+        started.append(generator)
+        return generator
+
+    yield start
+    for generator in started:
+        generator.stop.set()
+        if not generator.task.done():
+            await asyncio.wait({generator.task}, timeout=10.0)
+        await generator.kill()
+
+
+async def delivered(bot: SlackBot, job_id: int) -> Job:
+    return await _wait(bot, job_id, lambda j: j.delivery is Delivery.DELIVERED, "delivered")
+
+
+async def _wait(bot: SlackBot, job_id: int, predicate: Callable[[Job], bool], what: str) -> Job:
+    async def poll() -> Job:
+        while not predicate(job := await bot.queue.get_job(job_id)):
+            await asyncio.sleep(0.05)
+        return job
+
+    try:
+        return await asyncio.wait_for(poll(), STORY_SECONDS)
+    except TimeoutError:
+        job = await bot.queue.get_job(job_id)
+        raise AssertionError(
+            f"job {job_id} not {what}: {job.status} / {job.delivery} ({job.delivery_error})"
+        ) from None
+
+
+async def test_imagine_story_with_the_real_generator(
+    bot: SlackBot, start_generator: Callable[..., Generator]
+) -> None:
+    start_generator()
+    response = await bot.slack.send_slash_command(
+        "/imagine", "a lighthouse at dusk --images 4 --seed 11", channel_id=CHANNEL, user_id=USER
+    )
+    assert response.status == 200 and response.elapsed < 3.0 and "Queued" in response.text
+
+    job = await delivered(bot, 1)
+    assert job.status is Status.DONE and job.gpu_seconds and job.gpu_seconds > 0
+    placeholder = bot.fake.message(CHANNEL, job.refs.placeholder_message_id or "")
+    texts = [version["text"] for version in placeholder.history] + [placeholder.text]
+    assert texts[0].startswith("⏳") and texts[-1].startswith("✅")
+    assert any("Drawing" in (text or "") for text in texts), texts  # progress was shown on the way
+
+    [upload] = bot.fake.completed_uploads(CHANNEL)
+    assert upload.content is not None and upload.content.startswith(b"\x89PNG")
+    gutter = 4
+    assert png_size(upload.content) == (2 * TINY_PICTURE_SIZE + 3 * gutter,) * 2  # a 2×2 grid
+    buttons = bot.fake.message(CHANNEL, str(job.refs.extra["buttons_ts"]))
+    assert (
+        len([b for b in iter_actions(buttons.blocks) if b["action_id"].startswith("imagine:variation:")]) == 4
+    )
+
+    # Variations of image 2, from the grid's button, by someone else: rendered and delivered too.
+    click = await bot.slack.send_block_action(
+        "imagine:variation:1:1", channel_id=CHANNEL, message_ts=buttons.ts, user_id="U0FRIEND"
+    )
+    assert click.status == 200 and click.elapsed < 3.0
+    answer = bot.fake.response_urls[click.response_url_id]
+    await bot.fake.wait_until(lambda: answer.bodies, what="the click's answer")
+    assert "Queued" in answer.bodies[0]["text"], answer.bodies
+    variation = await delivered(bot, 2)
+    assert (variation.kind, variation.parent_job_id, variation.image_index, variation.status) == (
+        "variation",
+        1,
+        1,
+        Status.DONE,
+    )
+    assert len(bot.fake.completed_uploads(CHANNEL)) == 2
+
+    # The same seed draws the same grid: a reroll with a fixed seed is the way to reproduce.
+    await bot.slack.send_slash_command(
+        "/imagine", "a lighthouse at dusk --images 4 --seed 11", channel_id=CHANNEL
+    )
+    again = await delivered(bot, 3)
+    uploads = {u.file_id: u for u in bot.fake.completed_uploads(CHANNEL)}
+    assert uploads[str(again.refs.extra["grid_file_id"])].content == upload.content
+
+
+async def test_generator_killed_mid_batch_renders_again_and_posts_once(
+    bot: SlackBot, start_generator: Callable[..., Generator]
+) -> None:
+    first = start_generator(worker_id="gen-doomed", lease_seconds=1.0)
+    bot.fake.rate_limit(
+        "files.completeUploadExternal", retry_after=1
+    )  # and a 429 on the way, for good measure
+    await bot.slack.send_slash_command("/imagine", "a crashing wave --images 2", channel_id=CHANNEL)
+    await _wait(bot, 1, lambda j: j.status is Status.RUNNING and j.progress > 0, "drawing")
+    await first.kill()  # mid-batch: the lease is held by a dead process
+
+    start_generator(worker_id="gen-2")  # its registry reaps the expired lease; the job is drawn again
+    job = await delivered(bot, 1)
+    assert job.status is Status.DONE and job.attempts == 2
+    assert len(bot.fake.completed_uploads(CHANNEL)) == 1
+    assert len(bot.fake.calls_to(UPLOAD_STEP)) == 1
+    assert len([m for m in bot.fake.messages_in(CHANNEL) if m.ts == job.refs.extra["buttons_ts"]]) == 1
+
+
+async def test_cancel_while_drawing_stops_the_job_and_says_so(
+    bot: SlackBot, start_generator: Callable[..., Generator]
+) -> None:
+    start_generator()
+    await bot.slack.send_slash_command("/imagine", "a slow sunrise --images 8", channel_id=CHANNEL)
+    job = await _wait(
+        bot, 1, lambda j: j.status is Status.RUNNING and bool(j.refs.placeholder_message_id), "drawing"
+    )
+    click = await bot.slack.send_block_action(
+        "imagine:cancel:1", channel_id=CHANNEL, message_ts=job.refs.placeholder_message_id, user_id=USER
+    )
+    assert click.status == 200
+    job = await delivered(bot, 1)
+    assert job.status is Status.CANCELLED
+    assert "was cancelled" in (bot.fake.message(CHANNEL, job.refs.placeholder_message_id or "").text or "")
+    assert bot.fake.completed_uploads() == []
