@@ -200,7 +200,7 @@ class Queue:
         if request.kind is Kind.PICK:
             raw["images"] = 1
         options = JobOptions.parse(raw, models=self.limits.models)
-        return prompt or parent.prompt, options
+        return prompt or parent.prompt_normalized, options
 
     async def _check_allowed(
         self,
@@ -295,7 +295,9 @@ class Queue:
             "channel_id": request.channel_id,
             "user_id": request.user_id,
             "user_name": request.user_name[:128],
-            "prompt": request.prompt if request.kind is Kind.IMAGINE else prompt,
+            "prompt": request.prompt
+            if request.prompt.strip()
+            else prompt,  # as typed; a reroll's: the parent's
             "prompt_normalized": prompt,
             "images": options.images,
             "seed": options.seed,

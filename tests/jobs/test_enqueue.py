@@ -150,7 +150,12 @@ async def test_enqueue_stores_request_and_answers_position(queue: Queue) -> None
     assert (job.prompt, job.prompt_normalized) == ("  a   cat\n in a hat ", "a cat in a hat")
     assert (job.options.images, job.options.seed, job.options.guidance_scale) == (3, 42, 10.0)
     assert (job.status, job.kind, job.attempts, job.platform, job.guild_id) == (
-        Status.QUEUED, Kind.IMAGINE, 0, "discord", "g1")
+        Status.QUEUED,
+        Kind.IMAGINE,
+        0,
+        "discord",
+        "g1",
+    )
     assert job.created_at.tzinfo is not None
     assert (first.position, first.eta) == (1, None)  # no render history: no ETA yet
     second = await queue.enqueue(request(user="bob"))
@@ -192,15 +197,19 @@ def _counter() -> int:
 
 
 async def test_reroll_variation_and_pick(queue: Queue) -> None:
-    parent = (await queue.enqueue(request(options={"images": 2, "seed": 7, "top_k": 64}))).job
+    parent = (
+        await queue.enqueue(request(" a cat  in a hat", options={"images": 2, "seed": 7, "top_k": 64}))
+    ).job
     with pytest.raises(errors.BadParent, match="no images yet"):
         await queue.enqueue(request("", kind=Kind.VARIATION, parent_job_id=parent.id, image_index=0))
     [claimed] = await queue.claim("w", 9)
     await queue.finish(claimed.id, "w", grid_png=b"grid", images=rendered(2), gpu_seconds=1.0)
     reroll = (await queue.enqueue(request("", kind=Kind.REROLL, parent_job_id=parent.id))).job
     assert (reroll.prompt, reroll.options.top_k, reroll.parent_job_id) == ("a cat in a hat", 64, parent.id)
-    variation = (await queue.enqueue(request("", kind=Kind.VARIATION, parent_job_id=parent.id,
-                                             image_index=1))).job
+    assert reroll.prompt_normalized == "a cat in a hat" and reroll.options.seed != 7
+    variation = (
+        await queue.enqueue(request("", kind=Kind.VARIATION, parent_job_id=parent.id, image_index=1))
+    ).job
     assert (variation.image_index, variation.options.images) == (1, 2)
     with pytest.raises(errors.BadParent, match="not 2"):
         await queue.enqueue(request("", kind=Kind.PICK, parent_job_id=parent.id, image_index=2))
