@@ -489,11 +489,19 @@ class Queue:
                 raise errors.LeaseLost(job_id, worker_id)
             job = Job.from_row(row)
             gpu = (job.gpu_seconds or 0.0) + gpu_seconds
-            if retryable and job.attempts < self.limits.max_attempts:
+            if job.cancel_requested:  # nobody wants a retry of a cancelled job
+                values: dict[str, Any] = {
+                    "status": Status.CANCELLED.value,
+                    "finished_at": now,
+                    "delivery": Delivery.PENDING.value,
+                    "delivery_next_try_at": now,
+                }
+                action = "job_cancelled"
+            elif retryable and job.attempts < self.limits.max_attempts:
                 backoff = min(
                     RETRY_BACKOFF_MAX_SECONDS, self.limits.retry_backoff_seconds * 2 ** (job.attempts - 1)
                 )
-                values: dict[str, Any] = {
+                values = {
                     "status": Status.QUEUED.value,
                     "run_after": now + timedelta(seconds=backoff),
                     "progress": 0.0,

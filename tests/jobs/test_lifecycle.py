@@ -300,3 +300,11 @@ async def test_finish_many_stores_a_batch_and_skips_lost_leases(queue: Queue) ->
         [job] = await queue.claim("w", 9)
         await queue.finish(job.id, "w", grid_png=b"g", images=rendered(1), gpu_seconds=0)
     assert (await queue.get_job(ids[1])).status is Status.RUNNING  # the failed finish changed nothing
+
+
+async def test_failing_a_cancelled_job_cancels_it(queue: Queue) -> None:
+    job = (await queue.enqueue(request())).job
+    await queue.claim("w", 8)
+    await queue.cancel(job.id, "alice")
+    ended = await queue.fail(job.id, "w", reason="interrupted")
+    assert (ended.status, ended.error) == (Status.CANCELLED, "interrupted")
