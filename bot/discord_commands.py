@@ -206,6 +206,9 @@ async def submit(interaction: Interaction, request: EnqueueRequest) -> None:
         await interaction.response.defer(thinking=True)
     try:
         enqueued = await enqueuing
+    except NoGenerator:
+        await _ephemeral(interaction, messages.refused_no_worker())
+        return
     except Refused as exc:
         await _ephemeral(interaction, messages.refused(exc.reason))
         return
@@ -231,10 +234,14 @@ async def submit(interaction: Interaction, request: EnqueueRequest) -> None:
         await bot.queue.record_message_refs(job.id, placeholder_message_id=str(message_id))
 
 
+class NoGenerator(Refused):
+    """No generator has been seen within a lease: a job would wait unseen, so none is queued."""
+
+
 async def _enqueue(bot: ImagineBot, request: EnqueueRequest) -> Enqueued:
     # A job nobody would draw is refused like bad input: nothing is written, the user is told why.
     if not await bot.queue.workers_online():
-        raise Refused(messages.refused_no_worker())
+        raise NoGenerator(messages.refused_no_worker())
     return await bot.queue.enqueue(request)
 
 

@@ -117,7 +117,7 @@ def make_bot(
 ) -> Callable[..., Awaitable[ImagineBot]]:
     """`await make_bot()` starts an ImagineBot against the fake; call again after a close to restart."""
 
-    async def make(**overrides: Any) -> ImagineBot:
+    async def make(bot_class: type[ImagineBot] = ImagineBot, **overrides: Any) -> ImagineBot:
         options: dict[str, Any] = {
             "queue": queue,
             "sync_state_path": tmp_path / "discord-commands.json",
@@ -125,7 +125,7 @@ def make_bot(
             "guild_ready_timeout": FAST_GUILD_READY_TIMEOUT_S,
             **overrides,
         }
-        return await discord_client_runner(ImagineBot(**options))  # type: ignore[no-any-return]
+        return await discord_client_runner(bot_class(**options))  # type: ignore[no-any-return]
 
     return make
 
