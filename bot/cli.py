@@ -4,7 +4,8 @@
     imagine enqueue "a cat" --images 4       queue a prompt; prints the job id, position and ETA
     imagine status JOB_ID                    a job's state
     imagine cancel JOB_ID                    cancel it
-    imagine usage [--by user] [--since …]    usage table
+    imagine usage [--by user] [--days 7]     usage table
+    imagine "a prompt" / imagine serve       draw one grid / run everything (bot/imagine.py)
 
 Settings come from IMAGINE_* variables and `.env` (see .env.example), read once here in `main`.
 Each subcommand is an entry in COMMANDS: a function adding its arguments and an async function
@@ -31,7 +32,7 @@ from jobs.usage import GROUPS, UsageFilter, usage
 log = logging.getLogger("imagine")
 
 Runner = Callable[[argparse.Namespace, Settings], Awaitable[int]]
-LONG_RUNNING: set[str] = set()  # commands that log at IMAGINE_LOG_LEVEL (e.g. a future `serve`)
+LONG_RUNNING = {"serve"}  # commands that log at IMAGINE_LOG_LEVEL; one-shot ones only warnings
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
 
 
@@ -193,6 +194,10 @@ async def run_usage(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return _parser()[0]
+
+
+def _parser() -> tuple[argparse.ArgumentParser, set[str]]:
     parser = argparse.ArgumentParser(
         prog="imagine", description="Self-hosted /imagine: DALL·E mini for chats."
     )
@@ -202,11 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, arguments, _run) in COMMANDS.items():
         arguments(subparsers.add_parser(name, help=help_text, description=help_text))
-    return parser
+    # `imagine "prompt"` (render) and `imagine serve` live in bot/imagine.py: each sets `run`.
+    from bot.imagine import add_commands
+
+    add_commands(subparsers)
+    return parser, set(subparsers.choices)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from bot.imagine import prompt_is_default
+
+    parser, names = _parser()
+    args = parser.parse_args(prompt_is_default(list(sys.argv[1:] if argv is None else argv), names))
     try:
         overrides = {"database_url": args.database_url} if args.database_url else {}
         settings = load_settings(**overrides)
@@ -214,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command not in LONG_RUNNING and settings.log_level != "DEBUG":
             level = max(level, logging.WARNING)  # one-shot commands: their output is the answer
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if args.command not in COMMANDS:  # render/serve from bot/imagine.py
+            return int(args.run(settings, args))
         return asyncio.run(COMMANDS[args.command][2](args, settings))
     except Refused as exc:
         print(f"imagine: refused: {exc.reason}", file=sys.stderr)
