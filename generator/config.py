@@ -110,10 +110,9 @@ class DalleBartConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise UnsupportedConfig(f"{source}: {key} must be a positive integer, got {value!r}")
             values[key] = value
-        for heads, key in (("encoder_attention_heads", "encoder"), ("decoder_attention_heads", "decoder")):
+        for heads in ("encoder_attention_heads", "decoder_attention_heads"):
             if values["d_model"] % values[heads]:
                 raise UnsupportedConfig(f"{source}: d_model {values['d_model']} is not divisible by {heads}")
-            del key
         start = data.get("decoder_start_token_id", values["image_vocab_size"])
         if not isinstance(start, int) or not 0 <= start <= values["image_vocab_size"]:
             raise UnsupportedConfig(
