@@ -70,7 +70,21 @@ class Settings(BaseSettings):
     delivery_timeout_seconds: float = Field(
         3600.0, gt=0, description="give up posting a result this long after it finished"
     )
+    # operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="logging level")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="log lines: text (message key=value …) or json (one object per line)"
+    )
+    generator_metrics_host: str = Field("127.0.0.1", description="generator /metrics and /healthz address")
+    generator_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve /metrics and /healthz from the generator; empty: off"
+    )
+    retention_images_days: float = Field(
+        0, ge=0, description="delete pictures of jobs older than this many days (0: keep forever)"
+    )
+    retention_prompts_days: float = Field(
+        0, ge=0, description="blank prompts of jobs older than this many days (0: keep forever)"
+    )
 
     @field_validator("database_url")
     @classmethod
