@@ -14,6 +14,7 @@ The results are posted by the generator's delivery loop (bot/posters/discord.py)
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,11 @@ from jobs.queue import Queue
 
 log = logging.getLogger(__name__)
 
+# Answer within this even if the queue has not: a deferred ("thinking") answer, edited when it has.
+# Far inside Discord's 3 s, and the p99 target of bench/ack_latency.py (300 ms) under a burst.
+ACK_BUDGET_SECONDS = 0.15
+GENERATORS_CACHE_SECONDS = 5.0
+
 
 class ImagineBot(discord.Client):
     def __init__(
@@ -43,6 +49,7 @@ class ImagineBot(discord.Client):
         dev_guild_id: int | None = None,
         clock: Callable[[], datetime] = utcnow,
         guild_ready_timeout: float = 2.0,
+        ack_budget_seconds: float = ACK_BUDGET_SECONDS,
         **options: Any,
     ) -> None:
         # Slash commands and buttons arrive whatever the intents; `guilds` keeps channels in the cache.
@@ -53,6 +60,8 @@ class ImagineBot(discord.Client):
         self.sync_state_path = sync_state_path  # None: never sync (a second bot on the same app)
         self.dev_guild_id = dev_guild_id
         self.now = clock
+        self.ack_budget_seconds = ack_budget_seconds
+        self._generators_seen_at = -GENERATORS_CACHE_SECONDS
         self.tree: app_commands.CommandTree[ImagineBot] = app_commands.CommandTree(self)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         for command in (*COMMANDS, *ADMIN_COMMANDS):
@@ -67,6 +76,16 @@ class ImagineBot(discord.Client):
                 state_path=self.sync_state_path,
                 dev_guild_id=self.dev_guild_id,
             )
+
+    async def generators_online(self) -> bool:
+        """Whether a generator was seen lately; a yes is trusted for a few seconds (one query, not one
+        per command, in a burst)."""
+        if time.monotonic() - self._generators_seen_at < GENERATORS_CACHE_SECONDS:
+            return True
+        if await self.queue.workers_online():
+            self._generators_seen_at = time.monotonic()
+            return True
+        return False
 
     async def on_imagine_button(self, interaction: discord.Interaction, button_id: ButtonId) -> None:
         try:

@@ -4,9 +4,11 @@ One command, one async function; its docstring is the help Discord shows (discor
 examples/app_commands/basic.py). Dependencies come from the client (`interaction.client`, an
 `ImagineBot`: the queue and the clock), never from globals.
 
-The 3-second rule: /imagine and the buttons enqueue first (a few milliseconds) so the first answer can
-already say "Queued — position N" or, ephemerally, why not. If the queue is slow to answer
-(`ACK_BUDGET_SECONDS`), the interaction is deferred meanwhile and the answer edits the loading message.
+The 3-second rule: /imagine and the buttons check what needs no database at once (bad prompts and options
+are refused ephemerally without a query), then enqueue, so the first answer can already say
+"Queued — position N" or, ephemerally, why not. If the queue has not answered within the bot's
+`ack_budget_seconds` (a burst of commands on a busy database), the interaction is deferred meanwhile and
+the answer edits the loading message (a refusal then replaces it with an ephemeral follow-up).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from bot.discord_ids import Action, ButtonId
 from bot.discord_views import progress_view
 from jobs.admin import depth_by_guild
 from jobs.errors import JobNotFound, NotAllowed, Refused
-from jobs.models import Enqueued, EnqueueRequest, Job, Kind, MessageRefs, Platform, Status
+from jobs.models import Enqueued, EnqueueRequest, Job, JobOptions, Kind, MessageRefs, Platform, Status
+from jobs.validation import clean_prompt
 
 if TYPE_CHECKING:
     from bot.discord_bot import ImagineBot
@@ -35,7 +38,6 @@ else:
 
 log = logging.getLogger(__name__)
 
-ACK_BUDGET_SECONDS = 2.0  # wait this long for the queue before deferring (Discord allows 3 s to answer)
 HISTORY_COUNT = 10
 DISCORD_WEB = "https://discord.com/channels"
 KIND_OF_ACTION = {Action.REROLL: Kind.REROLL, Action.VARIATION: Kind.VARIATION, Action.PICK: Kind.PICK}
@@ -200,9 +202,14 @@ async def submit(interaction: Interaction, request: EnqueueRequest) -> None:
     """Enqueue and answer: the queued message (public, with cancel and parameters buttons) or the refusal
     (ephemeral). The generator's poster then edits that message through rendering to the grid."""
     bot = interaction.client
+    try:
+        check_request(bot, request)  # no database needed: bad prompts and options are refused at once
+    except Refused as exc:
+        await interaction.response.send_message(messages.refused(exc.reason), ephemeral=True)
+        return
     enqueuing = asyncio.ensure_future(_enqueue(bot, request))
-    done, _ = await asyncio.wait({enqueuing}, timeout=ACK_BUDGET_SECONDS)
-    if not done:  # the database is slow: ack now, answer by editing the loading message
+    done, _ = await asyncio.wait({enqueuing}, timeout=bot.ack_budget_seconds)
+    if not done:  # the database is busy: ack now, answer by editing the loading message
         await interaction.response.defer(thinking=True)
     try:
         enqueued = await enqueuing
@@ -223,15 +230,18 @@ async def submit(interaction: Interaction, request: EnqueueRequest) -> None:
         embed = queued_embed(job.prompt, position=enqueued.position, eta=enqueued.eta, now=bot.now())
     if job.kind is not Kind.IMAGINE and job.parent_job_id is not None:
         embed.set_author(name=messages.enqueued_child(job.kind.value, job.parent_job_id))
-    view = progress_view(job.id)
+    # Either way the answer is the interaction's original response: the poster edits "@original".
     if interaction.response.is_done():
-        message = await interaction.edit_original_response(embed=embed, view=view)
-        message_id: int | None = message.id
+        await interaction.edit_original_response(embed=embed, view=progress_view(job.id))
     else:
-        response = await interaction.response.send_message(embed=embed, view=view)
-        message_id = response.message_id
-    if message_id is not None:  # for /history links; the poster edits "@original" and needs no id
-        await bot.queue.record_message_refs(job.id, placeholder_message_id=str(message_id))
+        await interaction.response.send_message(embed=embed, view=progress_view(job.id))
+
+
+def check_request(bot: ImagineBot, request: EnqueueRequest) -> None:
+    """The checks of `Queue.enqueue` that need no database (the same functions, so the same words)."""
+    if request.kind is Kind.IMAGINE:
+        clean_prompt(request.prompt, max_length=bot.queue.limits.max_prompt_length)
+        JobOptions.parse(request.options, models=bot.queue.limits.models)
 
 
 class NoGenerator(Refused):
@@ -240,7 +250,7 @@ class NoGenerator(Refused):
 
 async def _enqueue(bot: ImagineBot, request: EnqueueRequest) -> Enqueued:
     # A job nobody would draw is refused like bad input: nothing is written, the user is told why.
-    if not await bot.queue.workers_online():
+    if not await bot.generators_online():
         raise NoGenerator(messages.refused_no_worker())
     return await bot.queue.enqueue(request)
 
@@ -263,8 +273,11 @@ async def cancel_job(interaction: Interaction, job_id: int) -> None:
 
 
 async def _ephemeral(interaction: Interaction, text: str) -> None:
-    if interaction.response.is_done():  # deferred publicly: the loading message becomes the answer
-        await interaction.edit_original_response(content=text, embed=None, view=None)
+    if interaction.response.is_done():
+        # Deferred publicly while the queue was busy: take the loading message away and answer privately
+        # (a follow-up after the original is gone is a new message, so its ephemeral flag holds).
+        await interaction.delete_original_response()
+        await interaction.followup.send(text, ephemeral=True)
     else:
         await interaction.response.send_message(text, ephemeral=True)
 

@@ -204,3 +204,33 @@ class BotWithOneMoreCommand(ImagineBot):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.tree.add_command(extra)
+
+
+async def test_a_busy_queue_is_acked_at_once_and_answered_after(
+    fake_discord: FakeDiscord, make_bot: Any, generator: Generator
+) -> None:
+    await make_bot(ack_budget_seconds=0.0)  # the queue never answers in time: every /imagine defers
+    ok = await fake_discord.send_slash_command("imagine", {"prompt": "a patient heron", "images": 1})
+    assert (await fake_discord.wait_for_callback(ok, timeout=3.0))["type"] == 5  # thinking…
+    queued = await fake_discord.wait_for(
+        lambda: (m := fake_discord.original_message(ok)) and not m.is_loading and m, timeout=5
+    )
+    assert queued.embeds[0]["title"] == "Queued" and not queued.is_ephemeral
+
+    await generator.queue.ban(
+        Platform.DISCORD, str(fake_discord.user.id), guild_id=str(fake_discord.guild.id)
+    )
+    banned = await fake_discord.send_slash_command("imagine", {"prompt": "a cat"})
+    await fake_discord.wait_for_callback(banned, timeout=3.0)
+    [followup] = await fake_discord.wait_for(lambda: banned.followup_message_ids, timeout=5)
+    assert fake_discord.original_message(banned).is_deleted  # type: ignore[union-attr]
+    answer = fake_discord.messages[followup]
+    assert answer.is_ephemeral and "banned" in answer.content
+
+    # bad input needs no database: refused at once, ephemerally, even with no time budget at all
+    assert "images must be from 1 to 9" in await _answer(
+        fake_discord, "imagine", {"prompt": "x", "images": 0}
+    )
+
+    await generator.start()
+    await wait_for_grid(fake_discord, ok)

@@ -810,8 +810,9 @@ class FakeDiscord:
         record: RecordedRequest = request[RECORD]
         data = record.json or {}
         original = self.original_message(interaction)
-        if original is not None and original.is_loading:
-            # After a type-5 defer the first follow-up edits the loading message (deprecated behaviour).
+        if original is not None and original.is_loading and not original.is_deleted:
+            # After a type-5 defer the first follow-up edits the loading message (deprecated behaviour);
+            # once the bot deleted that message, a follow-up is a new message again.
             self._edit_message(original, data, record.parts, edited_by="followup")
             original.flags &= ~LOADING_FLAG
             message = original
