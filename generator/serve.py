@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.errors import ImagineError, SettingsError
+from jobs.logs import configure_from_settings
 from jobs.settings import Settings, load_settings
 
 log = logging.getLogger("generator.serve")
@@ -29,52 +30,6 @@ TRY_TINY_HINT = (
     "`python -m generator.testing make-tiny ./tiny` then "
     "IMAGINE_MODEL_DIR=./tiny/dalle IMAGINE_VQGAN_DIR=./tiny/vqgan"
 )
-_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-
-class DataFormatter(logging.Formatter):
-    """`time level logger message key=value …`: every `extra` (action, job_id, worker_id, …) shown."""
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        fields = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES}
-        if fields:
-            text += " " + " ".join(f"{key}={value}" for key, value in sorted(fields.items()))
-        return text
-
-
-class _WorkerIdFilter(logging.Filter):
-    def __init__(self, worker_id: str) -> None:
-        super().__init__()
-        self.worker_id = worker_id
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "worker_id"):
-            record.worker_id = self.worker_id
-        return True
-
-
-def configure_logging(level: str, worker_id: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(DataFormatter())
-    handler.addFilter(_WorkerIdFilter(worker_id))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in (
-        "sqlalchemy",
-        "aiosqlite",
-        "asyncio",
-        "urllib3",
-        "httpx",
-        "filelock",
-        "huggingface_hub",
-        "alembic",
-    ):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 @dataclass(frozen=True)
@@ -253,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"imagine generator: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.log_level, worker_id)
+    configure_from_settings(settings, worker_id=worker_id)
 
     async def run() -> int:
         stop = asyncio.Event()
