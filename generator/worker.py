@@ -19,12 +19,15 @@ import contextlib
 import logging
 import os
 import socket
+from typing import TYPE_CHECKING
 
 from generator.dbretry import is_transient
-from generator.delivery import Deliverer
-from generator.scheduler import RenderLoop
 from jobs.errors import ImagineError
 from jobs.queue import Queue
+
+if TYPE_CHECKING:  # a deliver-only worker never imports torch
+    from generator.delivery import Deliverer
+    from generator.scheduler import RenderLoop
 
 log = logging.getLogger(__name__)
 

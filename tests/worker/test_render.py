@@ -3,6 +3,7 @@ continuous batching, cancellation, retries, out-of-memory halving, variations an
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
@@ -234,3 +235,35 @@ async def test_variation_keeps_the_top_rows_and_pick_is_delivered(
             assert (codes[:kept] == picked[:kept]).all()
             assert not (codes[kept:] == picked[kept:]).all()
     assert (tmp_outbox / f"job-{pick}" / "grid.png").read_bytes() == (await queue.image(parent, 0)).png
+
+
+@sqlite_only
+@pytest.mark.parametrize("grace", [0.0, 30.0])
+async def test_stop_finishes_what_can_finish_and_releases_the_rest(
+    queue: Queue, tiny_model: DalleMini, grace: float
+) -> None:
+    engine = FaultyEngine(
+        ModelEngine(tiny_model, capacity=2, model_name="tiny"),
+        error=RuntimeError(),
+        failures=0,
+        step_delay=0.002,
+    )
+    generator = make_generator(queue, engine, posters={}, deliver=False, stop_grace_seconds=grace)
+    drawing = (await queue.enqueue(request("a cat", images=2, seed=1))).job.id
+    waiting = (await queue.enqueue(request("a dog", user="u2", images=2, seed=2))).job.id
+    stop = asyncio.Event()
+    task = asyncio.create_task(generator.worker.run(stop))
+
+    async def halfway() -> bool:
+        active = generator.render.active.get(drawing)
+        return active is not None and generator.render.progress(active) > 0.2
+
+    await wait_until(halfway, what="the first job drawn in part")
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    first, second = await queue.get_job(drawing), await queue.get_job(waiting)
+    if grace:  # it could finish within the grace period: finished
+        assert first.status is Status.DONE
+    else:  # released, the attempt not counted
+        assert first.status is Status.QUEUED and first.attempts == 0
+    assert second.status is Status.QUEUED and second.attempts == 0  # claimed? then released too

@@ -1,0 +1,51 @@
+"""The process entry's pieces: model load errors as one line, log records as data, the registries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.frontends import FRONTENDS, enabled_frontends
+from bot.posters import NullPoster, Poster, make_posters
+from bot.posters.local import LocalPoster
+from generator.serve import ModelLoadError, load_model
+from jobs.settings import load_settings
+
+
+def test_a_corrupt_checkpoint_is_one_line(tmp_path: Path, tiny_checkpoints: tuple[Path, Path]) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for file in tiny_checkpoints[0].iterdir():
+        if file.is_file() and "safetensors" not in file.name:
+            (broken / file.name).write_bytes(file.read_bytes())
+    weights = broken / "flax_model.msgpack"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    settings = load_settings(None, data_dir=tmp_path, model_dir=broken, vqgan_dir=tiny_checkpoints[1])
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(settings)
+    message = str(caught.value)
+    assert message.startswith("cannot load the model: ") and "\n" not in message
+    assert "flax_model.msgpack" in message
+
+
+def test_the_tiny_checkpoint_loads(tmp_path: Path, tiny_checkpoints: tuple[Path, Path]) -> None:
+    settings = load_settings(
+        None, data_dir=tmp_path, model_dir=tiny_checkpoints[0], vqgan_dir=tiny_checkpoints[1]
+    )
+    loaded = load_model(settings)
+    assert loaded.device == "cpu" and loaded.name == str(tiny_checkpoints[0])
+
+
+def test_posters_and_frontends_registries(tmp_path: Path) -> None:
+    settings = load_settings(None, data_dir=tmp_path)
+    posters = make_posters(settings)
+    assert isinstance(posters["cli"], LocalPoster) and posters["cli"].outbox == tmp_path / "outbox"
+    assert isinstance(posters["cli"], Poster) and isinstance(NullPoster(), Poster)
+    assert "discord" not in posters  # no token: no poster
+    assert enabled_frontends(settings) == []
+    with_dashboard = load_settings(
+        None, data_dir=tmp_path, dashboard_enabled=True, dashboard_password="x" * 16
+    )
+    assert [f.name for f in enabled_frontends(with_dashboard)] == ["dashboard"]
+    assert {f.name for f in FRONTENDS} == {"discord", "slack", "dashboard"}
