@@ -1,0 +1,112 @@
+"""Retention on SQLite and Postgres: old pictures deleted, old prompts blanked, every jobs row kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jobs.retention import EXPIRED_PROMPT, Retention, apply_retention
+from jobs.schema import images, jobs
+from jobs.usage import UsageFilter, usage
+from tests.jobs.factories import TOKENS, count_jobs, insert_jobs, job_row
+from tests.jobs.fixtures import *  # noqa: F403  (db_url on SQLite and Postgres, engine)
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+FINISHED = {"status": "done", "delivery": "delivered", "gpu_seconds": 2.0, "attempts": 0}
+
+
+def _age(days: float, **overrides: object) -> dict[str, object]:
+    created = NOW - timedelta(days=days)
+    return {
+        "created_at": created,
+        "run_after": created,
+        "started_at": created,
+        "finished_at": created + timedelta(seconds=5),
+        **FINISHED,
+        **overrides,
+    }
+
+
+async def _setup(engine: AsyncEngine) -> dict[str, int]:
+    """Jobs of several ages and states, each with a grid and 2 pictures; returns their ids by name."""
+    cases = {
+        "old": _age(40),
+        "old_failed": _age(40, status="failed", delivery="undeliverable"),
+        "old_undelivered": _age(40, delivery="pending"),  # a poster may still need it
+        "old_running": _age(40, status="running", finished_at=None),
+        "month": _age(20),
+        "new": _age(1),
+    }
+    rows = [job_row(index, images=2, **values) for index, values in enumerate(cases.values())]
+    await insert_jobs(engine, rows)
+    async with engine.begin() as conn:
+        ids = (await conn.execute(select(jobs.c.id).order_by(jobs.c.id))).scalars().all()
+        await conn.execute(
+            images.insert(),
+            [
+                {"job_id": job_id, "index": index, "png": b"png", "tokens": None if index < 0 else TOKENS}
+                for job_id in ids
+                for index in (-1, 0, 1)
+            ],
+        )
+    return dict(zip(cases, ids, strict=True))
+
+
+async def _images_by_job(engine: AsyncEngine) -> dict[int, int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(images.c.job_id, func.count()).group_by(images.c.job_id))
+        return {job_id: count for job_id, count in rows.all()}
+
+
+async def _prompts(engine: AsyncEngine) -> dict[int, tuple[str, str]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(jobs.c.id, jobs.c.prompt, jobs.c.prompt_normalized))
+        return {row.id: (row.prompt, row.prompt_normalized) for row in rows.all()}
+
+
+async def test_old_pictures_and_prompts_go_usage_rows_stay(engine: AsyncEngine) -> None:
+    ids = await _setup(engine)
+    since = UsageFilter(since=NOW - timedelta(days=365))
+    usage_before = await usage(engine, by="user", filters=since)
+
+    gone = await apply_retention(
+        engine, Retention(images=timedelta(days=30), prompts=timedelta(days=10)), now=NOW, batch=1
+    )
+
+    kept = await _images_by_job(engine)
+    assert gone.images_deleted == 2 * 3
+    assert ids["old"] not in kept and ids["old_failed"] not in kept
+    for name in ("old_undelivered", "old_running", "month", "new"):
+        assert kept[ids[name]] == 3, name
+    prompts = await _prompts(engine)
+    blanked = {ids["old"], ids["old_failed"], ids["month"]}
+    assert gone.prompts_blanked == 3
+    for job_id, (prompt, normalized) in prompts.items():
+        is_blank = (prompt, normalized) == (EXPIRED_PROMPT, EXPIRED_PROMPT)
+        assert is_blank == (job_id in blanked), job_id
+    assert await count_jobs(engine) == len(ids)
+    assert await usage(engine, by="user", filters=since) == usage_before
+
+    again = await apply_retention(
+        engine, Retention(images=timedelta(days=30), prompts=timedelta(days=10)), now=NOW
+    )
+    assert (again.images_deleted, again.prompts_blanked) == (0, 0)
+
+
+async def test_forever_touches_nothing(engine: AsyncEngine) -> None:
+    ids = await _setup(engine)
+    retention = Retention.from_settings(SimpleNamespace(retention_images_days=0, retention_prompts_days=0))
+    assert retention.is_forever
+    gone = await apply_retention(engine, retention, now=NOW)
+    assert (gone.images_deleted, gone.prompts_blanked) == (0, 0)
+    assert set((await _images_by_job(engine)).values()) == {3} and len(await _images_by_job(engine)) == len(
+        ids
+    )
+
+
+def test_from_settings_reads_days() -> None:
+    settings = SimpleNamespace(retention_images_days=30, retention_prompts_days=0.5)
+    assert Retention.from_settings(settings) == Retention(timedelta(days=30), timedelta(hours=12))
