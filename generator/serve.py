@@ -156,6 +156,7 @@ async def serve(
             device=device,
             model=model_name,
             registry_seconds=settings.heartbeat_seconds,
+            side_tasks=side_tasks(settings, queue, worker_id, render_loop, device, model_name),
         )
         try:
             await worker.run(stop)
@@ -168,6 +169,30 @@ async def serve(
         return EXIT_OK
     finally:
         await engine.dispose()
+
+
+def side_tasks(
+    settings: Settings, queue: Any, worker_id: str, render_loop: Any, device: str, model_name: str
+) -> dict[str, Any]:
+    """Retention (when IMAGINE_RETENTION_*_DAYS is set) and /metrics + /healthz (when the port is set)."""
+    from generator.housekeeping import GeneratorStats, health_task, retention_task
+    from jobs.retention import Retention
+
+    tasks = {}
+    retention = Retention.from_settings(settings)
+    if not retention.is_forever:
+        tasks["retention"] = retention_task(queue, retention)
+    if settings.generator_metrics_port is not None:
+        stats = GeneratorStats(
+            worker_id=worker_id,
+            device=device,
+            model=model_name,
+            capacity=lambda: render_loop.engine.capacity if render_loop is not None else 0,
+            jobs_done=lambda: render_loop.jobs_done if render_loop is not None else 0,
+            images_done=lambda: render_loop.images_done if render_loop is not None else 0,
+        )
+        tasks["health"] = health_task(settings, queue, stats)
+    return tasks
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -4,7 +4,8 @@
     ├── "render"     RenderLoop.run      claim → draw → store (generator/scheduler.py)
     ├── "deliver"    Deliverer.run       post results through bot.posters (generator/delivery.py)
     ├── "registry"   every `registry_seconds`: worker_heartbeat (worker, device, model, batch) + reap
-    └── "wakeup"     Postgres LISTEN → pokes the render loop (a hint; polling is the guarantee)
+    ├── "wakeup"     Postgres LISTEN → pokes the render loop (a hint; polling is the guarantee)
+    └── side_tasks   named extras from generator/serve.py: "retention", "health" (generator/housekeeping.py)
 
 `stop` (an Event; SIGTERM/SIGINT set it in generator/serve.py) makes the render loop stop claiming,
 finish or release what it holds, and the delivery loop finish its pass; the side tasks are then cancelled.
@@ -19,6 +20,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from generator.dbretry import is_transient
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 REGISTRY_SECONDS = 10.0  # worker heartbeat and reaping of expired leases, this often
 LISTEN_REFRESH_SECONDS = 30.0  # re-open the LISTEN connection this often (it may have died with the server)
 STOP_TIMEOUT_SECONDS = 30.0  # after stop, wait this long for the loops before cancelling them
+
+SideTask = Callable[[asyncio.Event], Awaitable[None]]  # runs until the Event is set; cancelled after
 
 
 class WorkerTaskDied(ImagineError):
@@ -61,6 +65,7 @@ class Worker:
         model: str = "",
         registry_seconds: float = REGISTRY_SECONDS,
         listen_refresh_seconds: float = LISTEN_REFRESH_SECONDS,
+        side_tasks: Mapping[str, SideTask] | None = None,
     ) -> None:
         if render is None and deliverer is None:
             raise ValueError("a worker needs a render loop, a delivery loop, or both")
@@ -72,6 +77,7 @@ class Worker:
         self.model = model
         self.registry_seconds = registry_seconds
         self.listen_refresh_seconds = listen_refresh_seconds
+        self.side_tasks = dict(side_tasks or {})  # more supervised tasks (retention, health server), by name
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set (returns) or a task dies (raises `WorkerTaskDied`)."""
@@ -83,6 +89,8 @@ class Worker:
         side = {"registry": asyncio.create_task(self._registry(stop), name="registry")}
         if self.render is not None:
             side["wakeup"] = asyncio.create_task(self._wakeup(stop), name="wakeup")
+        for name, side_task in self.side_tasks.items():
+            side[name] = asyncio.create_task(side_task(stop), name=name)
         log.info(
             "generator started",
             extra={"action": "worker_started", "worker_id": self.worker_id, "tasks": sorted([*main, *side])},

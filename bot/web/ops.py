@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import text
@@ -38,13 +39,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def prometheus(request: web.Request) -> web.Response:
-    queue = queue_of(request)
-    now = request.app[NOW]()
+    families = await queue_families(queue_of(request), request.app[NOW]())
+    return web.Response(text=metrics.render(families), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+async def queue_families(queue: Any, now: datetime) -> list[metrics.Family | metrics.Histogram]:
+    """The queue-wide metrics (the generator's own /metrics serves them too: generator/housekeeping.py)."""
     counts = await admin.counters(
         queue, since=now - timedelta(seconds=RATE_WINDOW_SECONDS), buckets=metrics.RENDER_SECONDS_BUCKETS
     )
     workers = await queue.workers_online(now=now)
-    families = [
+    families: list[metrics.Family | metrics.Histogram] = [
         metrics.gauge(
             "imagine_queue_depth_jobs",
             "Jobs waiting for a generator.",
@@ -83,4 +88,4 @@ async def prometheus(request: web.Request) -> web.Response:
         ),
         metrics.gauge("imagine_workers_alive", "Generators that heartbeated within one lease.", len(workers)),
     ]
-    return web.Response(text=metrics.render(families), headers={"Content-Type": metrics.CONTENT_TYPE})
+    return families

@@ -1,0 +1,93 @@
+"""The generator process's side tasks, through `generator.serve.serve` itself (deliver-only: no model):
+retention applied at start, /healthz and /metrics on the metrics port, a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from generator.serve import EXIT_OK, serve
+from jobs.schema import images, jobs
+from jobs.settings import Settings
+from tests.jobs.factories import insert_jobs, job_row
+from tests.jobs.fixtures import *  # noqa: F403  (db_url on SQLite and Postgres, engine)
+
+PASSWORD = "scrape-me-please"
+
+
+async def _wait_for(condition: Any, what: str, timeout: float = 20.0) -> Any:
+    async def poll() -> Any:
+        while not (value := await condition()):
+            await asyncio.sleep(0.05)
+        return value
+
+    try:
+        return await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        pytest.fail(f"timed out waiting for {what}")
+
+
+async def _image_count(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(images))).scalar_one())
+
+
+async def test_generator_serves_health_metrics_and_applies_retention(
+    db_url: str, engine: AsyncEngine, caplog: pytest.LogCaptureFixture, tmp_path: Any
+) -> None:
+    old = datetime.now(UTC) - timedelta(days=40)
+    await insert_jobs(
+        engine, [job_row(1, status="done", delivery="delivered", created_at=old, run_after=old)]
+    )
+    async with engine.begin() as conn:
+        job_id = (await conn.execute(select(jobs.c.id))).scalar_one()
+        await conn.execute(images.insert(), [{"job_id": job_id, "index": -1, "png": b"png", "tokens": None}])
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path,
+        database_url=SecretStr(db_url),
+        retention_images_days=30,
+        generator_metrics_port=0,
+        dashboard_password=SecretStr(PASSWORD),
+    )
+    stop = asyncio.Event()
+    caplog.set_level(logging.INFO, logger="generator.housekeeping")
+    task = asyncio.create_task(serve(settings, worker_id="gen-t", stop=stop, render=False, deliver=True))
+    try:
+
+        async def url() -> str | None:
+            if task.done():
+                pytest.fail(f"the generator stopped: {task.result()}")
+            found = [r for r in caplog.records if getattr(r, "action", "") == "health_started"]
+            return found[0].url if found else None  # type: ignore[attr-defined, no-any-return]
+
+        base = await _wait_for(url, "the health server")
+        await _wait_for(lambda: _is_zero(engine), "retention to delete the old pictures")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/healthz") as response:
+                assert response.status == 200 and (await response.json()) == {"status": "ok"}
+            async with http.get(f"{base}/metrics") as response:
+                assert response.status == 401
+            headers = {"Authorization": f"Bearer {PASSWORD}"}
+            async with http.get(f"{base}/metrics", headers=headers) as response:
+                assert response.status == 200
+                assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+                body = await response.text()
+        assert 'imagine_jobs{status="done"} 1' in body
+        assert 'imagine_generator_info{worker_id="gen-t",device="none",model="none"} 1' in body
+        assert 'imagine_generator_jobs_done_total{worker_id="gen-t"} 0' in body
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 30) == EXIT_OK
+
+
+async def _is_zero(engine: AsyncEngine) -> bool:
+    return await _image_count(engine) == 0
