@@ -22,6 +22,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse
 import asyncio
+import functools
 import multiprocessing as mp
 import os
 import secrets
@@ -30,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -175,7 +177,7 @@ async def _raw_postgres(url: str, worker_id: str, batch: int) -> int:
         done += len(ids)
 
 
-def _worker(variant: str, url: str, worker_id: str, batch: int, go: mp.Event, out: mp.Queue) -> None:
+def _worker(variant: str, url: str, worker_id: str, batch: int, go: Any, out: Any) -> None:
     go.wait()
     if variant == "raw" and url.startswith("sqlite"):
         done = _raw_sqlite(make_url(url).database or "", worker_id, batch)
@@ -186,7 +188,7 @@ def _worker(variant: str, url: str, worker_id: str, batch: int, go: mp.Event, ou
     out.put(done)
 
 
-def _run(variant: str, url: str, workers: int, jobs_count: int, batch: int) -> float:
+def _run(variant: str, url: str, *, workers: int, jobs_count: int, batch: int) -> float:
     asyncio.run(_fill(url, jobs_count))
     ctx = mp.get_context("spawn")
     go, out = ctx.Event(), ctx.Queue()
@@ -255,7 +257,8 @@ def main() -> None:
         for workers in (int(w) for w in args.workers.split(",")):
             rates = {
                 variant: _with_database(
-                    engine, lambda url, v=variant, w=workers: _run(v, url, w, args.jobs, args.batch)
+                    engine,
+                    functools.partial(_run, variant, workers=workers, jobs_count=args.jobs, batch=args.batch),
                 )
                 for variant in ("raw", "ours/batch", "ours/each")
             }

@@ -19,8 +19,9 @@ import asyncio
 import getpass
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from jobs.db import check_schema, connect, migrate
 from jobs.errors import ImagineError, Refused
@@ -31,7 +32,7 @@ from jobs.usage import GROUPS, UsageFilter, usage
 
 log = logging.getLogger("imagine")
 
-Runner = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+Runner = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 LONG_RUNNING = {"serve"}  # commands that log at IMAGINE_LOG_LEVEL; one-shot ones only warnings
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
 
@@ -133,15 +134,13 @@ async def run_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-@command(
-    "cancel",
-    "cancel a job (yours, or any with --admin)",
-    lambda p: (
-        _job_id_argument(p),
-        p.add_argument("--user", default=getpass.getuser()),
-        p.add_argument("--admin", action="store_true"),
-    ),
-)
+def _cancel_arguments(parser: argparse.ArgumentParser) -> None:
+    _job_id_argument(parser)
+    parser.add_argument("--user", default=getpass.getuser(), help="who asks (default: your login name)")
+    parser.add_argument("--admin", action="store_true", help="cancel someone else's job")
+
+
+@command("cancel", "cancel a job (yours, or any with --admin)", _cancel_arguments)
 async def run_cancel(args: argparse.Namespace, settings: Settings) -> int:
     queue = await open_queue(settings)
     try:

@@ -116,6 +116,12 @@ def _in_words(delta: timedelta) -> str:
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
+def _stored_image(row: Any) -> StoredImage:
+    # by key: a Row's `.index` is the tuple method, not the column
+    m = row._mapping
+    return StoredImage(m["job_id"], m["index"], m["png"], m["tokens"])
+
+
 class Queue:
     """The job queue on one database (SQLite or Postgres). Create once, share; it holds no state."""
 
@@ -618,14 +624,14 @@ class Queue:
         """The job's grid (index -1) and images (0..n-1) with their VQGAN tokens."""
         async with self._reading() as conn:
             rows = (await conn.execute(q.job_images(job_id))).all()
-        return [StoredImage(row.job_id, row.index, row.png, row.tokens) for row in rows]
+        return [_stored_image(row) for row in rows]
 
     async def image(self, job_id: int, index: int) -> StoredImage:
         async with self._reading() as conn:
             row = (await conn.execute(q.job_images(job_id, index))).one_or_none()
         if row is None:
             raise errors.JobNotFound(job_id)
-        return StoredImage(row.job_id, row.index, row.png, row.tokens)
+        return _stored_image(row)
 
     # --- delivery ------------------------------------------------------------------------------------------
 
@@ -778,7 +784,7 @@ class Queue:
             current = await self._space(conn, platform, guild_id)
             merged = replace(
                 current,
-                **{k: tuple(v) if isinstance(v, list | tuple | set) else v for k, v in changes.items()},
+                **{k: tuple(v) if isinstance(v, list | tuple | set) else v for k, v in changes.items()},  # type: ignore[arg-type]
             )
             values = {name: getattr(merged, name) for name in SpaceSettings.EDITABLE}
             for name in ("allowed_channels", "blocked_words", "admin_role_ids", "admin_user_ids"):
@@ -811,7 +817,7 @@ class Queue:
         }
         async with self._engine.begin() as conn:
             await conn.execute(q.add_ban(self._dialect, values))
-        return Ban(**values)
+        return Ban(**values)  # type: ignore[arg-type]
 
     async def unban(self, platform: str, user_id: str, *, guild_id: str = "") -> bool:
         async with self._engine.begin() as conn:

@@ -130,7 +130,7 @@ def env_name(field: str) -> str:
 def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
     """Read settings; a bad value becomes one `SettingsError` line naming the variable (never its secret)."""
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg,arg-type]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
