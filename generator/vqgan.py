@@ -46,7 +46,8 @@ class VQGanDetokenizer(nn.Module):
         g = self.config.grid_count
         codes = codes.clamp(0, self.config.n_embed - 1)  # the sampler never yields others; belt and braces
         z = self.embedding(codes).view(codes.shape[0], g, g, self.config.embed_dim)  # (n, g, g, c)
-        z = z.permute(0, 3, 1, 2).contiguous()  # (n, c, g, g)
+        # (n, c, g, g) in channels-last memory: oneDNN's convolutions run ~1.5-2× faster on the CPU
+        z = z.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
         pixels = self.decoder(self.post_quant_conv(z))
         return pixels.clamp(0.0, 1.0)
 
