@@ -145,3 +145,19 @@ def test_hub_unreachable_says_how_to_use_a_local_directory(tmp_path: Path) -> No
 def test_missing_local_directory(tmp_path: Path) -> None:
     with pytest.raises(CheckpointNotFound, match="does not exist"):
         resolve_checkpoint(str(tmp_path / "nope"), files=("config.json",))
+
+
+def test_make_tiny_cli(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "generator.testing", "make-tiny", str(tmp_path), "--unscanned", "--fp16"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "dalle" / "config.json").read_text())
+    assert config["model_type"] == "dallebart" and config["use_scan"] is False
+    assert b"FlaxBartDecoderLayer_1" in (tmp_path / "dalle" / "flax_model.msgpack").read_bytes()
+    model, _ = load_dalle_bart(tmp_path / "dalle")
+    assert model.config.decoder_layers == 2
