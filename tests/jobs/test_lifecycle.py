@@ -308,3 +308,15 @@ async def test_failing_a_cancelled_job_cancels_it(queue: Queue) -> None:
     await queue.cancel(job.id, "alice")
     ended = await queue.fail(job.id, "w", reason="interrupted")
     assert (ended.status, ended.error) == (Status.CANCELLED, "interrupted")
+
+
+async def test_operations_log_an_action_and_the_job_id(
+    queue: Queue, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="jobs.queue")
+    job = (await queue.enqueue(request())).job
+    now = utcnow()
+    await queue.claim("w", 8, lease_seconds=1, now=now)
+    await queue.reap(now=now + timedelta(seconds=2))
+    actions = [(record.action, record.job_id) for record in caplog.records]  # type: ignore[attr-defined]
+    assert actions == [("job_enqueued", job.id), ("job_claimed", job.id), ("job_reaped_queued", job.id)]
