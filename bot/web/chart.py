@@ -30,7 +30,7 @@ class Series:
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 × 10^k at or above `value` (the top of the y axis)."""
+    """The smallest 1, 2, 2.5 or 5 × 10^k at or above `value`."""
     if value <= 0:
         return 1.0
     exponent = math.floor(math.log10(value))
@@ -39,6 +39,20 @@ def nice_ceiling(value: float) -> float:
         if candidate >= value * (1 - 1e-12):
             return float(candidate)
     return float(10 ** (exponent + 1))  # pragma: no cover - the loop always returns
+
+
+def axis(largest: float, *, is_whole: bool) -> tuple[float, int]:
+    """(top of the y axis, number of gridline steps): round steps that reach `largest`. Counts (jobs,
+    images) get whole steps, so the axis never reads 1.25 jobs."""
+    if largest <= 0:
+        return 1.0, 1
+    if is_whole and largest <= TICK_COUNT:
+        return float(math.ceil(largest)), math.ceil(largest)
+    step = nice_ceiling(largest / TICK_COUNT)
+    if is_whole and step == 2.5:
+        step = 5.0  # whole steps only
+    steps = math.ceil(largest / step - 1e-9)
+    return step * steps, steps
 
 
 def format_number(value: float) -> str:
@@ -65,14 +79,20 @@ def _frame(*, width: int, height: int, title: str, body: list[str]) -> str:
 
 
 def _axes(
-    *, width: int, height: int, labels: Sequence[str], top: float, formatter: Callable[[float], str]
+    *,
+    width: int,
+    height: int,
+    labels: Sequence[str],
+    top: float,
+    steps: int,
+    formatter: Callable[[float], str],
 ) -> list[str]:
     plot_bottom = height - MARGIN_BOTTOM
     plot_height = plot_bottom - MARGIN_TOP
     parts: list[str] = []
-    for tick in range(TICK_COUNT + 1):
-        value = top * tick / TICK_COUNT
-        y = plot_bottom - plot_height * tick / TICK_COUNT
+    for tick in range(steps + 1):
+        value = top * tick / steps
+        y = plot_bottom - plot_height * tick / steps
         parts.append(
             f'<line class="grid" x1="{MARGIN_LEFT}" x2="{width - MARGIN_RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="#d9dee7" stroke-width="1"/>'
@@ -116,6 +136,11 @@ def _check(labels: Sequence[str], series: Sequence[Series]) -> None:
             raise ValueError(f"series {one.name!r} has {len(one.values)} values for {len(labels)} labels")
 
 
+def _scale(series: Sequence[Series]) -> tuple[float, int]:
+    values = [v for one in series for v in one.values]
+    return axis(max(values, default=0), is_whole=all(float(v).is_integer() for v in values))
+
+
 def _empty(*, width: int, height: int, title: str) -> str:
     return _frame(
         width=width,
@@ -141,12 +166,12 @@ def bar_chart(
     _check(labels, series)
     if not labels:
         return _empty(width=width, height=height, title=title)
-    top = nice_ceiling(max((v for s in series for v in s.values), default=0))
+    top, steps = _scale(series)
     plot_bottom = height - MARGIN_BOTTOM
     plot_height = plot_bottom - MARGIN_TOP
     slot = (width - MARGIN_LEFT - MARGIN_RIGHT) / len(labels)
     bar_width = max(1.0, slot * 0.8 / len(series))
-    body = _axes(width=width, height=height, labels=labels, top=top, formatter=formatter)
+    body = _axes(width=width, height=height, labels=labels, top=top, steps=steps, formatter=formatter)
     for series_index, one in enumerate(series):
         colour = PALETTE[series_index % len(PALETTE)]
         for index, value in enumerate(one.values):
@@ -177,11 +202,11 @@ def line_chart(
     _check(labels, series)
     if not labels:
         return _empty(width=width, height=height, title=title)
-    top = nice_ceiling(max((v for s in series for v in s.values), default=0))
+    top, steps = _scale(series)
     plot_bottom = height - MARGIN_BOTTOM
     plot_height = plot_bottom - MARGIN_TOP
     slot = (width - MARGIN_LEFT - MARGIN_RIGHT) / len(labels)
-    body = _axes(width=width, height=height, labels=labels, top=top, formatter=formatter)
+    body = _axes(width=width, height=height, labels=labels, top=top, steps=steps, formatter=formatter)
     for series_index, one in enumerate(series):
         colour = PALETTE[series_index % len(PALETTE)]
         points = [

@@ -72,34 +72,38 @@ def is_final(job: Job) -> bool:
     return job.status not in (Status.QUEUED, Status.RUNNING)
 
 
-async def _live_context(request: web.Request, job: Job) -> dict[str, Any]:
-    indices = await admin.image_indices(queue_of(request), job.id)
-    return {"job": job, "indices": [i for i in indices if i != GRID_INDEX], "has_grid": GRID_INDEX in indices}
+async def job_context(request: web.Request, job: Job) -> dict[str, Any]:
+    """What the job page (and its live refresh) shows."""
+    queue = queue_of(request)
+    indices = await admin.image_indices(queue, job.id)
+    position = (await queue.position(job.id))[0] if job.status is Status.QUEUED else None
+    return {
+        "job": job,
+        "indices": [i for i in indices if i != GRID_INDEX],
+        "has_grid": GRID_INDEX in indices,
+        "position": position,
+        "is_final": is_final(job),
+    }
 
 
 @routes.get(r"/jobs/{job_id:\d+}")
 async def job_page(request: web.Request) -> web.Response:
     job = await _job_or_404(request)
-    position = None
-    if job.status is Status.QUEUED:
-        position, _eta = await queue_of(request).position(job.id)
-    return render(
-        request, "job.html", position=position, is_final=is_final(job), **await _live_context(request, job)
-    )
+    return render(request, "job.html", **await job_context(request, job))
 
 
 @routes.get(r"/jobs/{job_id:\d+}.json")
 async def job_json(request: web.Request) -> web.Response:
-    """For live refresh of a job page: its status, progress and the page's live section."""
+    """For live refresh of a job page: its status, progress and the page's body."""
     job = await _job_or_404(request)
-    context = await _live_context(request, job)
+    context = await job_context(request, job)
     return web.json_response(
         {
             "id": job.id,
             "status": job.status.value,
             "progress": job.progress,
             "final": is_final(job),
-            "sections": {"job-live": render_fragment(request, "_job_live.html", **context)},
+            "sections": {"job": render_fragment(request, "_job.html", **context)},
         }
     )
 

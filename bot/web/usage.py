@@ -4,6 +4,7 @@ model and period (UTC days). All figures come from `jobs.usage`, the queries the
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from dataclasses import dataclass
@@ -191,12 +192,14 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    async for job in admin.usage_jobs(queue_of(request), selection.filters):
-        writer.writerow(csv_row(job))
-        if buffer.tell() > 64 * 1024:
-            await response.write(buffer.getvalue().encode("utf-8"))
-            buffer.seek(0)
-            buffer.truncate()
+    # aclosing: if the download is abandoned midway, the database cursor is closed now, not at GC.
+    async with contextlib.aclosing(admin.usage_jobs(queue_of(request), selection.filters)) as found:
+        async for job in found:
+            writer.writerow(csv_row(job))
+            if buffer.tell() > 64 * 1024:
+                await response.write(buffer.getvalue().encode("utf-8"))
+                buffer.seek(0)
+                buffer.truncate()
     await response.write(buffer.getvalue().encode("utf-8"))
     await response.write_eof()
     return response

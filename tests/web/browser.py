@@ -50,8 +50,8 @@ def require_browser() -> None:
 
 
 @asynccontextmanager
-async def chromium_page(*, width: int = 1280, height: int = 860) -> AsyncIterator[Any]:
-    """A fresh page in a fresh headless Chromium; dialogs (confirm) are accepted."""
+async def chromium() -> AsyncIterator[Any]:
+    """One headless Chromium (launching takes a second or more: tests share it, each with its own context)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
@@ -59,31 +59,40 @@ async def chromium_page(*, width: int = 1280, height: int = 860) -> AsyncIterato
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
         )
         try:
-            context = await browser.new_context(
-                viewport={"width": width, "height": height}, accept_downloads=True
-            )
-            context.set_default_timeout(10_000)
-            page = await context.new_page()
-            page.on("dialog", lambda dialog: dialog.accept())
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            # Script errors and CSP violations; a non-2xx answer (a refused sign-in is a 401) is not one.
-            page.on(
-                "console",
-                lambda message: (
-                    errors.append(message.text)
-                    if message.type == "error" and not message.text.startswith("Failed to load resource")
-                    else None
-                ),
-            )
-            yield page
-            assert not errors, f"the page logged errors: {errors}"
+            yield browser
         finally:
             await browser.close()
+
+
+@asynccontextmanager
+async def fresh_page(browser: Any, *, width: int = 1280, height: int = 860) -> AsyncIterator[Any]:
+    """A page in a new context (no cookies from other tests); dialogs (confirm) are accepted, and script
+    errors or CSP violations the page logs fail the test."""
+    context = await browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    context.set_default_timeout(10_000)
+    try:
+        page = await context.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        # Script errors and CSP violations; a non-2xx answer (a refused sign-in is a 401) is not one.
+        page.on(
+            "console",
+            lambda message: (
+                errors.append(message.text)
+                if message.type == "error" and not message.text.startswith("Failed to load resource")
+                else None
+            ),
+        )
+        yield page
+        assert not errors, f"the page logged errors: {errors}"
+    finally:
+        await context.close()
 
 
 async def screenshot(page: Any, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    await page.evaluate("window.scrollTo(0, 0)")  # else the sticky header is drawn mid-page
     await page.screenshot(path=str(path), full_page=True)
     return path

@@ -3,7 +3,9 @@ real `Queue` on it, and the dashboard app in aiohttp's test client (signed out, 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,9 +15,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.web.app import create_app
 from bot.web.config import DashboardConfig
 from jobs.db import connect, migrate
+from jobs.models import Job
 from jobs.queue import Limits, Queue
 from jobs.settings import Settings, load_settings
 from tests.jobs.databases import copy_sqlite, sqlite_url
+from tests.web.data import seed_history
 from tests.web.helpers import PASSWORD, sign_in
 
 # Generous limits: each test tightens only what it checks.
@@ -39,9 +43,36 @@ def web_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def seeded_template(web_sqlite_template: Path) -> tuple[Path, dict[str, Job]]:
+    """A database with `seed_history`'s week of jobs, made once; tests copy it like the empty one."""
+    path = web_sqlite_template.with_name("seeded.db")
+    shutil.copyfile(web_sqlite_template, path)
+
+    async def seed() -> dict[str, Job]:
+        engine = connect(sqlite_url(path))
+        try:
+            return await seed_history(Queue(engine=engine, limits=WEB_LIMITS))
+        finally:
+            await engine.dispose()
+
+    return path, asyncio.run(seed())
+
+
 @pytest.fixture
-def db_url(web_sqlite_template: Path, tmp_path: Path) -> str:
-    return copy_sqlite(web_sqlite_template, tmp_path / "imagine.db")
+def db_url(request: pytest.FixtureRequest, web_sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated database of the test's own: empty, or the seeded week if the test asks for `history`."""
+    if "history" in request.fixturenames:
+        template = request.getfixturevalue("seeded_template")[0]
+    else:
+        template = web_sqlite_template
+    return copy_sqlite(template, tmp_path / "imagine.db")
+
+
+@pytest.fixture
+def history(seeded_template: tuple[Path, dict[str, Job]], db_url: str) -> dict[str, Job]:
+    """The jobs of `tests.web.data.seed_history`, already in this test's database (by name: "boat", …)."""
+    return seeded_template[1]
 
 
 @pytest.fixture

@@ -14,24 +14,44 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
 from bot.web.app import create_app
 from bot.web.config import DashboardConfig
 from jobs import errors
-from jobs.models import EnqueueRequest
+from jobs.db import connect
+from jobs.models import EnqueueRequest, Job
 from jobs.queue import Queue
 from jobs.settings import Settings
-from tests.web.browser import chromium_page, require_browser, screenshot
-from tests.web.data import WORKER, png, seed_history
+from tests.web.browser import chromium, fresh_page, require_browser, screenshot
+from tests.web.conftest import WEB_LIMITS
+from tests.web.data import WORKER, png
 from tests.web.helpers import PASSWORD
 
-pytestmark = pytest.mark.timeout(60)
+# One Chromium for the module, so every test and fixture here runs on the module's event loop.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
 
 
-@pytest.fixture
-async def base_url(settings: Settings, queue: Queue, dashboard_config: DashboardConfig) -> AsyncIterator[str]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Any]:
     require_browser()
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def queue(db_url: str) -> AsyncIterator[Queue]:
+    """The conftest's queue, opened on the module's loop (an engine serves the loop it was made on)."""
+    engine = connect(db_url)
+    yield Queue(engine=engine, limits=WEB_LIMITS)
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def base_url(
+    browser: Any, settings: Settings, queue: Queue, dashboard_config: DashboardConfig
+) -> AsyncIterator[str]:
     server = TestServer(create_app(settings=settings, queue=queue, config=dashboard_config), host="127.0.0.1")
     await server.start_server()
     try:
@@ -40,9 +60,9 @@ async def base_url(settings: Settings, queue: Queue, dashboard_config: Dashboard
         await server.close()
 
 
-@pytest.fixture
-async def page(base_url: str) -> AsyncIterator[Any]:
-    async with chromium_page() as browser_page:
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(browser: Any, base_url: str) -> AsyncIterator[Any]:
+    async with fresh_page(browser) as browser_page:
         yield browser_page
 
 
@@ -66,8 +86,9 @@ async def all_pictures_decoded(page: Any, timeout: float = 10.0) -> list[int]:
             await asyncio.sleep(0.05)
 
 
-async def test_sign_in_chart_filter_and_csv(page: Any, base_url: str, queue: Queue) -> None:
-    await seed_history(queue)
+async def test_sign_in_chart_filter_and_csv(
+    page: Any, base_url: str, queue: Queue, history: dict[str, Job]
+) -> None:
     await page.goto(base_url + "/login")
     await page.fill("#password", "wrong")
     await page.click("button[type=submit]")
@@ -99,8 +120,9 @@ async def test_sign_in_chart_filter_and_csv(page: Any, base_url: str, queue: Que
     assert {r["platform"] for r in rows} == {"slack"}
 
 
-async def test_history_search_and_job_pictures(page: Any, base_url: str, queue: Queue) -> None:
-    jobs = await seed_history(queue)
+async def test_history_search_and_job_pictures(
+    page: Any, base_url: str, queue: Queue, history: dict[str, Job]
+) -> None:
     await sign_in(page, base_url, "/history")
     assert await page.locator("table.jobs tbody tr").count() == 8
     await screenshot(page, "03-history")
@@ -108,7 +130,7 @@ async def test_history_search_and_job_pictures(page: Any, base_url: str, queue: 
     await page.click("form.filters button[type=submit]")
     assert await page.locator("table.jobs tbody tr").count() == 1
     await page.click("text=a paper boat on a lake")
-    await page.wait_for_url(f"**/jobs/{jobs['boat'].id}")
+    await page.wait_for_url(f"**/jobs/{history['boat'].id}")
     pictures = page.locator(".images img")
     assert await pictures.count() == 4
     grid = page.locator("img.grid-image")
@@ -129,11 +151,10 @@ async def test_history_search_and_job_pictures(page: Any, base_url: str, queue: 
     await page.wait_for_selector(".flash.ok")
     assert "usage record is kept" in await page.inner_text(".flash.ok")
     assert await page.locator(".images img").count() == 0
-    assert (await queue.get_job(jobs["boat"].id)).status.value == "done"
+    assert (await queue.get_job(history["boat"].id)).status.value == "done"
 
 
-async def test_ban_a_user(page: Any, base_url: str, queue: Queue) -> None:
-    await seed_history(queue)
+async def test_ban_a_user(page: Any, base_url: str, queue: Queue, history: dict[str, Job]) -> None:
     await sign_in(page, base_url, "/moderation")
     await page.select_option("#ban-platform", "discord")
     await page.fill("#ban-user", "bob")
@@ -153,8 +174,9 @@ async def test_ban_a_user(page: Any, base_url: str, queue: Queue) -> None:
     assert (await queue.get_settings("discord", "g1")).blocked_words == ("gore", "blood")
 
 
-async def test_live_page_refreshes_without_reload(page: Any, base_url: str, queue: Queue) -> None:
-    await seed_history(queue)
+async def test_live_page_refreshes_without_reload(
+    page: Any, base_url: str, queue: Queue, history: dict[str, Job]
+) -> None:
     await queue.worker_heartbeat(WORKER, device="cuda:0", model="dalle-mini/dalle-mini", batch_images=8)
     await sign_in(page, base_url, "/live")
     assert await page.inner_text("#stat-queued") == "0"
@@ -188,32 +210,47 @@ GENERATOR_AVAILABLE = (
 )
 
 
-@pytest.fixture
-async def generator(queue: Queue, tmp_path: Path) -> AsyncIterator[bool]:
-    """An in-process generator on the tiny checkpoint, or False where torch/generator are missing."""
+@pytest_asyncio.fixture(scope="module", loop_scope="module", autouse=True)
+async def tiny_model(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[asyncio.Task[Any] | None]:
+    """The tiny checkpoint's model, loading in a thread from the module's start (importing torch and
+    loading take seconds) while the other browser tests run; None where torch/generator are missing."""
     if not GENERATOR_AVAILABLE:
+        yield None
+        return
+
+    def load() -> Any:
+        from generator.dalle import DalleMini
+        from generator.testing import make_tiny_checkpoints
+
+        return DalleMini.load(*make_tiny_checkpoints(tmp_path_factory.mktemp("tiny"), seed=0))
+
+    task = asyncio.create_task(asyncio.to_thread(load), name="load-tiny-model")
+    yield task
+    await task  # a thread cannot be cancelled: let it finish before the loop closes
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def generator(queue: Queue, tiny_model: asyncio.Task[Any] | None) -> AsyncIterator[bool]:
+    """An in-process generator (real render loop and worker) on the tiny checkpoint, or False where
+    torch/generator are missing."""
+    if tiny_model is None:
         yield False
         return
-    from generator.dalle import DalleMini
     from generator.engine import ModelEngine
     from generator.scheduler import RenderLoop
-    from generator.testing import make_tiny_checkpoints
     from generator.worker import Worker
 
-    model = await asyncio.to_thread(DalleMini.load, *make_tiny_checkpoints(tmp_path / "tiny", seed=0))
+    engine = ModelEngine(await tiny_model, capacity=4, model_name="tiny")
     render = RenderLoop(
-        queue=queue, engine=ModelEngine(model, capacity=4, model_name="tiny"), worker_id="tiny-cpu",
+        queue=queue, engine=engine, worker_id="tiny-cpu",
         claim_interval_seconds=0.05, busy_poll_seconds=0.05, idle_poll_seconds=0.1, progress_seconds=0.1,
     )  # fmt: skip
     worker = Worker(
-        queue=queue,
-        worker_id="tiny-cpu",
-        render=render,
-        deliverer=None,
-        device="cpu",
-        model="tiny",
+        queue=queue, worker_id="tiny-cpu", render=render, deliverer=None, device="cpu", model="tiny",
         registry_seconds=0.5,
-    )
+    )  # fmt: skip
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop), name="generator-under-test")
     try:

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from bot.web.chart import Series, bar_chart, format_number, line_chart, nice_ceiling
+from bot.web.chart import Series, axis, bar_chart, format_number, line_chart, nice_ceiling
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -31,6 +31,24 @@ def parse(svg: str) -> ET.Element:
 )
 def test_nice_ceiling(value: float, expected: float) -> None:
     assert nice_ceiling(value) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("largest", "is_whole", "expected"),
+    [
+        (0, True, (1.0, 1)),
+        (1, True, (1.0, 1)),
+        (3, True, (3.0, 3)),
+        (5, True, (6.0, 3)),  # steps of 2
+        (9, True, (10.0, 2)),  # steps of 5 (never 2.5 jobs)
+        (10, False, (10.0, 4)),  # steps of 2.5
+        (0.3, False, (0.3, 3)),
+        (37, True, (40.0, 4)),
+    ],
+)
+def test_axis(largest: float, is_whole: bool, expected: tuple[float, int]) -> None:
+    top, steps = axis(largest, is_whole=is_whole)
+    assert (top, steps) == (pytest.approx(expected[0]), expected[1])
 
 
 def test_format_number() -> None:

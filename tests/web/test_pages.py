@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp.test_utils import TestClient
 
-from jobs.models import EnqueueRequest, Status
+from jobs.models import EnqueueRequest, Job, Status
 from jobs.queue import Queue
-from tests.web.data import WORKER, seed_history
+from tests.web.data import WORKER
 from tests.web.helpers import page_csrf
 
 PAGES = (
@@ -29,8 +29,9 @@ PAGES = (
 
 
 @pytest.mark.parametrize("path", PAGES)
-async def test_every_page_needs_sign_in(client: TestClient, queue: Queue, path: str) -> None:
-    await seed_history(queue)
+async def test_every_page_needs_sign_in(
+    client: TestClient, queue: Queue, history: dict[str, Job], path: str
+) -> None:
     response = await client.get(path, allow_redirects=False)
     assert response.status in (302, 401), path
     if response.status == 302:
@@ -38,14 +39,15 @@ async def test_every_page_needs_sign_in(client: TestClient, queue: Queue, path: 
 
 
 @pytest.mark.parametrize("path", PAGES)
-async def test_every_page_answers_when_signed_in(admin: TestClient, queue: Queue, path: str) -> None:
-    await seed_history(queue)
+async def test_every_page_answers_when_signed_in(
+    admin: TestClient, queue: Queue, history: dict[str, Job], path: str
+) -> None:
     response = await admin.get(path)
     assert response.status == 200, await response.text()
+    assert await response.read()  # the whole body, streamed ones (CSV) included
 
 
-async def test_history_search(admin: TestClient, queue: Queue) -> None:
-    jobs = await seed_history(queue)
+async def test_history_search(admin: TestClient, queue: Queue, history: dict[str, Job]) -> None:
     text = await (await admin.get("/history", params={"q": "FOX"})).text()
     assert "a red fox in the snow" in text and "castle on a hill" not in text
     text = await (await admin.get("/history", params={"user": "carol"})).text()
@@ -57,26 +59,25 @@ async def test_history_search(admin: TestClient, queue: Queue) -> None:
     assert "oak tree" in text and "castle on a hill" not in text
     # LIKE wildcards in the search are literal
     assert "No job matches" in await (await admin.get("/history", params={"q": "%"})).text()
-    assert jobs
 
 
-async def test_job_page_shows_everything(admin: TestClient, queue: Queue) -> None:
-    jobs = await seed_history(queue)
-    boat = jobs["boat"]
+async def test_job_page_shows_everything(admin: TestClient, queue: Queue, history: dict[str, Job]) -> None:
+    boat = history["boat"]
     text = await (await admin.get(f"/jobs/{boat.id}")).text()
     for expected in ("a paper boat on a lake", "slack", "T1", "C9", ">3<", "1.0 s", "3.0 s", "delivery"):
         assert expected.lower() in text.lower(), expected
     assert len(re.findall(rf'src="/jobs/{boat.id}/images/\d\.png"', text)) == 4
     grid = await admin.get(f"/jobs/{boat.id}/images/-1.png")
     assert grid.headers["Content-Type"] == "image/png" and (await grid.read()).startswith(b"\x89PNG")
-    failed = await (await admin.get(f"/jobs/{jobs['failed'].id}")).text()
+    failed = await (await admin.get(f"/jobs/{history['failed'].id}")).text()
     assert "the generator ran out of memory" in failed and "CUDA out of memory (test)" in failed
     assert (await admin.get("/jobs/9999")).status == 404
 
 
-async def test_delete_images_keeps_the_usage_row(admin: TestClient, queue: Queue) -> None:
-    jobs = await seed_history(queue)
-    fox = jobs["fox"]
+async def test_delete_images_keeps_the_usage_row(
+    admin: TestClient, queue: Queue, history: dict[str, Job]
+) -> None:
+    fox = history["fox"]
     token = await page_csrf(admin, f"/jobs/{fox.id}")
     response = await admin.post(f"/jobs/{fox.id}/delete-images", data={"csrf_token": token})
     assert response.status == 200
@@ -87,11 +88,10 @@ async def test_delete_images_keeps_the_usage_row(admin: TestClient, queue: Queue
     assert (await admin.get(f"/jobs/{fox.id}/images/0.png")).status == 404
 
 
-async def test_delete_images_needs_csrf(admin: TestClient, queue: Queue) -> None:
-    jobs = await seed_history(queue)
-    response = await admin.post(f"/jobs/{jobs['fox'].id}/delete-images", data={})
+async def test_delete_images_needs_csrf(admin: TestClient, queue: Queue, history: dict[str, Job]) -> None:
+    response = await admin.post(f"/jobs/{history['fox'].id}/delete-images", data={})
     assert response.status == 403
-    assert len(await queue.images(jobs["fox"].id)) == 3
+    assert len(await queue.images(history["fox"].id)) == 3
 
 
 async def test_live_shows_queue_running_and_workers(admin: TestClient, queue: Queue) -> None:
@@ -124,8 +124,7 @@ async def test_live_shows_queue_running_and_workers(admin: TestClient, queue: Qu
     assert "Dora" in data["sections"]["by-user"] and 'value="0.4"' in data["sections"]["running"]
 
 
-async def test_metrics(admin: TestClient, queue: Queue) -> None:
-    await seed_history(queue)
+async def test_metrics(admin: TestClient, queue: Queue, history: dict[str, Job]) -> None:
     await queue.enqueue(EnqueueRequest(platform="cli", user_id="z", prompt="waiting"))
     response = await admin.get("/metrics")
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")

@@ -31,7 +31,7 @@ async def test_try_enqueues_as_web_and_shows_progress_then_pictures(admin: TestC
     )
     data = await (await admin.get(f"/jobs/{job_id}.json")).json()
     assert data["status"] == "done" and data["final"]
-    assert f'src="/jobs/{job_id}/images/-1.png"' in data["sections"]["job-live"]
+    assert f'src="/jobs/{job_id}/images/-1.png"' in data["sections"]["job"]
     recent = await (await admin.get("/try")).text()
     assert "a tiny red house" in recent
 

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp.test_utils import TestClient
 
+from jobs.models import Job
 from jobs.queue import Queue
 from jobs.usage import UsageFilter, usage
-from tests.web.data import day_start, done_job, seed_history
+from tests.web.data import day_start, done_job
 
 TODAY = datetime.now(UTC).date()
 
@@ -63,9 +64,8 @@ def read_csv(text: str) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("params", FILTERS, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()) or "all")
 async def test_page_and_csv_agree_with_usage_queries(
-    admin: TestClient, queue: Queue, params: dict[str, str]
+    admin: TestClient, queue: Queue, history: dict[str, Job], params: dict[str, str]
 ) -> None:
-    await seed_history(queue)
     [expected] = await usage(queue.engine, by="total", filters=expected_filter(params)) or [None]
 
     page = await admin.get("/", params=params)
@@ -97,10 +97,11 @@ async def test_page_and_csv_agree_with_usage_queries(
             assert {r[column] for r in rows} <= {params[key]}
 
 
-async def test_csv_rows_are_the_filtered_jobs(admin: TestClient, queue: Queue) -> None:
-    jobs = await seed_history(queue)
+async def test_csv_rows_are_the_filtered_jobs(
+    admin: TestClient, queue: Queue, history: dict[str, Job]
+) -> None:
     rows = read_csv(await (await admin.get("/usage.csv", params={"user": "carol"})).text())
-    assert [int(r["job_id"]) for r in rows] == [jobs["boat"].id, jobs["city"].id]
+    assert [int(r["job_id"]) for r in rows] == [history["boat"].id, history["city"].id]
     boat = rows[0]
     assert (
         boat["prompt"] == "a paper boat on a lake" and boat["platform"] == "slack" and boat["images"] == "4"
@@ -118,8 +119,7 @@ async def test_csv_defuses_spreadsheet_formulas(admin: TestClient, queue: Queue)
     assert rows[0]["prompt"].startswith("'=HYPERLINK")
 
 
-async def test_chart_shows_each_day(admin: TestClient, queue: Queue) -> None:
-    await seed_history(queue)
+async def test_chart_shows_each_day(admin: TestClient, queue: Queue, history: dict[str, Job]) -> None:
     html = await (await admin.get("/", params=period(7))).text()
     volume = re.search(r'id="chart-volume">(.*?)</svg>', html, re.S)
     assert volume is not None
@@ -128,16 +128,16 @@ async def test_chart_shows_each_day(admin: TestClient, queue: Queue) -> None:
     assert [int(float(v)) for v in jobs_per_day] == expected
 
 
-async def test_top_users(admin: TestClient, queue: Queue) -> None:
-    await seed_history(queue)
+async def test_top_users(admin: TestClient, queue: Queue, history: dict[str, Job]) -> None:
     html = await (await admin.get("/")).text()
     top = html[html.index('id="top-users"') :]
     # carol asked for 6 images, alice 6 (2 + 2 + 2 cancelled), bob 6: ties broken by jobs then key
     assert top.index("Alice") < top.index("Bob") < top.index("Carol")
 
 
-async def test_bad_filter_values_are_ignored(admin: TestClient, queue: Queue) -> None:
-    await seed_history(queue)
+async def test_bad_filter_values_are_ignored(
+    admin: TestClient, queue: Queue, history: dict[str, Job]
+) -> None:
     response = await admin.get(
         "/", params={"since": "yesterday", "platform": "myspace", "until": "2026-13-45"}
     )
