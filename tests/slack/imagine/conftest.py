@@ -30,7 +30,7 @@ from jobs.schema import metadata
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_apps import HttpStarter, web_client_for
 from tests.jobs.databases import copy_sqlite, fresh_postgres_database, require_postgres, sqlite_url
-from tests.slack.imagine.harness import SlackBot, fast_retry_handlers
+from tests.slack.imagine.harness import SlackBot, drain_listeners, fast_retry_handlers
 
 LIMITS = Limits(
     max_queued_per_user=50, max_running_per_user=50, daily_quota_images=0, retry_backoff_seconds=0.0
@@ -95,9 +95,13 @@ def queue(make_queue: Callable[..., Queue]) -> Queue:
 
 
 @pytest.fixture
-def bot_client(fake_slack: FakeSlack) -> AsyncWebClient:
-    """The app's Web API client, retrying 429s after Retry-After as in production (but only a few)."""
-    return web_client_for(fake_slack, retry_handlers=fast_retry_handlers())
+async def bot_client(fake_slack: FakeSlack, engine: AsyncEngine) -> AsyncIterator[AsyncWebClient]:
+    """The app's Web API client, retrying 429s after Retry-After as in production (but only a few).
+
+    On teardown it waits for Bolt's listeners still running after their ack (a placeholder post), so
+    none outlives the fake Slack or the database it talks to."""
+    yield web_client_for(fake_slack, retry_handlers=fast_retry_handlers())
+    await drain_listeners()
 
 
 @pytest.fixture

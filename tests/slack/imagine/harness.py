@@ -31,6 +31,18 @@ WAIT_SECONDS = 10.0
 WORKER = "test-worker"
 
 
+async def drain_listeners(timeout: float = WAIT_SECONDS) -> None:
+    """Wait for Bolt listeners that go on after their ack (Bolt runs them as bare futures)."""
+    current = asyncio.current_task()
+    running = [
+        task
+        for task in asyncio.all_tasks()
+        if task is not current and "run_ack_function_asynchronously" in repr(task.get_coro())
+    ]
+    if running:
+        await asyncio.wait(running, timeout=timeout)
+
+
 def fast_retry_handlers() -> list[AsyncRetryHandler]:
     return [AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=2)]
 

@@ -107,7 +107,9 @@ async def _wait(bot: SlackBot, job_id: int, predicate: Callable[[Job], bool], wh
     except TimeoutError:
         job = await bot.queue.get_job(job_id)
         raise AssertionError(
-            f"job {job_id} not {what}: {job.status} / {job.delivery} ({job.delivery_error})"
+            f"job {job_id} not {what}: {job.status} / {job.delivery} ({job.delivery_error}), "
+            f"held by {job.lease_owner} until {job.lease_expires_at}, attempt {job.attempts}, "
+            f"progress {job.progress}"
         ) from None
 
 
