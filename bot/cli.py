@@ -5,6 +5,7 @@
     imagine status JOB_ID                    a job's state
     imagine cancel JOB_ID                    cancel it
     imagine usage [--by user] [--days 7]     usage table
+    imagine dashboard [--host H] [--port P]  serve the admin web dashboard on its own (bot/web/)
     imagine "a prompt" / imagine serve       draw one grid / run everything (bot/imagine.py)
 
 Settings come from IMAGINE_* variables and `.env` (see .env.example), read once here in `main`.
@@ -33,7 +34,7 @@ from jobs.usage import GROUPS, UsageFilter, usage
 log = logging.getLogger("imagine")
 
 Runner = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
-LONG_RUNNING = {"serve"}  # commands that log at IMAGINE_LOG_LEVEL; one-shot ones only warnings
+LONG_RUNNING = {"serve", "dashboard"}  # commands that log at IMAGINE_LOG_LEVEL; one-shot ones only warnings
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
 
 
@@ -189,6 +190,37 @@ async def run_usage(args: argparse.Namespace, settings: Settings) -> int:
         )
     if not rows:
         print("(no jobs)")
+    return 0
+
+
+def _dashboard_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", help="overrides IMAGINE_DASHBOARD_HOST (default: 127.0.0.1, this machine only)"
+    )
+    parser.add_argument("--port", type=int, help="overrides IMAGINE_DASHBOARD_PORT (default: 8080)")
+
+
+@command(
+    "dashboard",
+    "serve the admin web dashboard until Ctrl-C (needs IMAGINE_DASHBOARD_PASSWORD; `serve` starts it too "
+    "when IMAGINE_DASHBOARD_ENABLED=true)",
+    _dashboard_arguments,
+)
+async def run_dashboard_command(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.web.config import DashboardConfig
+    from bot.web.server import run_dashboard
+
+    overrides = {
+        name: value for name, value in (("host", args.host), ("port", args.port)) if value is not None
+    }
+    config = DashboardConfig.from_settings(settings, **overrides)
+    queue = await open_queue(settings)
+    try:
+        async with run_dashboard(settings, queue, config=config) as url:
+            print(f"imagine: admin dashboard on {url} (Ctrl-C stops it)", flush=True)
+            await asyncio.Event().wait()  # until Ctrl-C cancels this
+    finally:
+        await queue.engine.dispose()
     return 0
 
 
