@@ -44,6 +44,7 @@ PosterFactory = Callable[[Settings], "Poster | None"]
 POSTER_FACTORIES: dict[str, str] = {
     "cli": "bot.posters.local:make_poster",
     "web": "bot.posters.local:make_poster",
+    "slack": "bot.posters.slack:make_poster",
     "discord": "bot.posters.discord:make_poster",
 }
 

@@ -131,3 +131,13 @@ async def test_app_home_shows_recent_pictures_and_usage_for_admins(
     admin_texts = [block.get("text", {}).get("text", "") for block in admin_view["blocks"]]
     assert any("admins only" in text for text in admin_texts)
     assert any("2 jobs · 6 images asked for · 1 done" in text for text in admin_texts)
+
+
+def test_the_generator_gets_a_slack_poster_when_a_bot_token_is_set() -> None:
+    from bot.posters import make_posters
+    from bot.posters.slack import SlackPoster
+
+    assert "slack" not in make_posters(settings())
+    assert isinstance(make_posters(settings(slack_bot_token="xoxb-test"))["slack"], SlackPoster)
+    http_only = settings(slack_bot_token="xoxb-test", slack_signing_secret="s")
+    assert "slack" in [frontend.name for frontend in enabled_frontends(http_only)]
