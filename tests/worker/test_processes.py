@@ -287,7 +287,7 @@ async def test_imagine_prompt_on_the_embedded_default(tmp_path: Path, tiny_check
     for run in (1, 2):
         out = tmp_path / f"grid{run}.png"
         cli = start(
-            ["-m", "bot.imagine", "a cat in the snow", "--images", "2", "--seed", "4", "--out", str(out)],
+            ["-m", "bot.cli", "a cat in the snow", "--images", "2", "--seed", "4", "--out", str(out)],
             env,
             tmp_path / f"cli{run}.log",
         )
