@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Delete,
+    Float,
     Insert,
     Integer,
     Select,
@@ -188,6 +190,34 @@ def held_job(job_id: int, worker_id: str) -> Select:
     )
 
 
+@functools.cache
+def mark_one_done() -> Update:
+    """`mark_done` for one job, built once (binds: job_id, worker_id, now, b_gpu_seconds): the hot path
+    of a generator finishing jobs one by one, where building the statement would cost as much as
+    running it."""
+    now = bindparam("now", type_=UTCDateTime)
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id == bindparam("job_id", type_=BigInteger),
+            jobs.c.status == Status.RUNNING.value,
+            jobs.c.lease_owner == bindparam("worker_id", type_=String),
+        )
+        .values(
+            status=case((jobs.c.cancel_requested, Status.CANCELLED.value), else_=Status.DONE.value),
+            finished_at=now,
+            gpu_seconds=func.coalesce(jobs.c.gpu_seconds, 0.0) + bindparam("b_gpu_seconds", type_=Float),
+            progress=1.0,
+            lease_owner=None,
+            lease_expires_at=None,
+            error=None,
+            delivery=Delivery.PENDING.value,
+            delivery_next_try_at=now,
+        )
+        .returning(jobs)
+    )
+
+
 def mark_done(job_gpu_seconds: dict[int, float], worker_id: str, now: datetime) -> Update:
     """The worker stored the images: its jobs are done (or cancelled, if that was asked meanwhile)
     and wait for delivery. Guarded by the lease, so jobs the worker lost are left alone."""
@@ -218,15 +248,17 @@ def insert_images() -> Insert:
     return images.insert()
 
 
-def count_worker_output(worker_id: str, jobs_done: int, images_done: int, now: datetime) -> Update:
-    """Credit the worker's registry row (admin views show jobs and images per worker)."""
+@functools.cache
+def count_worker_output() -> Update:
+    """Credit the worker's registry row (admin views show jobs and images per worker); built once
+    (binds: b_worker_id, b_jobs_done, b_images_done, b_now; a bind may not share a column's name)."""
     return (
         update(workers)
-        .where(workers.c.worker_id == worker_id)
+        .where(workers.c.worker_id == bindparam("b_worker_id", type_=String))
         .values(
-            jobs_done=workers.c.jobs_done + jobs_done,
-            images_done=workers.c.images_done + images_done,
-            last_seen_at=now,
+            jobs_done=workers.c.jobs_done + bindparam("b_jobs_done", type_=Integer),
+            images_done=workers.c.images_done + bindparam("b_images_done", type_=Integer),
+            last_seen_at=bindparam("b_now", type_=UTCDateTime),
         )
     )
 

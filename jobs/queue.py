@@ -449,7 +449,12 @@ class Queue:
             return []
         async with self._engine.begin() as conn:
             gpu = {job_id: float(result.gpu_seconds) for job_id, result in by_id.items()}
-            rows = (await conn.execute(q.mark_done(gpu, worker_id, now))).all()
+            if len(gpu) == 1:
+                [(job_id, seconds)] = gpu.items()
+                binds = {"job_id": job_id, "worker_id": worker_id, "now": now, "b_gpu_seconds": seconds}
+                rows = (await conn.execute(q.mark_one_done(), binds)).all()
+            else:
+                rows = (await conn.execute(q.mark_done(gpu, worker_id, now))).all()
             done = sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
             values: list[dict[str, Any]] = []
             for job in done:
@@ -466,7 +471,13 @@ class Queue:
                 await conn.execute(q.insert_images(), values)
             if done:
                 images_done = sum(job.images for job in done)
-                await conn.execute(q.count_worker_output(worker_id, len(done), images_done, now))
+                binds = {
+                    "b_worker_id": worker_id,
+                    "b_jobs_done": len(done),
+                    "b_images_done": images_done,
+                    "b_now": now,
+                }
+                await conn.execute(q.count_worker_output(), binds)
         for job in done:
             log.info(
                 "job finished",
