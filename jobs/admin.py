@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, or_, select
+from sqlalchemy import Select, and_, case, delete, func, literal_column, or_, select
 
 from jobs.models import Ban, Job, SpaceSettings, Status
 from jobs.queue import Queue
@@ -142,7 +142,8 @@ async def depth_by_user(queue: Queue, limit: int = 50) -> list[Depth]:
 
 
 async def depth_by_guild(queue: Queue, limit: int = 50) -> list[Depth]:
-    rows = await _read(queue, _depth((jobs.c.platform, jobs.c.guild_id), func.max("")).limit(limit))
+    # A literal column, not a bound "": Postgres cannot type a parameter inside an aggregate.
+    rows = await _read(queue, _depth((jobs.c.platform, jobs.c.guild_id), literal_column("''")).limit(limit))
     return [Depth(r.platform, r.guild_id, "", r.queued_jobs, r.queued_images, r.running_jobs) for r in rows]
 
 

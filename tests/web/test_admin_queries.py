@@ -1,0 +1,125 @@
+"""`jobs/admin.py` (the dashboard's read queries and picture deletion) on SQLite and on Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot.web.metrics import RENDER_SECONDS_BUCKETS
+from jobs import admin
+from jobs.db import connect, migrate
+from jobs.models import EnqueueRequest, Status
+from jobs.queue import Queue
+from jobs.schema import metadata
+from jobs.usage import UsageFilter, usage
+from tests.jobs.databases import ENGINES, copy_sqlite, fresh_postgres_database, require_postgres
+from tests.web.conftest import WEB_LIMITS
+from tests.web.data import WORKER, seed_history
+
+
+@pytest.fixture(scope="session")
+def web_postgres_url() -> Iterator[str]:
+    require_postgres()
+    with fresh_postgres_database("_web") as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(params=ENGINES)
+def any_db_url(request: pytest.FixtureRequest, web_sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated, empty database: a SQLite file, or this session's Postgres database (emptied below)."""
+    if request.param == "sqlite":
+        return copy_sqlite(web_sqlite_template, tmp_path / "imagine.db")
+    return str(request.getfixturevalue("web_postgres_url"))
+
+
+@pytest.fixture
+async def any_queue(any_db_url: str) -> AsyncIterator[Queue]:
+    engine = connect(any_db_url)
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as conn:
+            tables = ", ".join(table.name for table in metadata.sorted_tables)
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield Queue(engine=engine, limits=WEB_LIMITS)
+    await engine.dispose()
+
+
+async def test_search_jobs(any_queue: Queue) -> None:
+    jobs = await seed_history(any_queue)
+    found, total = await admin.search_jobs(any_queue, admin.JobSearch(text="FoX"))
+    assert total == 1 and [job.id for job in found] == [jobs["fox"].id]
+    found, total = await admin.search_jobs(any_queue, admin.JobSearch(user="Carol"))  # a display name
+    assert total == 2 and [job.id for job in found] == [jobs["city"].id, jobs["boat"].id]  # newest first
+    _, total = await admin.search_jobs(any_queue, admin.JobSearch(text="100%_"))
+    assert total == 0
+    found, total = await admin.search_jobs(any_queue, admin.JobSearch(status="failed", platform="discord"))
+    assert [job.id for job in found] == [jobs["failed"].id]
+    page, total = await admin.search_jobs(any_queue, admin.JobSearch(limit=3, offset=3))
+    assert total == 8 and len(page) == 3 and page[0].id == 5
+    since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    found, _ = await admin.search_jobs(
+        any_queue, admin.JobSearch(since=since, until=since + timedelta(days=1))
+    )
+    assert [job.id for job in found] == [jobs["tree"].id]
+
+
+async def test_queue_shape_and_counters(any_queue: Queue) -> None:
+    await seed_history(any_queue)
+    for user, guild in (("u1", "g1"), ("u1", "g1"), ("u2", "g2")):
+        request = EnqueueRequest(
+            platform="discord", user_id=user, user_name=user.upper(), guild_id=guild, prompt="p"
+        )
+        await any_queue.enqueue(request)
+    await any_queue.claim(WORKER, max_images=4)
+    by_user = await admin.depth_by_user(any_queue)
+    assert [(d.key, d.name, d.queued_jobs, d.queued_images, d.running_jobs) for d in by_user] == [
+        ("u1", "U1", 1, 4, 1),
+        ("u2", "U2", 1, 4, 0),
+    ]
+    by_guild = await admin.depth_by_guild(any_queue)
+    assert [(d.key, d.queued_jobs, d.running_jobs) for d in by_guild] == [("g1", 1, 1), ("g2", 1, 0)]
+    assert len(await admin.jobs_with_status(any_queue, Status.RUNNING)) == 1
+
+    counts = await admin.counters(
+        any_queue, since=datetime.now(UTC) - timedelta(days=30), buckets=RENDER_SECONDS_BUCKETS
+    )
+    assert counts.jobs_by_status == {"done": 6, "failed": 1, "cancelled": 1, "queued": 2, "running": 1}
+    assert counts.queued_images == 8 and counts.images_done_total == 14 and counts.images_done_since == 14
+    assert counts.render_seconds_count == 6 and counts.render_seconds_sum == 31.0
+    assert dict(counts.render_seconds_buckets)[5.0] == 4
+    assert counts.delivery_by_state == {"pending": 8}
+
+
+async def test_delete_images_keeps_the_job(any_queue: Queue) -> None:
+    jobs = await seed_history(any_queue)
+    assert await admin.image_indices(any_queue, jobs["boat"].id) == [-1, 0, 1, 2, 3]
+    assert await admin.delete_images(any_queue, jobs["boat"].id) == 5
+    assert await admin.image_indices(any_queue, jobs["boat"].id) == []
+    assert (await any_queue.get_job(jobs["boat"].id)).status is Status.DONE
+    [total] = await usage(any_queue.engine, filters=UsageFilter(user_id="carol"))
+    assert total.jobs == 2 and total.images == 6  # the usage record is untouched
+
+
+async def test_usage_jobs_match_usage(any_queue: Queue) -> None:
+    await seed_history(any_queue)
+    filters = UsageFilter(platform="discord", since=datetime.now(UTC) - timedelta(days=3))
+    rows = [job async for job in admin.usage_jobs(any_queue, filters, batch=2)]
+    [total] = await usage(any_queue.engine, filters=filters)
+    assert len(rows) == total.jobs and sum(job.images for job in rows) == total.images
+    assert [job.created_at for job in rows] == sorted(job.created_at for job in rows)
+
+
+async def test_moderation_lists(any_queue: Queue) -> None:
+    await any_queue.ban("discord", "u1", reason="spam", banned_by="dashboard")
+    await any_queue.ban("slack", "U9", guild_id="T1")
+    await any_queue.update_settings("slack", "T1", blocked_words=["gore"])
+    assert {(b.platform, b.user_id, b.guild_id) for b in await admin.all_bans(any_queue)} == {
+        ("discord", "u1", ""),
+        ("slack", "U9", "T1"),
+    }
+    [space] = await admin.all_spaces(any_queue)
+    assert (space.platform, space.guild_id, space.blocked_words) == ("slack", "T1", ("gore",))
