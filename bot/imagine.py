@@ -25,6 +25,7 @@ from pathlib import Path
 
 from jobs.db import connect, current_revision, head_revision, migrate_async
 from jobs.errors import ImagineError, Refused, SettingsError
+from jobs.logs import configure_from_settings
 from jobs.models import GRID_INDEX, EnqueueRequest, Job, Platform, Status
 from jobs.queue import Queue
 from jobs.settings import Settings, load_settings
@@ -57,6 +58,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     render.add_argument("--no-generator", action="store_true", help="never start a generator; only wait")
     render.set_defaults(run=render_command)
     serve = commands.add_parser("serve", help="run the whole product: generator + configured frontends")
+    serve.add_argument(
+        "--no-render",
+        action="store_true",
+        help="the generator child only delivers; GPU generators (python -m generator.serve) render elsewhere",
+    )
     serve.set_defaults(run=serve_command)
 
 
@@ -254,11 +260,14 @@ def _seconds(seconds: float) -> str:
 
 
 def serve_command(settings: Settings, args: argparse.Namespace) -> int:
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, render=not getattr(args, "no_render", False)))
 
 
-async def serve(settings: Settings) -> int:
-    """Generator child + configured frontends until a signal; the generator's failure ends it all."""
+async def serve(settings: Settings, *, render: bool = True) -> int:
+    """Generator child + configured frontends until a signal; the generator's failure ends it all.
+
+    `render=False` (`imagine serve --no-render`): the child only delivers, as on a bot machine whose GPU
+    generators run elsewhere (docker-compose.yml)."""
     from bot.frontends import enabled_frontends
 
     if await ensure_migrated(settings.db_url):
@@ -266,7 +275,7 @@ async def serve(settings: Settings) -> int:
     frontends = enabled_frontends(settings)
     engine = connect(settings)
     queue = Queue.from_settings(settings, engine=engine)
-    child = await asyncio.create_subprocess_exec(*generator_command())
+    child = await asyncio.create_subprocess_exec(*generator_command(*([] if render else ["--no-render"])))
     try:
         async with stop_on_signals() as stop, contextlib.AsyncExitStack() as stack:
             for frontend in frontends:
@@ -327,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve"
         else max(logging.WARNING, logging.getLevelName(settings.log_level))
     )
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    configure_from_settings(settings, level=level)
     return int(args.run(settings, args))
 
 

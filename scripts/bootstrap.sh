@@ -23,9 +23,10 @@ fi
 pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 
 # Pin torch first: an unpinned torch on Linux pulls a multi-GB CUDA build. Set TORCH_SPEC to choose another
-# (for example "torch==2.13.0" with --index-url for a CUDA wheel on a GPU machine).
+# version, and TORCH_INDEX_URL for a build of it: https://download.pytorch.org/whl/cpu (CPU only) or
+# https://download.pytorch.org/whl/cu130 (CUDA 13.0; the Dockerfile's CUDA variant sets it).
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
-  "${pip[@]}" install "${TORCH_SPEC:-torch==2.13.0}"
+  "${pip[@]}" install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "${TORCH_SPEC:-torch==2.13.0}"
 fi
 "${pip[@]}" install -e ".${extras}"
 # taming-transformers' PyPI release requires pytorch-lightning and torchvision, which we never import:
