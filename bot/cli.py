@@ -26,6 +26,7 @@ from typing import Any
 
 from jobs.db import check_schema, connect, migrate
 from jobs.errors import ImagineError, Refused
+from jobs.logs import configure_from_settings
 from jobs.models import EnqueueRequest, Platform
 from jobs.queue import Queue
 from jobs.settings import Settings, load_settings
@@ -256,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = logging.getLevelName(settings.log_level)
         if args.command not in LONG_RUNNING and settings.log_level != "DEBUG":
             level = max(level, logging.WARNING)  # one-shot commands: their output is the answer
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_from_settings(settings, level=level)  # jobs/logs.py: text or JSON, secrets masked
         if args.command not in COMMANDS:  # render/serve from bot/imagine.py
             return int(args.run(settings, args))
         return asyncio.run(COMMANDS[args.command][2](args, settings))
