@@ -22,7 +22,11 @@ class Settings(BaseSettings):
     """Every knob of the bot. `.env.example` lists them all with their defaults (tests check it)."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True,
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
         env_ignore_empty=True,  # `IMAGINE_X=` in .env.example means "unset", not ""
     )
 
@@ -143,25 +147,42 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
 
 
+def _shown_default(name: str) -> str:
+    default = Settings.model_fields[name].default
+    if isinstance(default, SecretStr):
+        default = default.get_secret_value()
+    if default is None:
+        return ""
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, Path):
+        return default.as_posix()
+    return str(default)
+
+
 def env_example() -> str:
     """The text of `.env.example`: every setting, its description and its default."""
     lines = ["# /imagine bot settings: copy to .env and edit. Empty means unset.", ""]
     for name, f in Settings.model_fields.items():
-        default = f.default
-        if isinstance(default, SecretStr):
-            default = default.get_secret_value()
-        if default is None:
-            shown = ""
-        elif isinstance(default, bool):
-            shown = str(default).lower()
-        elif isinstance(default, Path):
-            shown = default.as_posix()
-        else:
-            shown = str(default)
         lines.append(f"# {f.description}")
-        lines.append(f"{env_name(name)}={shown}")
+        lines.append(f"{env_name(name)}={_shown_default(name)}")
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":  # python -m jobs.settings > .env.example
-    print(env_example(), end="")
+def markdown_table() -> str:
+    """The README's configuration table: variable, default, meaning (secrets marked)."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, f in Settings.model_fields.items():
+        default = _shown_default(name)
+        secret = " (secret)" if name in SECRET_FIELDS else ""
+        meaning = (f.description or "").replace("|", "\\|")
+        lines.append(
+            f"| `{env_name(name)}` | {f'`{default}`' if default else '(unset)'} | {meaning}{secret} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m jobs.settings > .env.example; python -m jobs.settings --markdown
+    import sys
+
+    print(markdown_table() if "--markdown" in sys.argv else env_example(), end="")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobs.errors import ImagineError, SettingsError
-from jobs.settings import SECRET_FIELDS, Settings, env_example, env_name, load_settings
+from jobs.settings import SECRET_FIELDS, Settings, env_example, env_name, load_settings, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "xoxb-very-secret-value"
@@ -98,3 +98,9 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
     assert text == env_example(), "regenerate it: python -m jobs.settings > .env.example"
     for name in Settings.model_fields:
         assert f"\n{env_name(name)}=" in text
+
+
+def test_markdown_table_lists_every_setting() -> None:
+    table = markdown_table()
+    assert all(f"| `{env_name(name)}` |" in table for name in Settings.model_fields)
+    assert "| `IMAGINE_DISCORD_TOKEN` | (unset) | bot token; empty disables Discord (secret) |" in table
