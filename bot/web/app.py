@@ -98,6 +98,7 @@ ERROR_TITLES = {
     405: "Not allowed here",
     413: "Too large",
     429: "Too many attempts",
+    500: "Something went wrong",
 }
 
 
@@ -109,19 +110,35 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400 or not _wants_html(request):
             raise
-        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
-        text = render_text(
+        return _error_page(request, exc)
+    except Exception:
+        # A bug or an unreachable database: the traceback goes to the log, the admin gets a page that says so.
+        log.exception("dashboard page %s failed", request.path, extra={"action": "dashboard_error"})
+        if not _wants_html(request):
+            return web.Response(status=500, text="internal error: see the dashboard's log")
+        return _error_page(
             request,
-            "error.html",
-            status=exc.status,
-            title=ERROR_TITLES.get(exc.status, exc.reason),
-            message=message,
+            web.HTTPInternalServerError(
+                text="Something went wrong showing this page; the details are in the dashboard's log. "
+                "If the database is down, /healthz says so."
+            ),
         )
-        response = web.Response(text=text, status=exc.status, content_type="text/html")
-        for name, value in exc.headers.items():
-            if name.lower() not in ("content-type", "content-length"):
-                response.headers[name] = value  # keep Retry-After, Allow, WWW-Authenticate
-        return response
+
+
+def _error_page(request: web.Request, exc: web.HTTPException) -> web.Response:
+    message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+    text = render_text(
+        request,
+        "error.html",
+        status=exc.status,
+        title=ERROR_TITLES.get(exc.status, exc.reason),
+        message=message,
+    )
+    response = web.Response(text=text, status=exc.status, content_type="text/html")
+    for name, value in exc.headers.items():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value  # keep Retry-After, Allow, WWW-Authenticate
+    return response
 
 
 @web.middleware

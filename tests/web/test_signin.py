@@ -108,3 +108,15 @@ async def test_security_headers(bare_client: TestClient) -> None:
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_a_failing_page_says_so_and_logs(
+    bare_client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await sign_in(bare_client) == 302
+    response = await bare_client.get("/history")  # this app has no queue: the page fails
+    assert response.status == 500
+    assert "the details are in the dashboard" in await response.text()
+    assert "dashboard page /history failed" in caplog.text
+    response = await bare_client.get("/live.json", headers={"Accept": "application/json"})
+    assert response.status == 500 and "Traceback" not in await response.text()
