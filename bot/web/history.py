@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bot.web import forms
+from bot.web.auth import safe_next_path
 from bot.web.keys import queue_of
 from bot.web.render import render, render_fragment
 from jobs import admin
@@ -139,8 +140,9 @@ async def delete_job_images(request: web.Request) -> web.Response:
 async def cancel_job(request: web.Request) -> web.Response:
     job = await _job_or_404(request)
     form = await request.post()
-    to = forms.text(form, "back") or f"/jobs/{job.id}"
-    raise forms.back(request, *await cancel_as_admin(request, job.id), to=to if to.startswith("/") else "/")
+    # Back to the page the button was on (live, history, the job), never off the site.
+    to = safe_next_path(forms.text(form, "back") or f"/jobs/{job.id}")
+    raise forms.back(request, *await cancel_as_admin(request, job.id), to=to)
 
 
 async def cancel_as_admin(request: web.Request, job_id: int) -> tuple[str, str]:

@@ -110,6 +110,13 @@ async def test_cancel_from_the_job_page(admin: TestClient, queue: Queue) -> None
     response = await admin.post(f"/jobs/{job.id}/cancel", data={"csrf_token": token, "back": "/live"})
     assert response.status == 200 and response.url.path == "/live"
     assert (await queue.get_job(job.id)).status is Status.CANCELLED
+    other = (await queue.enqueue(imagine(user="bob"))).job
+    response = await admin.post(
+        f"/jobs/{other.id}/cancel",
+        data={"csrf_token": token, "back": "//evil.example/"},
+        allow_redirects=False,
+    )
+    assert response.headers["Location"] == "/"  # never off the site
 
 
 async def test_signed_out_cannot_reach_moderation(client: TestClient, queue: Queue) -> None:
