@@ -11,11 +11,10 @@ Facts from flax/serialization.py (``msgpack_serialize`` / ``msgpack_restore``):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 import msgpack
 import numpy as np
