@@ -35,7 +35,7 @@ from bot.posters.slack import retry_handlers
 from bot.slack_actions import SlackActions
 from bot.slack_admins import SlackAdmins
 from bot.slack_blocks import ACTION_ID_PATTERN
-from bot.slack_commands import SlackCommands
+from bot.slack_commands import ACK_DEADLINE_SECONDS, SlackCommands
 from bot.slack_home import SlackHome
 from bot.slack_jobs import SlackJobs
 from jobs.errors import SettingsError
@@ -56,6 +56,7 @@ def build_app(
     admins: SlackAdmins,
     signing_secret: str = "",
     require_worker: bool = True,
+    ack_deadline_seconds: float = ACK_DEADLINE_SECONDS,
 ) -> AsyncApp:
     """The Bolt app with every listener registered; nothing is opened until it serves."""
     app = AsyncApp(
@@ -65,7 +66,7 @@ def build_app(
         request_verification_enabled=bool(signing_secret),
     )
     jobs = SlackJobs(queue=queue, require_worker=require_worker)
-    commands = SlackCommands(queue=queue, jobs=jobs, admins=admins)
+    commands = SlackCommands(queue=queue, jobs=jobs, admins=admins, ack_deadline_seconds=ack_deadline_seconds)
     actions = SlackActions(queue=queue, jobs=jobs, commands=commands)
     home = SlackHome(queue=queue, commands=commands)
 
@@ -109,6 +110,7 @@ async def run_slack(
     http_port: int = DEFAULT_HTTP_PORT,
     admin_user_ids: Collection[str] = (),
     require_worker: bool = True,
+    ack_deadline_seconds: float = ACK_DEADLINE_SECONDS,
 ) -> AsyncIterator[SlackFrontend]:
     """Serve Slack while the block is open: Socket Mode when an app-level token is set, else HTTP.
 
@@ -131,7 +133,13 @@ async def run_slack(
     )
     admins = SlackAdmins(admin_user_ids=admin_user_ids)
     if app_token:
-        app = build_app(client=client, queue=queue, admins=admins, require_worker=require_worker)
+        app = build_app(
+            client=client,
+            queue=queue,
+            admins=admins,
+            require_worker=require_worker,
+            ack_deadline_seconds=ack_deadline_seconds,
+        )
         # Created here, inside the running loop: the handler binds its aiohttp session to it.
         handler = AsyncSocketModeHandler(app, app_token=app_token, web_client=client)
         await handler.connect_async()
@@ -142,7 +150,12 @@ async def run_slack(
             await handler.close_async()
         return
     app = build_app(
-        client=client, queue=queue, admins=admins, signing_secret=secret, require_worker=require_worker
+        client=client,
+        queue=queue,
+        admins=admins,
+        signing_secret=secret,
+        require_worker=require_worker,
+        ack_deadline_seconds=ack_deadline_seconds,
     )
     runner = web.AppRunner(
         app.web_app(path=EVENTS_PATH), access_log=None, handle_signals=False, shutdown_timeout=2.0

@@ -16,9 +16,10 @@ set to its final text here, so no message is left saying "queued".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -66,6 +67,9 @@ class SlackJobs:
         self._clock = clock
         self._member_until: dict[tuple[str, str], float] = {}  # (team, channel) → expiry
         self._workers_until = 0.0
+        # Checks in flight, shared by concurrent requests: a burst of 100 commands in one channel asks
+        # Slack and the database once, not 100 times.
+        self._checking: dict[object, asyncio.Future[None]] = {}
 
     async def enqueue(self, request: EnqueueRequest, *, client: AsyncWebClient) -> Enqueued:
         """Queue `request`, or raise `SlackRefusal` (nothing written) with the reason to show."""
@@ -97,9 +101,8 @@ class SlackJobs:
             )
             return None
         ts = str(posted["ts"])
-        await self.queue.record_message_refs(job.id, placeholder_message_id=ts)
+        current = await self.queue.record_message_refs(job.id, placeholder_message_id=ts)
         # Finished already (a pick, a fast render)? The poster may not have seen the ts: finish it here.
-        current = await self.queue.get_job(job.id)
         if current.status not in (Status.QUEUED, Status.RUNNING):
             await self._finalize_placeholder(client, current, ts)
         return ts
@@ -119,11 +122,24 @@ class SlackJobs:
                 "placeholder not finalized: %s", exc, extra={"action": "placeholder_failed", "job_id": job.id}
             )
 
+    async def _shared(self, key: object, check: Callable[[], Awaitable[None]]) -> None:
+        """Run `check`, or wait for the same check another request started; its refusal is everyone's."""
+        running = self._checking.get(key)
+        if running is None:
+            running = asyncio.ensure_future(check())
+            self._checking[key] = running
+            running.add_done_callback(lambda _: self._checking.pop(key, None))
+        await asyncio.shield(running)
+
     async def _require_membership(self, client: AsyncWebClient, team_id: str, channel_id: str) -> None:
         """Refuse at once in a channel the bot is not in, instead of queueing a job it cannot post."""
         key = (team_id, channel_id)
         if self._member_until.get(key, 0.0) > self._clock():
             return
+        await self._shared(("member", key), lambda: self._ask_membership(client, key))
+
+    async def _ask_membership(self, client: AsyncWebClient, key: tuple[str, str]) -> None:
+        channel_id = key[1]
         try:
             info = await client.conversations_info(channel=channel_id)
         except SlackApiError as exc:
@@ -142,6 +158,9 @@ class SlackJobs:
     async def _require_worker(self) -> None:
         if not self.require_worker or self._workers_until > self._clock():
             return
+        await self._shared("workers", self._ask_workers)
+
+    async def _ask_workers(self) -> None:
         if not await self.queue.workers_online():
             raise SlackRefusal(texts.refused_no_worker())
         self._workers_until = self._clock() + WORKERS_CACHE_SECONDS

@@ -32,6 +32,9 @@ from tests.fakes.slack_apps import HttpStarter, web_client_for
 from tests.jobs.databases import copy_sqlite, fresh_postgres_database, require_postgres, sqlite_url
 from tests.slack.imagine.harness import SlackBot, drain_listeners, fast_retry_handlers
 
+# Tests assert what the ack says, so they give the enqueue Slack's whole window on a busy machine; the
+# deferred ack (position on the response_url) has its own test.
+TEST_ACK_DEADLINE_SECONDS = 2.5
 LIMITS = Limits(
     max_queued_per_user=50, max_running_per_user=50, daily_quota_images=0, retry_backoff_seconds=0.0
 )
@@ -124,7 +127,13 @@ async def bot(
     poster: SlackPoster,
 ) -> SlackBot:
     """The real Bolt app over HTTP against the fake, a generator registered as online, and a deliverer."""
-    app = build_app(client=bot_client, queue=queue, admins=SlackAdmins(), signing_secret=signing_secret)
+    app = build_app(
+        client=bot_client,
+        queue=queue,
+        admins=SlackAdmins(),
+        signing_secret=signing_secret,
+        ack_deadline_seconds=TEST_ACK_DEADLINE_SECONDS,
+    )
     slack = await slack_http(app)
     await queue.worker_heartbeat("test-worker", device="cpu", model="fake", batch_images=8)
     return SlackBot(app=app, slack=slack, fake=fake_slack, queue=queue, poster=poster)

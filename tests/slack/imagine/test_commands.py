@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from jobs.models import EnqueueRequest, Status
 from jobs.queue import Queue
 from tests.fakes.slack import FakeSlack, iter_actions
 from tests.fakes.slack_apps import HttpStarter
+from tests.slack.imagine.conftest import TEST_ACK_DEADLINE_SECONDS
 from tests.slack.imagine.harness import CHANNEL, USER, SlackBot
 
 ADMIN = "U0ADMIN"
@@ -111,7 +113,13 @@ async def test_quota_refusal_names_the_reset_time(
     queue = make_queue(daily_quota_images=4)
     await queue.worker_heartbeat("w", device="cpu", model="m", batch_images=8)
     slack = await slack_http(
-        build_app(client=bot_client, queue=queue, admins=SlackAdmins(), signing_secret=signing_secret)
+        build_app(
+            client=bot_client,
+            queue=queue,
+            admins=SlackAdmins(),
+            signing_secret=signing_secret,
+            ack_deadline_seconds=TEST_ACK_DEADLINE_SECONDS,
+        )
     )
     first = await slack.send_slash_command("/imagine", "a fox --images 4", channel_id=CHANNEL)
     second = await slack.send_slash_command("/imagine", "a fox --images 1", channel_id=CHANNEL)
@@ -147,7 +155,13 @@ async def test_no_generator_online_is_refused(
     fake_slack: FakeSlack, bot_client: Any, signing_secret: str, slack_http: HttpStarter, queue: Queue
 ) -> None:
     slack = await slack_http(
-        build_app(client=bot_client, queue=queue, admins=SlackAdmins(), signing_secret=signing_secret)
+        build_app(
+            client=bot_client,
+            queue=queue,
+            admins=SlackAdmins(),
+            signing_secret=signing_secret,
+            ack_deadline_seconds=TEST_ACK_DEADLINE_SECONDS,
+        )
     )
     response = await slack.send_slash_command("/imagine", "a fox", channel_id=CHANNEL)
     assert "No image generator is running" in response.text
@@ -257,22 +271,28 @@ async def _response_url_body(bot: SlackBot, response_url_id: str) -> dict[str, A
 
 
 async def test_slow_queue_acks_at_once_then_answers_on_response_url(
-    bot: SlackBot, monkeypatch: pytest.MonkeyPatch
+    fake_slack: FakeSlack,
+    bot_client: Any,
+    signing_secret: str,
+    slack_http: HttpStarter,
+    queue: Queue,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import asyncio
-
-    import bot.slack_commands as commands
-
-    monkeypatch.setattr(commands, "ACK_DEADLINE_SECONDS", 0.05)
-    real_enqueue = bot.queue.enqueue
+    await queue.worker_heartbeat("w", device="cpu", model="m", batch_images=8)
+    real_enqueue = queue.enqueue
 
     async def slow_enqueue(request: EnqueueRequest, **kwargs: Any) -> Any:
-        await asyncio.sleep(0.3)  # a database under load
+        await asyncio.sleep(0.5)  # a database under a burst of commands
         return await real_enqueue(request, **kwargs)
 
-    monkeypatch.setattr(bot.queue, "enqueue", slow_enqueue)
-    response = await bot.slack.send_slash_command("/imagine", "a fox", channel_id=CHANNEL)
-    assert response.elapsed < 0.3 and "adding your prompt" in response.text
-    body = await _response_url_body(bot, response.response_url_id)
+    monkeypatch.setattr(queue, "enqueue", slow_enqueue)
+    app = build_app(client=bot_client, queue=queue, admins=SlackAdmins(), signing_secret=signing_secret)
+    slack = await slack_http(app)  # the production deadline: ACK_DEADLINE_SECONDS
+    response = await slack.send_slash_command("/imagine", "a fox", channel_id=CHANNEL)
+    assert response.elapsed < 0.5 and "adding your prompt" in response.text
+    url = fake_slack.response_urls[response.response_url_id]
+    await fake_slack.wait_until(lambda: url.bodies, what="the position on the response_url")
+    [body] = url.bodies
     assert "position 1" in body["text"] and body["replace_original"] is False
-    await bot.wait_placeholder(1)
+    assert body["response_type"] == "ephemeral"
+    await fake_slack.wait_until(lambda: fake_slack.messages_in(CHANNEL), what="the placeholder")

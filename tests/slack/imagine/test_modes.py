@@ -16,6 +16,7 @@ from jobs.queue import Queue
 from jobs.settings import load_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_apps import SlackEventsDriver
+from tests.slack.imagine.conftest import TEST_ACK_DEADLINE_SECONDS
 from tests.slack.imagine.harness import CHANNEL, USER, SlackBot
 
 
@@ -29,7 +30,9 @@ async def test_socket_mode_round_trip(
     await queue.worker_heartbeat("w", device="cpu", model="m", batch_images=8)
     configured = settings(slack_bot_token="xoxb-test", slack_app_token="xapp-test")
     assert "slack" in [frontend.name for frontend in enabled_frontends(configured)]
-    async with run_slack(configured, queue, client=bot_client) as frontend:
+    async with run_slack(
+        configured, queue, client=bot_client, ack_deadline_seconds=TEST_ACK_DEADLINE_SECONDS
+    ) as frontend:
         assert frontend.mode == "socket"
         started = time.monotonic()
         ack = await fake_slack.socket_send_slash_command(
