@@ -45,8 +45,6 @@ from jobs.settings import Settings
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-DEFAULT_HTTP_HOST = "0.0.0.0"  # Slack must reach the Request URL (put a TLS proxy in front)
-DEFAULT_HTTP_PORT = 3000  # Bolt's own default
 
 
 def build_app(
@@ -106,17 +104,18 @@ async def run_slack(
     queue: Queue,
     *,
     client: AsyncWebClient | None = None,
-    http_host: str = DEFAULT_HTTP_HOST,
-    http_port: int = DEFAULT_HTTP_PORT,
-    admin_user_ids: Collection[str] = (),
+    http_host: str | None = None,
+    http_port: int | None = None,
+    admin_user_ids: Collection[str] | None = None,
     require_worker: bool = True,
     ack_deadline_seconds: float = ACK_DEADLINE_SECONDS,
 ) -> AsyncIterator[SlackFrontend]:
     """Serve Slack while the block is open: Socket Mode when an app-level token is set, else HTTP.
 
     Settings: ``IMAGINE_SLACK_BOT_TOKEN`` (xoxb-, required), ``IMAGINE_SLACK_APP_TOKEN`` (xapp-, Socket
-    Mode), ``IMAGINE_SLACK_SIGNING_SECRET`` (HTTP mode). ``client`` replaces the Web API client (tests
-    point it at a fake Slack); the queue is the caller's and stays open.
+    Mode), ``IMAGINE_SLACK_SIGNING_SECRET`` + ``IMAGINE_SLACK_HTTP_HOST``/``_PORT`` (HTTP mode),
+    ``IMAGINE_SLACK_ADMIN_USER_IDS``. Keyword arguments override them; ``client`` replaces the Web API
+    client (tests point it at a fake Slack). The queue is the caller's and stays open.
     """
     if settings.slack_bot_token is None:
         raise SettingsError(
@@ -131,6 +130,8 @@ async def run_slack(
     client = client or AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(), retry_handlers=retry_handlers()
     )
+    if admin_user_ids is None:
+        admin_user_ids = [user.strip() for user in settings.slack_admin_user_ids.split(",") if user.strip()]
     admins = SlackAdmins(admin_user_ids=admin_user_ids)
     if app_token:
         app = build_app(
@@ -162,7 +163,11 @@ async def run_slack(
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, http_host, http_port).start()
+        await web.TCPSite(
+            runner,
+            settings.slack_http_host if http_host is None else http_host,
+            settings.slack_http_port if http_port is None else http_port,
+        ).start()
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}{EVENTS_PATH}"
         log.info("Slack events on %s", url, extra={"action": "slack_started", "mode": "http"})

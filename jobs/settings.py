@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(None, description="xoxb-…; empty disables Slack")
     slack_app_token: SecretStr | None = Field(None, description="xapp-… for Socket Mode")
     slack_signing_secret: SecretStr | None = Field(None, description="verifies HTTP requests from Slack")
+    slack_http_host: str = Field("0.0.0.0", description="HTTP mode (no app token): listen address")
+    slack_http_port: int = Field(3000, ge=0, le=65535, description="HTTP mode: port of /slack/events")
+    slack_admin_user_ids: str = Field(
+        "", description="Slack user ids (comma-separated) that may use the admin commands everywhere"
+    )
     # admin web dashboard
     dashboard_enabled: bool = Field(False, description="serve the admin dashboard")
     dashboard_host: str = Field("127.0.0.1", description="dashboard listen address")

@@ -144,3 +144,24 @@ def test_the_generator_gets_a_slack_poster_when_a_bot_token_is_set() -> None:
     assert isinstance(make_posters(settings(slack_bot_token="xoxb-test"))["slack"], SlackPoster)
     http_only = settings(slack_bot_token="xoxb-test", slack_signing_secret="s")
     assert "slack" in [frontend.name for frontend in enabled_frontends(http_only)]
+
+
+async def test_http_address_and_admins_come_from_settings(
+    fake_slack: FakeSlack, bot_client: AsyncWebClient, queue: Queue, signing_secret: str
+) -> None:
+    configured = settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=signing_secret,
+        slack_http_host="127.0.0.1",
+        slack_http_port=0,
+        slack_admin_user_ids="U0BOSS, U0DEPUTY",
+    )
+    async with run_slack(configured, queue, client=bot_client) as frontend:
+        assert frontend.url and frontend.url.startswith("http://127.0.0.1:")
+        driver = SlackEventsDriver(fake_slack, events_url=frontend.url, signing_secret=signing_secret)
+        try:
+            response = await driver.send_slash_command("/imagine-settings", "", user_id="U0DEPUTY")
+        finally:
+            await driver.aclose()
+    assert "settings for this workspace" in response.text
+    assert fake_slack.calls_to("users.info") == []  # configured: Slack was not asked
