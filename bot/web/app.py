@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.web import history, live, moderation, ops, signin, try_prompt, usage
+from bot.web import history, live, moderation, ops, signin, texts, try_prompt, usage
 from bot.web.auth import Credentials, LoginLimiter, SessionStore, tokens_match
 from bot.web.config import DashboardConfig
 from bot.web.keys import (
@@ -118,10 +118,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
             return web.Response(status=500, text="internal error: see the dashboard's log")
         return _error_page(
             request,
-            web.HTTPInternalServerError(
-                text="Something went wrong showing this page; the details are in the dashboard's log. "
-                "If the database is down, /healthz says so."
-            ),
+            web.HTTPInternalServerError(text=texts.ERROR_PAGE_FAILED),
         )
 
 
@@ -152,7 +149,7 @@ async def require_sign_in(request: web.Request, handler: Handler) -> web.StreamR
         if request.method in SAFE_METHODS and _wants_html(request):
             raise web.HTTPFound("/login?next=" + quote(request.path_qs, safe=""))
         raise web.HTTPUnauthorized(
-            text="Sign in first: open /login in a browser (or send Authorization: Bearer <password>).",
+            text=texts.REFUSED_SIGNED_OUT,
             headers={"WWW-Authenticate": 'Bearer realm="imagine admin"'},
         )
     request[SESSION] = session
@@ -166,9 +163,7 @@ async def require_sign_in(request: web.Request, handler: Handler) -> web.StreamR
             log.warning(
                 "refused a POST to %s without a valid CSRF token from %s", request.path, request.remote
             )
-            raise web.HTTPForbidden(
-                text="This form expired or did not come from the dashboard: reload the page and try again."
-            )
+            raise web.HTTPForbidden(text=texts.REFUSED_CSRF)
     return await handler(request)
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.web import forms
+from bot.web import forms, texts
 from bot.web.auth import safe_next_path
 from bot.web.keys import queue_of
 from bot.web.render import render, render_fragment
@@ -66,7 +66,7 @@ async def _job_or_404(request: web.Request) -> Job:
     try:
         return await queue_of(request).get_job(int(request.match_info["job_id"]))
     except JobNotFound:
-        raise web.HTTPNotFound(text=f"There is no job {request.match_info['job_id']}.") from None
+        raise web.HTTPNotFound(text=texts.error_no_such_job(request.match_info["job_id"])) from None
 
 
 def is_final(job: Job) -> bool:
@@ -117,7 +117,7 @@ async def job_image(request: web.Request) -> web.Response:
             int(request.match_info["job_id"]), int(request.match_info["index"])
         )
     except JobNotFound:
-        raise web.HTTPNotFound(text="That picture is not stored (it may have been deleted).") from None
+        raise web.HTTPNotFound(text=texts.ERROR_PICTURE_NOT_STORED) from None
     # Stored pictures never change (deleting removes them), so the browser may keep them a while.
     return web.Response(
         body=image.png, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
@@ -128,12 +128,9 @@ async def job_image(request: web.Request) -> web.Response:
 async def delete_job_images(request: web.Request) -> web.Response:
     job = await _job_or_404(request)
     deleted = await admin.delete_images(queue_of(request), job.id)
-    message = (
-        f"Deleted {deleted} stored pictures of job {job.id}; its usage record is kept."
-        if deleted
-        else f"Job {job.id} had no stored pictures."
-    )
-    raise forms.back(request, "ok", message, to=f"/jobs/{job.id}")
+    if not deleted:
+        raise forms.back(request, "error", texts.error_no_pictures(job.id), to=f"/jobs/{job.id}")
+    raise forms.back(request, "ok", texts.pictures_deleted(job.id, deleted), to=f"/jobs/{job.id}")
 
 
 @routes.post(r"/jobs/{job_id:\d+}/cancel")
@@ -150,9 +147,9 @@ async def cancel_as_admin(request: web.Request, job_id: int) -> tuple[str, str]:
     try:
         job = await queue_of(request).cancel(job_id, ADMIN_ID, is_admin=True)
     except JobNotFound:
-        return "error", f"There is no job {job_id}."
+        return "error", texts.error_no_such_job(job_id)
     if job.status is Status.CANCELLED:
-        return "ok", f"Job {job_id} cancelled."
+        return "ok", texts.job_cancelled(job_id)
     if job.status is Status.RUNNING and job.cancel_requested:
-        return "ok", f"Job {job_id} is rendering: its generator will stop it within a heartbeat."
-    return "error", f"Job {job_id} is already {job.status.value}; nothing to cancel."
+        return "ok", texts.job_cancel_requested(job_id)
+    return "error", texts.error_nothing_to_cancel(job_id, job.status.value)

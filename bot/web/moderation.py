@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.web import forms
+from bot.web import forms, texts
 from bot.web.history import ADMIN_ID, cancel_as_admin
 from bot.web.keys import queue_of
 from bot.web.render import render
@@ -57,12 +57,11 @@ async def ban(request: web.Request) -> web.Response:
         if not user_id:
             raise ValueError("enter the user id to ban")
     except ValueError as exc:
-        raise forms.back(request, "error", f"Not banned: {exc}.", to="/moderation") from None
+        raise forms.back(request, "error", texts.error_not_banned(str(exc)), to="/moderation") from None
     await queue_of(request).ban(
         platform, user_id, guild_id=guild_id, reason=forms.text(form, "reason", limit=500), banned_by=ADMIN_ID
     )
-    where = f"guild/workspace {guild_id}" if guild_id else f"all of {platform}"
-    raise forms.back(request, "ok", f"Banned {platform} user {user_id} in {where}.", to="/moderation")
+    raise forms.back(request, "ok", texts.banned(platform, user_id, guild_id), to="/moderation")
 
 
 @routes.post("/moderation/unban")
@@ -72,13 +71,13 @@ async def unban(request: web.Request) -> web.Response:
     try:
         platform = _platform(form)
     except ValueError as exc:
-        raise forms.back(request, "error", f"Not unbanned: {exc}.", to="/moderation") from None
+        raise forms.back(request, "error", texts.error_not_unbanned(str(exc)), to="/moderation") from None
     removed = await queue_of(request).unban(
         platform, user_id, guild_id=forms.text(form, "guild_id", limit=64)
     )
     if removed:
-        raise forms.back(request, "ok", f"Unbanned {platform} user {user_id}.", to="/moderation")
-    raise forms.back(request, "error", f"{platform} user {user_id} was not banned there.", to="/moderation")
+        raise forms.back(request, "ok", texts.unbanned(platform, user_id), to="/moderation")
+    raise forms.back(request, "error", texts.error_was_not_banned(platform, user_id), to="/moderation")
 
 
 @routes.post("/moderation/space")
@@ -98,14 +97,13 @@ async def save_space(request: web.Request) -> web.Response:
             "admin_user_ids": forms.word_list(form, "admin_user_ids"),
         }
     except ValueError as exc:
-        raise forms.back(request, "error", f"Not saved: {exc}.", to="/moderation") from None
+        raise forms.back(request, "error", texts.error_space_not_saved(str(exc)), to="/moderation") from None
     assert set(changes) == set(SpaceSettings.EDITABLE)
     await queue_of(request).update_settings(platform, guild_id, **changes)
-    name = guild_id or "direct messages / no workspace"
     raise forms.back(
         request,
         "ok",
-        f"Saved the settings of {platform} {name}.",
+        texts.space_saved(platform, guild_id),
         to=f"/moderation?{urlencode({'platform': platform, 'guild': guild_id})}#space",
     )
 
@@ -116,7 +114,7 @@ async def cancel(request: web.Request) -> web.Response:
     try:
         job_id = forms.optional_integer(form, "job_id", low=1)
     except ValueError as exc:
-        raise forms.back(request, "error", f"Not cancelled: {exc}.", to="/moderation") from None
+        raise forms.back(request, "error", texts.error_not_cancelled(str(exc)), to="/moderation") from None
     if job_id is None:
-        raise forms.back(request, "error", "Not cancelled: enter a job number.", to="/moderation")
+        raise forms.back(request, "error", texts.error_not_cancelled("enter a job number"), to="/moderation")
     raise forms.back(request, *await cancel_as_admin(request, job_id), to="/moderation")

@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from bot.web import texts
 from bot.web.auth import new_login_token, safe_next_path, tokens_match
 from bot.web.keys import CONFIG, CREDENTIALS, LIMITER, SESSION, SESSION_COOKIE, SESSIONS
 from bot.web.render import render
@@ -51,7 +52,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if wait > 0:
         log.warning("sign-in from %s refused: too many failed attempts", client)
         raise web.HTTPTooManyRequests(
-            text=f"Too many failed sign-ins from your address. Try again in {int(wait) + 1} seconds.",
+            text=texts.refused_too_many_sign_ins(int(wait) + 1),
             headers={"Retry-After": str(int(wait) + 1)},
         )
     form = await request.post()
@@ -61,12 +62,12 @@ async def login(request: web.Request) -> web.StreamResponse:
             request,
             next_path=next_path,
             status=403,
-            error="The sign-in form expired (or cookies are blocked). Please try again.",
+            error=texts.ERROR_SIGN_IN_FORM_EXPIRED,
         )
     if not request.app[CREDENTIALS].check(str(form.get("password", ""))):
         limiter.record_failure(client)
         log.warning("failed sign-in from %s", client)
-        return _login_page(request, next_path=next_path, status=401, error="Wrong password.")
+        return _login_page(request, next_path=next_path, status=401, error=texts.ERROR_WRONG_PASSWORD)
     limiter.forget(client)
     config = request.app[CONFIG]
     _session, cookie = request.app[SESSIONS].start()

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.web import forms
+from bot.web import forms, texts
 from bot.web.history import ADMIN_ID
 from bot.web.keys import queue_of
 from bot.web.render import render
@@ -64,6 +64,6 @@ async def try_prompt(request: web.Request) -> web.Response:
     raise forms.back(
         request,
         "ok",
-        f"Queued as job {enqueued.job.id} (place {enqueued.position} in the queue).",
+        texts.queued(enqueued.job.id, enqueued.position),
         to=f"/jobs/{enqueued.job.id}",
     )
