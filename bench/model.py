@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.model --quick            # minutes on 2 cores: timed steps, extrapolated to 256
     .venv/bin/python -m bench.model                    # full 256-step runs, end to end
-    .venv/bin/python -m bench.model --quick --int8 --profile
+    .venv/bin/python -m bench.model --quick --int8 --bf16 --profile
     .venv/bin/python -m bench.model --mega --device cuda --dtype bfloat16 --images 9    # on a GPU
 
 (Run it as a module: bench/queue.py would shadow the standard library's queue module for a script in bench/.)
@@ -220,6 +220,7 @@ def main() -> None:
     parser.add_argument(
         "--int8", action="store_true", help="also time int8 decoder weights (CPU opt-in mode)"
     )
+    parser.add_argument("--bf16", action="store_true", help="also time bfloat16 weights (CPU opt-in mode)")
     parser.add_argument(
         "--profile", action="store_true", help="profile 8 steps of ours at the last image count"
     )
@@ -245,10 +246,13 @@ def main() -> None:
         engines.append(
             Ours(quantize_decoder_int8(random_bart(config, dtype=dtype, device=device)), "ours-int8")
         )
+    if args.bf16:
+        engines.append(Ours(random_bart(config, dtype=torch.bfloat16, device=device), "ours-bf16"))
+    for engine in engines[1 + (not args.no_min_dalle) :]:
         steps = 16 if args.quick else STEPS
-        agreement = top1_agreement(model, engines[-1].model, steps)  # type: ignore[union-attr]
-        print(f"int8 vs fp32: teacher-forced top-1 code agreement {100 * agreement:.1f} % over {steps} steps "
-              "(random weights give near-flat logits: a pessimistic figure)")  # fmt: skip
+        agreement = top1_agreement(model, engine.model, steps)  # type: ignore[union-attr]
+        print(f"{engine.name} vs {args.dtype}: teacher-forced top-1 code agreement {100 * agreement:.1f} % "
+              f"over {steps} steps (random weights give near-flat logits: a pessimistic figure)")  # fmt: skip
 
     vq_one = vqgan_seconds(1, device) if args.quick else None
     for images in args.images:
