@@ -2,8 +2,9 @@
 
 Named by what they answer (bolt-python's ``slack_bolt/logger/messages.py`` habit): ``refused_*`` for
 requests turned down, ``placeholder_*`` for the channel message a job edits as it goes, ``home_*`` for
-the App Home tab. Queue refusals (`jobs.errors.Refused`) carry their own ``.reason``, the same words
-Discord shows; this module only frames them.
+the App Home tab. Sentences Discord says too come from `bot.messages` (the platform-neutral module), so
+both refuse the same thing in the same words; queue refusals (`jobs.errors.Refused`) carry their own
+``.reason``. What is here is Slack's own: its commands' names, mrkdwn, Block Kit captions.
 
 Slack text is mrkdwn: anything a user typed (a prompt, a reason) goes through `escape` first, so a
 prompt like ``<!channel>`` is shown, never sent as a mention.
@@ -11,10 +12,10 @@ prompt like ``<!channel>`` is shown, never sent as a mention.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from bot import messages
 from jobs.models import Ban, Job, JobOptions, SpaceSettings, Status
 from jobs.usage import UsageRow
 
@@ -43,13 +44,7 @@ def quoted(prompt: str, limit: int = 200) -> str:
 
 
 def eta_words(eta: timedelta | None) -> str:
-    if eta is None:
-        return "no estimate yet (no recent renders to time)"
-    seconds = eta.total_seconds()
-    if seconds < 60:
-        return "less than a minute"
-    minutes = math.ceil(seconds / 60)
-    return f"about {minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"about {minutes} min"
+    return messages.eta_words(eta)
 
 
 def progress_bar(progress: float) -> str:
@@ -58,7 +53,7 @@ def progress_bar(progress: float) -> str:
 
 
 def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return messages.when(moment)
 
 
 # --- /imagine and the buttons: answers to the requester (ephemeral) ------------------------------------
@@ -84,7 +79,7 @@ def usage_help(usage: str) -> str:
 
 def refused(reason: str) -> str:
     """A queue refusal (bad prompt or option, ban, blocked word, caps, quota with its reset time)."""
-    return f"⚠️ {escape(reason)}"
+    return f"⚠️ {escape(messages.refused(reason))}"
 
 
 def refused_not_in_channel(channel_id: str) -> str:
@@ -95,10 +90,7 @@ def refused_not_in_channel(channel_id: str) -> str:
 
 
 def refused_no_worker() -> str:
-    return (
-        "⚠️ No image generator is running right now, so your prompt was not queued. "
-        "Try again in a few minutes; if this persists, tell an admin the generator is down."
-    )
+    return f"⚠️ {messages.refused_no_worker()}"
 
 
 def refused_admin_only(command: str) -> str:
@@ -118,19 +110,15 @@ def refused_job_not_found(job_id: int) -> str:
 
 
 def refused_not_yours(job_id: int) -> str:
-    return f"⚠️ Only the person who asked for job {job_id}, or an admin, may cancel it."
+    return f"⚠️ {messages.refused_not_yours(job_id)}"
 
 
 def failed_internal() -> str:
-    return "❌ Something went wrong on my side and nothing was queued. Please try again in a moment."
+    return f"❌ {messages.failed_internal()}"
 
 
 def cancel_answer(job: Job) -> str:
-    if job.status is Status.CANCELLED:
-        return f"🚫 Cancelled job {job.id} {quoted(job.prompt)}."
-    if job.status is Status.RUNNING:
-        return f"🚫 Stopping job {job.id}: it leaves the batch at the next step."
-    return f"Job {job.id} is already {job.status}; nothing to cancel."
+    return messages.cancel_answer(job)
 
 
 def parameters(job: Job) -> str:
@@ -234,7 +222,7 @@ def buttons_fallback(job: Job) -> str:
 def queue_summary(entries: Sequence[tuple[Job, int, timedelta | None]], workers_online: int) -> str:
     header = f"Generators online: {workers_online}."
     if not entries:
-        return f"You have nothing queued or drawing. {header}"
+        return f"{messages.queue_none_yours()} {header}"
     lines = [f"*Your jobs in the queue* ({header})"]
     for job, position, eta in entries:
         where = "drawing now" if job.status is Status.RUNNING else f"position {position}"
@@ -247,7 +235,7 @@ def queue_summary(entries: Sequence[tuple[Job, int, timedelta | None]], workers_
 
 def history(jobs: Sequence[Job]) -> str:
     if not jobs:
-        return "You haven't asked for any pictures here yet. Try `/imagine a watercolor fox`."
+        return messages.history_empty()
     lines = ["*Your recent pictures*"]
     lines += [history_line(job) for job in jobs]
     return "\n".join(lines)
@@ -301,19 +289,16 @@ def settings_changed(what: str, space: SpaceSettings, *, defaults: dict[str, int
 
 
 def settings_bad(problem: str) -> str:
-    return f"⚠️ {escape(problem)}\n{SETTINGS_USAGE}"
+    return f"⚠️ {escape(messages.settings_bad(problem.rstrip('.')))}\n{SETTINGS_USAGE}"
 
 
 def banned(user_id: str, reason: str) -> str:
-    because = f" ({escape(reason)})" if reason else ""
-    return (
-        f"🔨 <@{user_id}> can no longer use /imagine in this workspace{because}. "
-        "Their queued jobs stay; cancel them if needed."
-    )
+    because = f" Reason, kept for admins: {escape(reason)}" if reason else ""
+    return f"🔨 {messages.banned(f'<@{user_id}>')}{because}"
 
 
 def unbanned(user_id: str, was_banned: bool) -> str:
-    return f"✅ <@{user_id}> may use /imagine again." if was_banned else f"<@{user_id}> wasn't banned here."
+    return messages.unbanned(f"<@{user_id}>", was_banned)
 
 
 def ban_list(bans: Sequence[Ban]) -> str:
@@ -364,7 +349,7 @@ def usage_report(
     """`/imagine-usage`: the workspace's (or one user's) totals, then the heaviest users."""
     who = f"<@{user_id}>" if user_id else "this workspace"
     if not total:
-        return f"No /imagine jobs from {who} in the last {days} days."
+        return messages.usage_empty()
     row = total[0]
     lines = [
         f"*/imagine usage for {who}, last {days} days*",

@@ -164,7 +164,7 @@ async def test_no_generator_online_is_refused(
         )
     )
     response = await slack.send_slash_command("/imagine", "a fox", channel_id=CHANNEL)
-    assert "No image generator is running" in response.text
+    assert "no generator is running right now" in response.text
     assert await queue.jobs_for_user("slack", USER) == []
 
 
@@ -183,7 +183,7 @@ async def test_unsigned_or_replayed_requests_get_401_and_enqueue_nothing(
 
 async def test_queue_and_history(bot: SlackBot) -> None:
     empty = await bot.slack.send_slash_command("/imagine-queue", channel_id=CHANNEL)
-    assert "nothing queued" in empty.text and "Generators online: 1" in empty.text
+    assert "You have nothing waiting or drawing" in empty.text and "Generators online: 1" in empty.text
     for prompt in ("a red fox", "a blue owl"):
         await bot.slack.send_slash_command("/imagine", f"{prompt} --seed 5", channel_id=CHANNEL)
     await bot.slack.send_slash_command("/imagine", "someone else's", channel_id=CHANNEL, user_id="U0OTHER")
@@ -241,11 +241,13 @@ async def test_admin_settings_ban_and_usage(bot: SlackBot) -> None:
         ("noir",),
     )
 
-    assert "<@U0BAD> can no longer use /imagine" in await admin("/imagine-ban", "<@U0BAD|bad> posts spam")
+    assert "<@U0BAD> may no longer use /imagine here" in await admin(
+        "/imagine-ban", "<@U0BAD|bad> posts spam"
+    )
     assert "posts spam" in await admin("/imagine-ban", "list")
     refused = await bot.slack.send_slash_command("/imagine", "a fox", channel_id=CHANNEL, user_id="U0BAD")
     assert "banned" in refused.text
-    assert "may use /imagine again" in await admin("/imagine-ban", "remove <@U0BAD>")
+    assert "may use /imagine here again" in await admin("/imagine-ban", "remove <@U0BAD>")
     assert (
         "Queued"
         in (await bot.slack.send_slash_command("/imagine", "a fox", channel_id=CHANNEL, user_id="U0BAD")).text
