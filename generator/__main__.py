@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--cache-dir", type=Path, default=None)
     render.add_argument("--device", default="cpu")
     render.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    render.add_argument("--int8", action="store_true", help="int8 decoder weights (CPU, float32): faster")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             device=args.device,
             dtype=DTYPES[args.dtype],
+            int8=args.int8,
         )
         torch.set_grad_enabled(False)
         with tqdm(total=args.images * model.config.image_length, unit="tok", desc="sampling") as bar:
