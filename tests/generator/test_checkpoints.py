@@ -153,7 +153,7 @@ def test_make_tiny_cli(tmp_path: Path) -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "generator.testing", "make-tiny", str(tmp_path), "--unscanned", "--fp16"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "dalle" / "config.json").read_text())
