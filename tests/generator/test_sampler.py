@@ -168,7 +168,7 @@ def test_cli_renders_a_grid(tiny_checkpoints: tuple[Path, Path], tmp_path: Path)
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -178,7 +178,7 @@ def test_cli_renders_a_grid(tiny_checkpoints: tuple[Path, Path], tmp_path: Path)
         [sys.executable, "-m", "generator", "render", "x", "--model", str(tmp_path / "nope")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         check=False,
     )
     assert bad.returncode == 1 and "does not exist" in bad.stderr
