@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -301,6 +301,11 @@ class SpaceSettings:
     blocked_words: tuple[str, ...] = ()
     admin_role_ids: tuple[str, ...] = ()
     admin_user_ids: tuple[str, ...] = ()
+
+    def is_admin(self, user_id: str, role_ids: Iterable[str] = ()) -> bool:
+        """Whether this user (with these platform roles) is one of this guild's /imagine admins.
+        Platform-level admins (Discord "Manage Server", Slack workspace admins) are the frontend's call."""
+        return user_id in self.admin_user_ids or not set(role_ids).isdisjoint(self.admin_role_ids)
 
     EDITABLE = (
         "allowed_channels",

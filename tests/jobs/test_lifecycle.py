@@ -258,6 +258,9 @@ async def test_space_settings_round_trip(queue: Queue) -> None:
         "slack", "T1", allowed_channels=["C1"], admin_user_ids=["U1"], daily_quota_images=50
     )
     assert saved == await queue.get_settings("slack", "T1")
+    assert saved.is_admin("U1") and not saved.is_admin("U2", role_ids=["R1"])
+    with_role = await queue.update_settings("slack", "T1", admin_role_ids=["R1"])
+    assert with_role.is_admin("U2", role_ids=["R0", "R1"])
     updated = await queue.update_settings("slack", "T1", daily_quota_images=None)
     assert (updated.allowed_channels, updated.daily_quota_images) == (("C1",), None)
     with pytest.raises(ValueError, match="unknown"):
