@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -221,3 +222,17 @@ async def test_reroll_variation_and_pick(queue: Queue) -> None:
     png = b"\x89PNG image 1"
     assert [(image.index, image.png) for image in images] == [(-1, png), (0, png)]
     assert [job.id for job in await queue.claim("w", 9)] == [reroll.id, variation.id]  # never the pick
+
+
+async def test_concurrent_enqueues_respect_the_cap_exactly(
+    make_queue: Callable[..., Queue], engine: AsyncEngine
+) -> None:
+    """The user's fairness row is locked first, so racing enqueues cannot all pass the cap check."""
+    queue = make_queue(max_queued_per_user=3)
+    results = await asyncio.gather(
+        *(queue.enqueue(request(f"cat {n}")) for n in range(8)), return_exceptions=True
+    )
+    refused = [result for result in results if isinstance(result, errors.TooManyQueued)]
+    assert len(refused) == 5 and await count_jobs(engine) == 3
+    tags = sorted(result.job.fair_tag for result in results if not isinstance(result, BaseException))
+    assert tags == [0.0, 4.0, 8.0]  # each saw the one before it
