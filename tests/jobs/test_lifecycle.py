@@ -323,3 +323,12 @@ async def test_operations_log_an_action_and_the_job_id(
     await queue.reap(now=now + timedelta(seconds=2))
     actions = [(record.action, record.job_id) for record in caplog.records]  # type: ignore[attr-defined]
     assert actions == [("job_enqueued", job.id), ("job_claimed", job.id), ("job_reaped_queued", job.id)]
+
+
+async def test_concurrent_deliverers_take_disjoint_jobs(queue: Queue) -> None:
+    ids = [(await queue.enqueue(request(user=f"u{n}", options={"images": 1}))).job.id for n in range(12)]
+    for job in await queue.claim("w", 12):
+        await queue.finish(job.id, "w", grid_png=b"g", images=rendered(1), gpu_seconds=0)
+    batches = await asyncio.gather(*(queue.due_deliveries(limit=4) for _ in range(4)))
+    taken = [job.id for batch in batches for job in batch]
+    assert sorted(taken) == ids  # each job once, none twice
