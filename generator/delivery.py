@@ -192,8 +192,13 @@ class Deliverer:
                 await self.queue.record_message_refs(_job_id, **refs)
 
             try:
+                # The job as it is now, not as claimed: a frontend may record its message (Slack's
+                # placeholder) after the claim, and a job that ended meanwhile gets no stale progress.
+                job = await self.queue.get_job(entry.job.id)
+                if job.status is not Status.RUNNING:
+                    continue
                 await asyncio.wait_for(
-                    poster.post_progress(entry.job, progress=entry.progress, record_refs=record_refs),
+                    poster.post_progress(job, progress=entry.progress, record_refs=record_refs),
                     self.poster_timeout_seconds,
                 )
             except Exception as exc:  # progress is a courtesy: never fail a job for it

@@ -70,6 +70,28 @@ async def test_progress_edits_the_placeholder_at_a_bounded_rate(bot: SlackBot) -
     ]
 
 
+async def test_progress_finds_a_placeholder_recorded_after_the_claim_and_never_follows_the_result(
+    bot: SlackBot,
+) -> None:
+    bot.fake.slow("chat.postMessage", 0.5)  # the generator claims before the placeholder exists
+    await bot.slack.send_slash_command("/imagine", "a quick fox", channel_id=CHANNEL)
+    [claimed] = await bot.queue.claim(WORKER, max_images=8)
+    assert claimed.refs.placeholder_message_id is None
+    job = await bot.wait_placeholder(claimed.id)
+
+    deliverer = bot.deliverer(progress_seconds=0.0)
+    deliverer.note_progress(claimed, 0.5)  # the render loop's snapshot: no placeholder in it
+    await deliverer.post_progress_due()
+    placeholder = bot.fake.message(CHANNEL, job.refs.placeholder_message_id or "")
+    assert "50%" in (placeholder.text or "")
+
+    await bot.queue.heartbeat([claimed.id], WORKER, 0.9)
+    await bot.queue.cancelled(claimed.id, WORKER)  # ended meanwhile (here: cancelled)
+    deliverer.note_progress(claimed, 0.9)
+    await deliverer.post_progress_due()
+    assert placeholder.update_count == 1  # no stale progress after the end
+
+
 async def test_429s_are_waited_out_and_the_grid_is_shared_once(bot: SlackBot) -> None:
     job = await imagine(bot)
     await bot.render_next()
