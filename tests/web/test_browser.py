@@ -136,15 +136,7 @@ async def test_history_search_and_job_pictures(
     grid = page.locator("img.grid-image")
     await grid.wait_for()
     # every picture decoded from the database's PNG bytes (naturalWidth is 0 for a broken image)
-    widths = await page.locator("img").evaluate_all("els => els.map(e => e.complete ? e.naturalWidth : -1)")
-    for _ in range(50):
-        if all(w > 0 for w in widths):
-            break
-        await asyncio.sleep(0.05)
-        widths = await page.locator("img").evaluate_all(
-            "els => els.map(e => e.complete ? e.naturalWidth : -1)"
-        )
-    assert widths == [128, 64, 64, 64, 64]
+    assert await all_pictures_decoded(page) == [192, 64, 64, 64, 64]  # the 3 x 2 grid, then the 4 pictures
     await screenshot(page, "04-job")
 
     await page.click("text=Delete pictures")  # the confirm dialog is accepted
@@ -267,6 +259,7 @@ async def test_try_a_prompt_and_watch_it_finish(
     await page.fill("#prompt", "a small red boat on a calm lake")
     await page.fill("#images", "2")
     await page.fill("#seed", "11")
+    await screenshot(page, "07-try")
     await page.click("#try-form button[type=submit]")
     await page.wait_for_url("**/jobs/*")
     job_id = int(page.url.rsplit("/", 1)[1])
@@ -289,7 +282,7 @@ async def test_try_a_prompt_and_watch_it_finish(
     await all_pictures_decoded(page)
     assert await page.locator(".images img").count() == 2
     assert await page.get_attribute("[data-live-url]", "data-live-final") == "true"  # polling stopped
-    await screenshot(page, "07-try-finished")
+    await screenshot(page, "08-try-finished")
     finished = await queue.get_job(job_id)
     assert finished.status.value == "done" and finished.finished_at is not None
     assert finished.finished_at <= datetime.now(UTC)
