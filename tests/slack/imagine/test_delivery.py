@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from jobs.models import Delivery, Job, Status
 from tests.fakes.slack import UPLOAD_STEP, iter_actions
 from tests.slack.imagine.harness import CHANNEL, USER, WORKER, SlackBot, png_size
@@ -23,6 +25,7 @@ def grid_buttons(bot: SlackBot, job: Job) -> list[str]:
     return [element["action_id"] for element in iter_actions(message.blocks)]
 
 
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
 async def test_result_updates_placeholder_uploads_grid_once_and_posts_buttons(bot: SlackBot) -> None:
     job = await imagine(bot)
     done = await bot.render_next()
@@ -195,6 +198,7 @@ async def test_bot_removed_before_delivery_keeps_the_result_pending_with_invite_
     assert (await bot.queue.get_job(job.id)).delivery is Delivery.DELIVERED
 
 
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
 async def test_buttons_reroll_variation_pick_cancel_and_parameters(bot: SlackBot) -> None:
     bot.fake.add_user("U0STRANGER")
     job = await imagine(bot)
