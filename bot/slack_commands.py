@@ -25,7 +25,7 @@ from bot.slack_admins import SlackAdmins
 from bot.slack_jobs import SlackJobs, SlackRefusal
 from bot.slack_options import HelpRequested, parse_imagine_text
 from jobs import errors
-from jobs.models import EnqueueRequest, MessageRefs, Platform, Status, utcnow
+from jobs.models import Enqueued, EnqueueRequest, MessageRefs, Platform, Status, utcnow
 from jobs.queue import Queue
 from jobs.usage import UsageFilter, usage
 
@@ -83,7 +83,7 @@ class SlackCommands:
                 parsed = parse_imagine_text(command.get("text", ""))
             except HelpRequested as exc:
                 return texts.usage_help(exc.reason)
-            except errors.Refused as exc:  # a bad option, or --help: the reason carries the usage line
+            except errors.Refused as exc:  # a bad option: the reason ends with the usage line
                 return texts.refused(exc.reason)
             request = EnqueueRequest(
                 platform=PLATFORM,
@@ -107,7 +107,7 @@ class SlackCommands:
 
         await answer_within_deadline(ack, respond, work, deadline_seconds=self.ack_deadline_seconds)
 
-    async def _placeholder(self, enqueued: Any, client: AsyncWebClient, respond: AsyncRespond) -> None:
+    async def _placeholder(self, enqueued: Enqueued, client: AsyncWebClient, respond: AsyncRespond) -> None:
         try:
             await self.jobs.post_placeholder(enqueued, client=client)
         except SlackRefusal as exc:  # the bot was removed from the channel meanwhile: job cancelled

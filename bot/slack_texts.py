@@ -47,6 +47,11 @@ def eta_words(eta: timedelta | None) -> str:
     return messages.eta_words(eta)
 
 
+def ready_in(eta: timedelta | None) -> str:
+    """``ready in about 3 min``, or ``no estimate yet`` before the queue has timed any render."""
+    return messages.eta_words(eta) if eta is None else f"ready in {messages.eta_words(eta)}"
+
+
 def progress_bar(progress: float) -> str:
     filled = max(0, min(PROGRESS_BAR_CELLS, round(progress * PROGRESS_BAR_CELLS)))
     return "▰" * filled + "▱" * (PROGRESS_BAR_CELLS - filled) + f" {round(progress * 100)}%"
@@ -62,7 +67,7 @@ def _when(moment: datetime) -> str:
 def queued(job: Job, position: int, eta: timedelta | None) -> str:
     return (
         f"{_STATUS_EMOJI[Status.QUEUED]} Queued {quoted(job.prompt)} as job {job.id}: "
-        f"position {position} in the queue, ready in {eta_words(eta)}. "
+        f"position {position} in the queue, {ready_in(eta)}. "
         "I'll post the pictures in this channel."
     )
 
@@ -167,7 +172,7 @@ def _what(job: Job) -> str:
 def placeholder_queued(job: Job, position: int, eta: timedelta | None) -> str:
     return (
         f"⏳ {_by(job)} asked for {_what(job)} (job {job.id}) — queued, position {position}, "
-        f"ready in {eta_words(eta)}."
+        f"{ready_in(eta)}."
     )
 
 
@@ -228,7 +233,7 @@ def queue_summary(entries: Sequence[tuple[Job, int, timedelta | None]], workers_
         where = "drawing now" if job.status is Status.RUNNING else f"position {position}"
         lines.append(
             f"{_STATUS_EMOJI[job.status]} job {job.id} {quoted(job.prompt, 80)} — {where}, "
-            f"ready in {eta_words(eta)}"
+            f"{ready_in(eta)}"
         )
     return "\n".join(lines)
 

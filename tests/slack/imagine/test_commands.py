@@ -26,6 +26,7 @@ async def test_imagine_acks_with_position_and_posts_a_placeholder(bot: SlackBot)
     )
     assert response.status == 200 and response.elapsed < 3.0
     assert "position 1" in response.text and "job 1" in response.text
+    assert "no estimate yet" in response.text  # nothing rendered yet to time the queue by
 
     job = await bot.wait_placeholder(1)
     assert (job.prompt, job.options.images, job.options.seed) == ("a watercolor fox", 4, 7)
@@ -192,7 +193,7 @@ async def test_queue_and_history(bot: SlackBot) -> None:
 
     queued = await bot.slack.send_slash_command("/imagine-queue", channel_id=CHANNEL)
     # U0OTHER's one job is fairer than our second one (start-time fair queueing), so ours is 2nd.
-    assert "job 2 “a blue owl” — position 2" in queued.text
+    assert "job 2 “a blue owl” — position 2, ready in " in queued.text  # one render timed: an ETA
     assert "job 1" not in queued.text and "someone else" not in queued.text
 
     history = await bot.slack.send_slash_command("/imagine-history", channel_id=CHANNEL)
