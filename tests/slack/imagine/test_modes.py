@@ -165,3 +165,21 @@ async def test_http_address_and_admins_come_from_settings(
             await driver.aclose()
     assert "settings for this workspace" in response.text
     assert fake_slack.calls_to("users.info") == []  # configured: Slack was not asked
+
+
+async def test_every_command_of_the_manifest_is_answered(bot: SlackBot) -> None:
+    from bot.slack_manifest import BOT_SCOPES, manifest
+
+    socket = manifest()
+    assert socket["settings"]["socket_mode_enabled"] is True
+    assert "request_url" not in socket["settings"]["interactivity"]
+    assert set(socket["oauth_config"]["scopes"]["bot"]) == set(BOT_SCOPES)
+    commands = socket["features"]["slash_commands"]
+    assert commands[0]["usage_hint"] == "<prompt> [--images N] [--seed S] [--guidance G]"
+    for entry in commands:
+        assert 0 < len(entry["description"]) <= 100
+        response = await bot.slack.send_slash_command(entry["command"], "--help", channel_id=CHANNEL)
+        assert response.status == 200 and response.text, entry["command"]
+    http = manifest(request_url="https://example.org/slack/events")
+    assert http["settings"]["socket_mode_enabled"] is False
+    assert {c["url"] for c in http["features"]["slash_commands"]} == {"https://example.org/slack/events"}
