@@ -12,7 +12,7 @@ from aiohttp import web
 from bot.web.keys import NOW, queue_of
 from bot.web.render import render, render_fragment
 from jobs import admin
-from jobs.models import Status, WorkerInfo
+from jobs.models import Job, Status, WorkerInfo
 
 routes = web.RouteTableDef()
 
@@ -25,15 +25,20 @@ class WorkerRow:
     info: WorkerInfo
     images_per_minute: float | None  # since the worker started
     is_stale: bool  # silent for longer than a lease: probably dead
+    batch_jobs: int  # the batch it is drawing now: jobs it holds…
+    batch_images: int  # …and their pictures
 
 
-def worker_rows(workers: list[WorkerInfo], *, now: datetime, lease_seconds: float) -> list[WorkerRow]:
+def worker_rows(
+    workers: list[WorkerInfo], running: list[Job], *, now: datetime, lease_seconds: float
+) -> list[WorkerRow]:
     rows = []
     for info in workers:
         minutes = (info.last_seen_at - info.started_at).total_seconds() / 60
         rate = info.images_done / minutes if minutes > 0 else None
         stale = (now - info.last_seen_at).total_seconds() > lease_seconds
-        rows.append(WorkerRow(info, rate, stale))
+        held = [job for job in running if job.lease_owner == info.worker_id]
+        rows.append(WorkerRow(info, rate, stale, len(held), sum(job.images for job in held)))
     return rows
 
 
@@ -44,7 +49,7 @@ async def live_context(request: web.Request) -> dict[str, Any]:
     by_guild = await admin.depth_by_guild(queue)
     running = await admin.jobs_with_status(queue, Status.RUNNING)
     workers = await queue.workers_online(within_seconds=WORKERS_SHOWN_SECONDS, now=now)
-    rows = worker_rows(workers, now=now, lease_seconds=queue.limits.lease_seconds)
+    rows = worker_rows(workers, running, now=now, lease_seconds=queue.limits.lease_seconds)
     return {
         "now": now,
         "by_user": by_user,

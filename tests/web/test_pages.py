@@ -122,6 +122,7 @@ async def test_live_shows_queue_running_and_workers(admin: TestClient, queue: Qu
     assert data["queued_jobs"] == 3 and data["running_jobs"] == 1 and data["workers_alive"] == 1
     assert set(data["sections"]) == {"summary", "by-user", "by-guild", "running", "workers"}
     assert "Dora" in data["sections"]["by-user"] and 'value="0.4"' in data["sections"]["running"]
+    assert "1 job · 4 images" in data["sections"]["workers"]  # the batch the worker is drawing
 
 
 async def test_metrics(admin: TestClient, queue: Queue, history: dict[str, Job]) -> None:
