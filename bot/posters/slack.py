@@ -111,7 +111,6 @@ class SlackPoster:
     ) -> Mapping[str, Any]:
         extra = dict(job.refs.extra)
         try:
-            await self._finish_placeholder(job, texts.placeholder_done(job))
             if not extra.get("grid_shared"):
                 await self._share_grid(job, grid_png, extra, record_refs)
             buttons_ts = extra.get("buttons_ts")
@@ -124,6 +123,8 @@ class SlackPoster:
                 )
                 buttons_ts = str(posted["ts"])
                 await record_refs(buttons_ts=buttons_ts)
+            # Last: the placeholder says "done" only once the pictures are there.
+            await self._finish_placeholder(job, texts.placeholder_done(job))
         except SlackApiError as exc:
             raise _poster_error(exc, job) from exc
         return {"final_message_id": buttons_ts, "grid_file_id": extra.get("grid_file_id")}

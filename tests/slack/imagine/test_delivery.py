@@ -123,6 +123,8 @@ async def test_persistent_429_goes_back_to_the_loop_with_retry_after_then_resume
     job = await bot.queue.get_job(job.id)
     assert job.delivery is Delivery.PENDING and "429" in (job.delivery_error or "")
     assert job.refs.extra["grid_shared"] is True  # the steps that succeeded are recorded ...
+    placeholder = bot.fake.message(CHANNEL, job.refs.placeholder_message_id or "")
+    assert "done" not in (placeholder.text or "")  # not "done" while the buttons are missing
     assert job.delivery_next_try_at is not None
 
     await asyncio.sleep(1.0)  # Retry-After
