@@ -201,6 +201,22 @@ class JsonFormatter(logging.Formatter):
 
 
 FORMATTERS: dict[str, type[logging.Formatter]] = {"text": TextFormatter, "json": JsonFormatter}
+_OURS = "_imagine_handler"
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler on the current `sys.stderr` (as `logging.lastResort`), never a stale one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
 
 
 def secret_values(settings: Any) -> list[str]:
@@ -227,15 +243,21 @@ def configure_logging(
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
 ) -> logging.Handler:
-    """Replace the root logger's handlers with one stderr handler: formatter, redaction, worker id."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Install this process's one handler on the root logger (formatter, redaction, worker id), replacing
+    the one a previous call installed; other handlers (a test runner's) stay. Without `stream` it writes to
+    whatever `sys.stderr` is at the time of each record."""
+    handler: logging.StreamHandler[TextIO] = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     handler.setFormatter(FORMATTERS[format]())
     if worker_id is not None:
         handler.addFilter(WorkerIdFilter(worker_id))
     handler.addFilter(RedactingFilter(Redactor(secrets)))
+    setattr(handler, _OURS, True)
     root = logging.getLogger()
     for old in root.handlers[:]:
-        root.removeHandler(old)
+        if getattr(old, _OURS, False):
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in NOISY_LOGGERS:

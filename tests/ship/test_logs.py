@@ -149,7 +149,7 @@ def test_configured_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert logging.getLogger("sqlalchemy").level == logging.WARNING
 
 
-def test_generator_process_logs_through_it(tmp_path: Path) -> None:
+def test_generator_main_reports_a_bad_database_in_one_line(tmp_path: Path) -> None:
     """`python -m generator.serve` configures logging in main() and says in one line why it cannot start."""
     env = {
         "PATH": "/usr/bin:/bin",
@@ -167,3 +167,17 @@ def test_generator_process_logs_through_it(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("imagine generator: ")
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_configuring_again_replaces_only_our_handler(monkeypatch: pytest.MonkeyPatch) -> None:
+    foreign = logging.NullHandler()
+    logging.getLogger().addHandler(foreign)
+    configure_logging(level="INFO")
+    configure_logging(level="INFO", format="json")
+    ours = [h for h in logging.getLogger().handlers if getattr(h, "_imagine_handler", False)]
+    assert len(ours) == 1 and foreign in logging.getLogger().handlers
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)  # written to the stderr of the moment, never a stale one
+    logging.getLogger("x").info("now", extra={"action": "a"})
+    assert json.loads(stream.getvalue())["action"] == "a"
