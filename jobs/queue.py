@@ -5,24 +5,22 @@ finish, fail, release, deliveries) call. Each operation is one transaction; stat
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import os
-import socket
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobs import errors
 from jobs import queries as q
+from jobs.base import RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_SECONDS, Limits
+from jobs.base import now_or_utcnow as _now
+from jobs.delivery import DELIVERY_HOLD_SECONDS, DeliveryMixin
 from jobs.models import (
     GRID_INDEX,
-    Ban,
     Delivery,
     Enqueued,
     EnqueueRequest,
@@ -33,56 +31,25 @@ from jobs.models import (
     SpaceSettings,
     Status,
     StoredImage,
-    WorkerInfo,
-    require_aware,
-    utcnow,
 )
-from jobs.settings import Settings
+from jobs.spaces import SpacesMixin
 from jobs.validation import clean_prompt, find_blocked_word
+from jobs.workers import NOTIFY_CHANNEL, WorkersMixin
+
+__all__ = [
+    "DELIVERY_HOLD_SECONDS",
+    "NOTIFY_CHANNEL",
+    "RETRY_BACKOFF_MAX_SECONDS",
+    "RETRY_BACKOFF_SECONDS",
+    "Heartbeat",
+    "Limits",
+    "Queue",
+    "Rendered",
+]
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "imagine_jobs"
-RETRY_BACKOFF_SECONDS = 10.0  # first retry after a failed render; doubles per attempt
-RETRY_BACKOFF_MAX_SECONDS = 600.0
-DELIVERY_HOLD_SECONDS = 60.0  # a deliverer has this long to post before another may try
-DELIVERY_BACKOFF_SECONDS = 5.0
 THROUGHPUT_WINDOW_SECONDS = 900.0  # ETA from the render rate over the last 15 minutes
-REF_COLUMNS = (
-    "interaction_token",
-    "interaction_created_at",
-    "response_url",
-    "placeholder_message_id",
-    "final_message_id",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The queue's knobs (defaults from `Settings`)."""
-
-    max_attempts: int = 3
-    max_running_per_user: int = 2
-    max_queued_per_user: int = 10
-    daily_quota_images: int = 200  # 0: unlimited
-    max_prompt_length: int = 300
-    lease_seconds: float = 60.0
-    delivery_timeout_seconds: float = 3600.0
-    retry_backoff_seconds: float = RETRY_BACKOFF_SECONDS
-    models: tuple[str, ...] = ()  # accepted `model` option values; () accepts any
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        return cls(
-            max_attempts=settings.max_attempts,
-            max_running_per_user=settings.max_running_per_user,
-            max_queued_per_user=settings.max_queued_per_user,
-            daily_quota_images=settings.daily_quota_images,
-            max_prompt_length=settings.max_prompt_length,
-            lease_seconds=settings.lease_seconds,
-            delivery_timeout_seconds=settings.delivery_timeout_seconds,
-            models=(settings.model_name,),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +70,6 @@ class Heartbeat:
     lost: frozenset[int]  # no longer this worker's (lease expired and reaped): drop silently
 
 
-def _now(now: datetime | None) -> datetime:
-    return require_aware(now, "now") or utcnow()  # type: ignore[return-value]
-
-
 def _midnight(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -122,28 +85,16 @@ def _stored_image(row: Any) -> StoredImage:
     return StoredImage(m["job_id"], m["index"], m["png"], m["tokens"])
 
 
-class Queue:
-    """The job queue on one database (SQLite or Postgres). Create once, share; it holds no state."""
+class Queue(DeliveryMixin, SpacesMixin, WorkersMixin):
+    """The job queue on one database (SQLite or Postgres). Create once, share; it holds no state.
 
-    def __init__(self, *, engine: AsyncEngine, limits: Limits | None = None) -> None:
-        self._engine = engine
-        self._dialect = engine.dialect.name
-        self.limits = limits or Limits()
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, engine: AsyncEngine) -> Queue:
-        return cls(engine=engine, limits=Limits.from_settings(settings))
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
-
-    @asynccontextmanager
-    async def _reading(self) -> AsyncIterator[AsyncConnection]:
-        # A deferred transaction: on SQLite, readers never queue behind the writer (WAL).
-        async with self._engine.connect() as conn:
-            await conn.execution_options(sqlite_deferred=True)
-            yield conn
+    `Queue(engine=…, limits=…)` or `Queue.from_settings(settings, engine=…)`. Operations by caller:
+    frontends: enqueue, position, cancel, get_job, jobs_for_user, images/image;
+    generators: claim, heartbeat, finish/finish_many, fail, cancelled, release, reap, worker_heartbeat,
+    listen; deliverers: due_deliveries, mark_delivered, delivery_failed, record_message_refs
+    (jobs/delivery.py); admins: get_settings, update_settings, ban, unban, bans, set_weight
+    (jobs/spaces.py), workers_online (jobs/workers.py).
+    """
 
     # --- enqueue -------------------------------------------------------------------------------------------
 
@@ -616,12 +567,6 @@ class Queue:
         async with self._reading() as conn:
             return await self._get(conn, job_id)
 
-    async def _get(self, conn: AsyncConnection, job_id: int, *, lock: bool = False) -> Job:
-        row = (await conn.execute(q.job_by_id(job_id, lock=lock, dialect=self._dialect))).one_or_none()
-        if row is None:
-            raise errors.JobNotFound(job_id)
-        return Job.from_row(row)
-
     async def jobs_for_user(
         self, platform: str, user_id: str, *, limit: int = 20, statuses: Collection[Status] | None = None
     ) -> list[Job]:
@@ -643,227 +588,3 @@ class Queue:
         if row is None:
             raise errors.JobNotFound(job_id)
         return _stored_image(row)
-
-    # --- delivery ------------------------------------------------------------------------------------------
-
-    async def due_deliveries(
-        self, limit: int = 20, *, hold_seconds: float = DELIVERY_HOLD_SECONDS, now: datetime | None = None
-    ) -> list[Job]:
-        """Finished jobs (done, failed or cancelled) whose result should be posted now. They are held
-        for `hold_seconds` so another deliverer does not post them too; report back with
-        `mark_delivered` or `delivery_failed`."""
-        now = _now(now)
-        until = now + timedelta(seconds=hold_seconds)
-        async with self._engine.begin() as conn:
-            rows = (await conn.execute(q.take_deliveries(self._dialect, limit, now, until))).all()
-        return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
-
-    async def mark_delivered(self, job_id: int, **refs: Any) -> Job:
-        """The result is posted; `refs` (e.g. final_message_id=…) are recorded with it."""
-        async with self._engine.begin() as conn:
-            job = await self._get(conn, job_id, lock=True)
-            values = {
-                **self._ref_values(job, refs),
-                "delivery": Delivery.DELIVERED.value,
-                "delivery_next_try_at": None,
-                "delivery_error": None,
-            }
-            return Job.from_row((await conn.execute(q.set_delivery(job_id, values))).one())
-
-    async def delivery_failed(
-        self, job_id: int, error: str, *, retry_after: float | None = None, now: datetime | None = None
-    ) -> Job:
-        """Posting failed: try again after `retry_after` seconds (or a doubling backoff), until
-        `delivery_timeout_seconds` after the job finished; then it is undeliverable, `error` kept."""
-        now = _now(now)
-        async with self._engine.begin() as conn:
-            job = await self._get(conn, job_id, lock=True)
-            finished = job.finished_at or job.created_at
-            if (now - finished).total_seconds() >= self.limits.delivery_timeout_seconds:
-                values: dict[str, Any] = {
-                    "delivery": Delivery.UNDELIVERABLE.value,
-                    "delivery_next_try_at": None,
-                }
-            else:
-                wait = retry_after
-                if wait is None:
-                    wait = min(
-                        RETRY_BACKOFF_MAX_SECONDS,
-                        DELIVERY_BACKOFF_SECONDS * 2 ** max(0, job.delivery_attempts - 1),
-                    )
-                values = {
-                    "delivery": Delivery.PENDING.value,
-                    "delivery_next_try_at": now + timedelta(seconds=wait),
-                }
-            values["delivery_error"] = error
-            return Job.from_row((await conn.execute(q.set_delivery(job_id, values))).one())
-
-    async def record_message_refs(self, job_id: int, **refs: Any) -> Job:
-        """Remember platform message ids/tokens (known columns, anything else in the JSON `extra`);
-        a poster records a new message here before it retries, so a retry edits instead of re-posting."""
-        async with self._engine.begin() as conn:
-            job = await self._get(conn, job_id, lock=True)
-            return Job.from_row(
-                (await conn.execute(q.set_delivery(job_id, self._ref_values(job, refs)))).one()
-            )
-
-    @staticmethod
-    def _ref_values(job: Job, refs: Mapping[str, Any]) -> dict[str, Any]:
-        values = {key: refs[key] for key in REF_COLUMNS if key in refs}
-        if "interaction_created_at" in values:
-            require_aware(values["interaction_created_at"], "interaction_created_at")
-        extra = {key: value for key, value in refs.items() if key not in REF_COLUMNS}
-        if extra:
-            values["platform_refs"] = {**job.refs.extra, **extra}
-        return values
-
-    # --- workers -------------------------------------------------------------------------------------------
-
-    async def worker_heartbeat(
-        self,
-        worker_id: str,
-        *,
-        device: str,
-        model: str,
-        batch_images: int,
-        started_at: datetime | None = None,
-        host: str | None = None,
-        pid: int | None = None,
-        now: datetime | None = None,
-    ) -> None:
-        """Register a generator, or say it is still alive (call every heartbeat interval).
-
-        `finish` counts the worker's jobs and images; `started_at` (the process start) defaults to the
-        first heartbeat's time — a restarted worker that passes it has its counters reset.
-        """
-        now = _now(now)
-        values: dict[str, Any] = {
-            "worker_id": worker_id,
-            "host": host or socket.gethostname(),
-            "pid": pid or os.getpid(),
-            "device": device,
-            "model": model,
-            "batch_images": batch_images,
-            "last_seen_at": now,
-        }
-        if started_at is not None:
-            values["started_at"] = require_aware(started_at, "started_at")
-        async with self._engine.begin() as conn:
-            await conn.execute(q.worker_seen(self._dialect, values))
-
-    async def workers_online(
-        self, *, within_seconds: float | None = None, now: datetime | None = None
-    ) -> list[WorkerInfo]:
-        """Generators seen within `within_seconds` (default: one lease)."""
-        now = _now(now)
-        since = now - timedelta(seconds=within_seconds or self.limits.lease_seconds)
-        async with self._reading() as conn:
-            rows = (await conn.execute(q.workers_seen_since(since))).all()
-        return [WorkerInfo(**row._mapping) for row in rows]
-
-    # --- guild/workspace settings, bans, weights -----------------------------------------------------------
-
-    async def get_settings(self, platform: str, guild_id: str) -> SpaceSettings:
-        async with self._reading() as conn:
-            return await self._space(conn, platform, guild_id)
-
-    async def _space(self, conn: AsyncConnection, platform: str, guild_id: str) -> SpaceSettings:
-        row = (await conn.execute(q.space_by_id(platform, guild_id))).one_or_none()
-        if row is None:
-            return SpaceSettings(platform=platform, guild_id=guild_id)
-        return SpaceSettings(
-            platform=platform,
-            guild_id=guild_id,
-            allowed_channels=tuple(row.allowed_channels),
-            max_running_per_user=row.max_running_per_user,
-            max_queued_per_user=row.max_queued_per_user,
-            daily_quota_images=row.daily_quota_images,
-            blocked_words=tuple(row.blocked_words),
-            admin_role_ids=tuple(row.admin_role_ids),
-            admin_user_ids=tuple(row.admin_user_ids),
-        )
-
-    async def update_settings(
-        self, platform: str, guild_id: str, *, now: datetime | None = None, **changes: Any
-    ) -> SpaceSettings:
-        """Change some of a guild's/workspace's settings (see `SpaceSettings.EDITABLE`)."""
-        unknown = set(changes) - set(SpaceSettings.EDITABLE)
-        if unknown:
-            raise ValueError(f"unknown space settings: {', '.join(sorted(unknown))}")
-        now = _now(now)
-        async with self._engine.begin() as conn:
-            current = await self._space(conn, platform, guild_id)
-            merged = replace(
-                current,
-                **{k: tuple(v) if isinstance(v, list | tuple | set) else v for k, v in changes.items()},  # type: ignore[arg-type]
-            )
-            values = {name: getattr(merged, name) for name in SpaceSettings.EDITABLE}
-            for name in ("allowed_channels", "blocked_words", "admin_role_ids", "admin_user_ids"):
-                values[name] = [str(item) for item in values[name]]
-            await conn.execute(
-                q.save_space(
-                    self._dialect, {"platform": platform, "guild_id": guild_id, "updated_at": now, **values}
-                )
-            )
-        return merged
-
-    async def ban(
-        self,
-        platform: str,
-        user_id: str,
-        *,
-        guild_id: str = "",
-        reason: str = "",
-        banned_by: str = "",
-        now: datetime | None = None,
-    ) -> Ban:
-        """Ban a user from /imagine in one guild/workspace, or on the whole platform (guild_id="")."""
-        values = {
-            "platform": platform,
-            "guild_id": guild_id,
-            "user_id": user_id,
-            "reason": reason,
-            "banned_by": banned_by,
-            "created_at": _now(now),
-        }
-        async with self._engine.begin() as conn:
-            await conn.execute(q.add_ban(self._dialect, values))
-        return Ban(**values)  # type: ignore[arg-type]
-
-    async def unban(self, platform: str, user_id: str, *, guild_id: str = "") -> bool:
-        async with self._engine.begin() as conn:
-            return (await conn.execute(q.remove_ban(platform, guild_id, user_id))).rowcount > 0
-
-    async def bans(self, platform: str, guild_id: str | None = None) -> list[Ban]:
-        async with self._reading() as conn:
-            return [Ban(**row._mapping) for row in await conn.execute(q.list_bans(platform, guild_id))]
-
-    async def set_weight(self, platform: str, user_id: str, weight: float) -> None:
-        """A user's share of the GPU relative to others (default 1)."""
-        if not weight > 0:
-            raise ValueError("weight must be positive")
-        async with self._engine.begin() as conn:
-            await conn.execute(q.set_weight(self._dialect, platform, user_id, weight))
-
-    # --- wake-ups ------------------------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def listen(self) -> AsyncIterator[asyncio.Event]:
-        """An Event set whenever a job is enqueued (Postgres LISTEN/NOTIFY). A hint only: wait on it
-        with a timeout and poll anyway. On SQLite it is never set; polling does the work."""
-        event = asyncio.Event()
-        if self._dialect != "postgresql":
-            yield event
-            return
-        async with self._engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            assert raw is not None
-
-            def on_notify(*_args: Any) -> None:
-                event.set()
-
-            await raw.add_listener(NOTIFY_CHANNEL, on_notify)
-            try:
-                yield event
-            finally:
-                await raw.remove_listener(NOTIFY_CHANNEL, on_notify)
