@@ -6,6 +6,7 @@
     imagine cancel JOB_ID                    cancel it
     imagine usage [--by user] [--days 7]     usage table
     imagine dashboard [--host H] [--port P]  serve the admin web dashboard on its own (bot/web/)
+    imagine retention [--images-days D]      apply retention now (generators do it hourly; jobs/retention.py)
     imagine "a prompt" / imagine serve       draw one grid / run everything (bot/imagine.py)
 
 Settings come from IMAGINE_* variables and `.env` (see .env.example), read once here in `main`.
@@ -222,6 +223,41 @@ async def run_dashboard_command(args: argparse.Namespace, settings: Settings) ->
             await asyncio.Event().wait()  # until Ctrl-C cancels this
     finally:
         await queue.engine.dispose()
+    return 0
+
+
+def _retention_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images-days", type=float, help="overrides IMAGINE_RETENTION_IMAGES_DAYS")
+    parser.add_argument("--prompts-days", type=float, help="overrides IMAGINE_RETENTION_PROMPTS_DAYS")
+
+
+@command(
+    "retention",
+    "delete pictures and blank prompts of finished jobs older than the retention settings, now "
+    "(generators do it hourly; usage rows stay)",
+    _retention_arguments,
+)
+async def run_retention(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.retention import Retention, apply_retention
+
+    days = {
+        "retention_images_days": settings.retention_images_days
+        if args.images_days is None
+        else args.images_days,
+        "retention_prompts_days": (
+            settings.retention_prompts_days if args.prompts_days is None else args.prompts_days
+        ),
+    }
+    retention = Retention.from_settings(argparse.Namespace(**days))
+    if retention.is_forever:
+        print("retention is off (IMAGINE_RETENTION_IMAGES_DAYS and IMAGINE_RETENTION_PROMPTS_DAYS are 0)")
+        return 0
+    queue = await open_queue(settings)
+    try:
+        gone = await apply_retention(queue.engine, retention)
+    finally:
+        await queue.engine.dispose()
+    print(f"{gone.images_deleted} pictures deleted, {gone.prompts_blanked} prompts blanked")
     return 0
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.cli import main
+from jobs.db import connect
 from jobs.retention import EXPIRED_PROMPT, Retention, apply_retention
 from jobs.schema import images, jobs
 from jobs.usage import UsageFilter, usage
@@ -110,3 +117,37 @@ async def test_forever_touches_nothing(engine: AsyncEngine) -> None:
 def test_from_settings_reads_days() -> None:
     settings = SimpleNamespace(retention_images_days=30, retention_prompts_days=0.5)
     assert Retention.from_settings(settings) == Retention(timedelta(days=30), timedelta(hours=12))
+
+
+def test_imagine_retention_command(db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> None:
+    """`imagine retention` applies it at once, with the days from the settings or its options."""
+    monkeypatch.chdir(Path(__file__).parent)  # no developer .env
+    old = datetime.now(UTC) - timedelta(days=40)
+
+    async def setup() -> int:
+        engine = connect(db_url)
+        try:
+            await insert_jobs(engine, [job_row(1, **{**_age(0), "created_at": old, "run_after": old})])
+            async with engine.begin() as conn:
+                job_id = int((await conn.execute(select(func.max(jobs.c.id)))).scalar_one())
+                await conn.execute(
+                    images.insert(), [{"job_id": job_id, "index": -1, "png": b"p", "tokens": None}]
+                )
+            return job_id
+        finally:
+            await engine.dispose()
+
+    async def pictures(job_id: int) -> int:
+        engine = connect(db_url)
+        try:
+            return (await _images_by_job(engine)).get(job_id, 0)
+        finally:
+            await engine.dispose()
+
+    job_id = asyncio.run(setup())
+    assert main(["--database-url", db_url, "retention"]) == 0
+    assert "retention is off" in capsys.readouterr().out and asyncio.run(pictures(job_id)) == 1
+    monkeypatch.setenv("IMAGINE_RETENTION_PROMPTS_DAYS", "100")
+    assert main(["--database-url", db_url, "retention", "--images-days", "30"]) == 0
+    assert re.fullmatch(r"[1-9]\d* pictures deleted, \d+ prompts blanked\n", capsys.readouterr().out)
+    assert asyncio.run(pictures(job_id)) == 0
