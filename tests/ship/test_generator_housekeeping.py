@@ -59,7 +59,7 @@ async def test_generator_serves_health_metrics_and_applies_retention(
         dashboard_password=SecretStr(PASSWORD),
     )
     stop = asyncio.Event()
-    caplog.set_level(logging.INFO, logger="generator.housekeeping")
+    caplog.set_level(logging.INFO, logger="generator")
     task = asyncio.create_task(serve(settings, worker_id="gen-t", stop=stop, render=False, deliver=True))
     try:
 
@@ -81,6 +81,8 @@ async def test_generator_serves_health_metrics_and_applies_retention(
                 assert response.status == 200
                 assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
                 body = await response.text()
+        (started,) = [r for r in caplog.records if getattr(r, "action", "") == "worker_started"]
+        assert {"retention", "health", "deliver", "registry"} <= set(started.tasks)  # type: ignore[attr-defined]
         assert 'imagine_jobs{status="done"} 1' in body
         assert 'imagine_generator_info{worker_id="gen-t",device="none",model="none"} 1' in body
         assert 'imagine_generator_jobs_done_total{worker_id="gen-t"} 0' in body
