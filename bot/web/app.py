@@ -161,7 +161,10 @@ async def require_sign_in(request: web.Request, handler: Handler) -> web.StreamR
             given = value if isinstance(value, str) else None
         if not tokens_match(given, session.csrf_token):
             log.warning(
-                "refused a POST to %s without a valid CSRF token from %s", request.path, request.remote
+                "refused a POST to %s without a valid CSRF token from %s",
+                request.path,
+                request.remote,
+                extra={"action": "dashboard_csrf_refused", "path": request.path},
             )
             raise web.HTTPForbidden(text=texts.REFUSED_CSRF)
     return await handler(request)

@@ -32,7 +32,12 @@ async def healthz(request: web.Request) -> web.Response:
                 await conn.execution_options(sqlite_deferred=True)
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:  # any failure is "unhealthy"; the reason goes to the log, not the public
-            log.warning("health check: database unreachable: %s: %s", type(exc).__name__, exc)
+            log.warning(
+                "health check: database unreachable: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra={"action": "dashboard_health_failed"},
+            )
             return web.json_response({"status": "error", "database": "unreachable"}, status=503)
     return web.json_response({"status": "ok"})
 

@@ -33,7 +33,7 @@ async def run_dashboard(
         await site.start()
         host, port = runner.addresses[0][:2]
         url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-        log.info("admin dashboard on %s", url)
+        log.info("admin dashboard on %s", url, extra={"action": "dashboard_started", "url": url})
         yield url
     finally:
         await runner.cleanup()

@@ -50,7 +50,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     client = _client(request)
     wait = limiter.retry_after(client)
     if wait > 0:
-        log.warning("sign-in from %s refused: too many failed attempts", client)
+        log.warning(
+            "sign-in from %s refused: too many failed attempts",
+            client,
+            extra={"action": "dashboard_sign_in_limited", "client": client},
+        )
         raise web.HTTPTooManyRequests(
             text=texts.refused_too_many_sign_ins(int(wait) + 1),
             headers={"Retry-After": str(int(wait) + 1)},
@@ -66,12 +70,14 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     if not request.app[CREDENTIALS].check(str(form.get("password", ""))):
         limiter.record_failure(client)
-        log.warning("failed sign-in from %s", client)
+        log.warning(
+            "failed sign-in from %s", client, extra={"action": "dashboard_sign_in_failed", "client": client}
+        )
         return _login_page(request, next_path=next_path, status=401, error=texts.ERROR_WRONG_PASSWORD)
     limiter.forget(client)
     config = request.app[CONFIG]
     _session, cookie = request.app[SESSIONS].start()
-    log.info("admin signed in from %s", client)
+    log.info("admin signed in from %s", client, extra={"action": "dashboard_signed_in", "client": client})
     response = web.HTTPFound(next_path)
     response.set_cookie(
         SESSION_COOKIE,

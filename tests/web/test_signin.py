@@ -120,3 +120,12 @@ async def test_a_failing_page_says_so_and_logs(
     assert "dashboard page /history failed" in caplog.text
     response = await bare_client.get("/live.json", headers={"Accept": "application/json"})
     assert response.status == 500 and "Traceback" not in await response.text()
+
+
+async def test_sign_ins_are_logged_as_data(bare_client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="bot.web")
+    await sign_in(bare_client, password="wrong")
+    await sign_in(bare_client)
+    actions = [getattr(record, "action", None) for record in caplog.records]
+    assert actions == ["dashboard_sign_in_failed", "dashboard_signed_in"]
+    assert all(PASSWORD not in record.getMessage() for record in caplog.records)
