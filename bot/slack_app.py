@@ -11,8 +11,9 @@ Socket Mode (default: no public URL, an ``xapp-`` app-level token) or HTTP (``PO
 Results are not posted here: the generator's delivery loop posts them with `bot.posters.slack`.
 
 HTTP mode: Bolt verifies every request's ``X-Slack-Signature`` (HMAC of the body with the signing
-secret) and refuses a ``X-Slack-Request-Timestamp`` more than 5 minutes off, so a replayed request
-gets 401 (``slack_sdk/signature``). Socket Mode needs no signature: the websocket is authenticated.
+secret) and refuses a ``X-Slack-Request-Timestamp`` more than 5 minutes off (``slack_sdk/signature``);
+`ReplayGuard` refuses a signature seen within those 5 minutes, so a captured request cannot be replayed
+at all. Both answer 401. Socket Mode needs no signature: the websocket is authenticated.
 
 Multi-workspace: everything is keyed by the request's ``team_id``. This app authorizes with one bot
 token (one workspace per install); an OAuth installation store would plug into `AsyncApp(authorize=…)`.
@@ -21,7 +22,9 @@ token (one workspace per install); an OAuth installation store would plug into `
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Collection
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +32,9 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.posters.slack import retry_handlers
@@ -45,6 +51,42 @@ from jobs.settings import Settings
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+REPLAY_WINDOW_SECONDS = 5 * 60  # Slack's timestamp tolerance: older requests are refused anyway
+
+
+class ReplayGuard(AsyncMiddleware):
+    """Refuses an HTTP request whose signature was already seen inside the timestamp window (401).
+
+    Each signature is an HMAC over the timestamp and the body, so Slack never sends one twice; a repeat
+    is a replay. Runs after Bolt's own signature check, so only valid signatures are remembered.
+    """
+
+    def __init__(self, *, window_seconds: float = REPLAY_WINDOW_SECONDS) -> None:
+        self.window_seconds = window_seconds
+        self._seen: OrderedDict[str, float] = OrderedDict()  # signature → when first seen (monotonic)
+
+    async def async_process(
+        self,
+        *,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], Awaitable[BoltResponse]],
+    ) -> BoltResponse:
+        signature = (req.headers.get("x-slack-signature") or [""])[0]
+        if req.mode == "socket_mode" or not signature:
+            return await next()
+        now = time.monotonic()
+        while self._seen and _oldest(self._seen) < now - self.window_seconds:
+            self._seen.popitem(last=False)
+        if signature in self._seen:
+            log.warning("replayed Slack request refused", extra={"action": "slack_replay_refused"})
+            return BoltResponse(status=401, body='{"error": "replayed request"}')
+        self._seen[signature] = now
+        return await next()
+
+
+def _oldest(seen: OrderedDict[str, float]) -> float:
+    return next(iter(seen.values()))
 
 
 def build_app(
@@ -76,6 +118,8 @@ def build_app(
     app.command("/imagine-ban")(commands.imagine_ban)
     app.action(ACTION_ID_PATTERN)(actions.imagine_button)
     app.event("app_home_opened")(home.app_home_opened)
+    if signing_secret:
+        app.middleware(ReplayGuard())
     app.error(_log_error)
     return app
 

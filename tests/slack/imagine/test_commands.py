@@ -299,3 +299,27 @@ async def test_slow_queue_acks_at_once_then_answers_on_response_url(
     assert "position 1" in body["text"] and body["replace_original"] is False
     assert body["response_type"] == "ephemeral"
     await fake_slack.wait_until(lambda: fake_slack.messages_in(CHANNEL), what="the placeholder")
+
+
+async def test_a_replayed_request_is_refused_even_inside_the_timestamp_window(bot: SlackBot) -> None:
+    import time
+    from urllib.parse import urlencode
+
+    import aiohttp
+
+    from tests.fakes.slack import sign_request
+
+    body = urlencode(bot.fake.slash_command_payload("/imagine", "a fox", channel_id=CHANNEL))
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": sign_request(bot.slack.signing_secret, timestamp, body),
+    }
+    async with aiohttp.ClientSession() as session:
+        statuses = []
+        for _ in range(2):  # Slack's request, then an attacker sending the same bytes again
+            async with session.post(bot.slack.events_url, data=body.encode(), headers=headers) as response:
+                statuses.append(response.status)
+    assert statuses == [200, 401]
+    assert await bot.job_count() == 1
