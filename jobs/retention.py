@@ -8,8 +8,9 @@ Only finished jobs are touched (done, failed or cancelled, and no longer waiting
 generator or a poster still needs disappears under it. The work goes in small batches, each its own short
 transaction, so a SQLite generator writing beside it never waits long. The generator process runs it every
 `RETENTION_INTERVAL_SECONDS` (its "retention" task); `apply_retention` is also callable on its own.
-A button pressed on an old message then finds no picture (a variation or pick is refused), and a reroll of a
-forgotten prompt draws from the empty prompt: that is what forgetting means.
+A button pressed on an old message then finds no picture (a pick is refused, a variation fails saying the
+picture is no longer stored), and a reroll of a forgotten prompt draws from the empty prompt: that is what
+forgetting means.
 """
 
 from __future__ import annotations
