@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jobs.healthcheck import check
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TIMEOUT = 60
@@ -104,22 +106,18 @@ def test_bot_service_command_serves_until_sigterm(tmp_path: Path) -> None:
         )
     try:
         deadline = time.monotonic() + TIMEOUT
-        while True:
-            health = subprocess.run(
-                [sys.executable, "-m", "jobs.healthcheck", "--timeout", "2"],
-                env=env,
-                capture_output=True,
-                timeout=TIMEOUT,
-            )
-            if health.returncode == 0:
-                break
+        while check(f"http://127.0.0.1:{port}/healthz", timeout=2) is not None:
             assert serve.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
+            time.sleep(0.1)
+        health = subprocess.run(  # the container's HEALTHCHECK, as Docker runs it
+            [sys.executable, "-m", "jobs.healthcheck", "--timeout", "2"], env=env, timeout=TIMEOUT
+        )
+        assert health.returncode == 0
         # the child only delivers: it never loads a model
         while '"action": "worker_started"' not in log_path.read_text():
             assert serve.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
+            time.sleep(0.1)
         assert "model_loaded" not in log_path.read_text() and (tmp_path / "imagine.db").exists()
     finally:
         serve.send_signal(signal.SIGTERM)
