@@ -201,3 +201,14 @@ def test_gpu_override_reserves_a_gpu_and_builds_cuda(dockerfile: Dockerfile) -> 
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and device["count"] == 1
     assert generator["build"]["args"]["VARIANT"] == "cuda" and dockerfile.stage("os-cuda")
     assert generator["environment"]["IMAGINE_DEVICE"] == "cuda"
+
+
+def test_the_image_holds_every_package_and_file_the_project_reads(dockerfile: Dockerfile) -> None:
+    """`pip install -e .` in the image finds the same packages as here; migrations find alembic.ini."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {
+        pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    copied = {word for copy in dockerfile.stage("build").all("COPY") for word in copy.words()[:-1]}
+    assert packages <= copied, packages - copied
+    assert {"pyproject.toml", pyproject["project"]["readme"], "alembic.ini", "scripts/bootstrap.sh"} <= copied
