@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def _dense(
     return {"kernel": _normal(rng, shape, n_in**-0.5)}
 
 
-def _stacked(make: callable, layer_count: int) -> dict:  # type: ignore[valid-type]
+def _stacked(make: Callable[[], dict], layer_count: int) -> dict:
     """One layer's param dict with a leading layer axis on every leaf (flax nn.scan's layout)."""
     layers = [make() for _ in range(layer_count)]
 
@@ -131,12 +132,14 @@ def dalle_bart_flax_params(config: DalleBartConfig, *, seed: int = 0, is_scanned
             "GLU_0": glu(config.decoder_ffn_dim),
         }
 
-    def stack(name: str, make: callable, count: int) -> dict:  # type: ignore[valid-type]
+    def stack(name: str, make: Callable[[], dict], count: int) -> dict:
         if is_scanned:
             return {f"{name}s": _stacked(make, count)}
         return {f"{name}_{i}": make() for i in range(count)}
 
-    def codec(vocab: int, length: int, name: str, make: callable, count: int, has_final_ln: bool) -> dict:  # type: ignore[valid-type]
+    def codec(
+        vocab: int, length: int, name: str, make: Callable[[], dict], count: int, has_final_ln: bool
+    ) -> dict:
         params = {
             "embed_tokens": {"embedding": _normal(rng, (vocab, d), 1.0)},
             "embed_positions": {"embedding": _normal(rng, (length, d), 1.0)},
