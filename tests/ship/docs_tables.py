@@ -1,40 +1,36 @@
-"""The settings table of docs/operations.md, made from `Settings`.
+"""The generated parts of docs/: the settings table (`jobs.settings.markdown_table`, as in the README) and
+the Slack manifest (`bot.slack_manifest.manifest`, as YAML).
 
-python -m tests.ship.docs_tables      rewrites it in place
+    python -m tests.ship.docs_tables      rewrites both in place; tests/ship/test_docs.py checks them
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+import yaml
 
-from jobs.settings import SECRET_FIELDS, Settings, env_name
+from bot.slack_manifest import manifest
+from jobs.settings import markdown_table
 
-OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+OPERATIONS = DOCS / "operations.md"
+SLACK_MANIFEST = DOCS / "slack-manifest.yml"
 START = "<!-- settings table: written by `python -m tests.ship.docs_tables`, checked by tests/ship -->"
 END = "<!-- end of settings table -->"
-
-
-def _default(value: object) -> str:
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    if value is None or value == "":
-        return "*(empty)*"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, Path):
-        return f"`{value.as_posix()}`"
-    return f"`{value}`"
+MANIFEST_HEADER = """\
+# Slack app manifest for the /imagine bot (Socket Mode): https://api.slack.com/apps → Create New App →
+# From a manifest. Written from `python -m bot.slack_manifest` by `python -m tests.ship.docs_tables`.
+# HTTP mode: `python -m bot.slack_manifest --request-url https://<your host>/slack/events` instead.
+"""
 
 
 def settings_table() -> str:
-    lines = ["| variable | default | what it does |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
-        secret = " (secret)" if name in SECRET_FIELDS else ""
-        description = (field.description or "").replace("|", "\\|")
-        lines.append(f"| `{env_name(name)}` | {_default(field.default)} | {description}{secret} |")
-    return "\n".join(lines)
+    return markdown_table().strip()
+
+
+def manifest_yaml() -> str:
+    return MANIFEST_HEADER + yaml.safe_dump(manifest(), sort_keys=False, allow_unicode=True, width=110)
 
 
 def table_in(text: str) -> str:
@@ -42,9 +38,10 @@ def table_in(text: str) -> str:
     return text[start : text.index(END, start)].strip()
 
 
-def rewrite(path: Path = OPERATIONS) -> None:
-    text = path.read_text()
-    path.write_text(text.replace(table_in(text), settings_table()))
+def rewrite() -> None:
+    text = OPERATIONS.read_text()
+    OPERATIONS.write_text(text.replace(table_in(text), settings_table()))
+    SLACK_MANIFEST.write_text(manifest_yaml())
 
 
 if __name__ == "__main__":

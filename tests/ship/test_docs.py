@@ -12,7 +12,7 @@ import discord
 import yaml
 
 from jobs.settings import Settings, env_name
-from tests.ship.docs_tables import OPERATIONS, settings_table, table_in
+from tests.ship.docs_tables import OPERATIONS, manifest_yaml, settings_table, table_in
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -117,6 +117,12 @@ def test_the_matcher_refuses_invented_messages() -> None:
 
 
 # --- the chat apps -----------------------------------------------------------------------------------------
+
+
+def test_slack_manifest_is_the_generated_one() -> None:
+    assert (DOCS / "slack-manifest.yml").read_text() == manifest_yaml(), (
+        "run: python -m tests.ship.docs_tables"
+    )
 
 
 def test_slack_manifest_matches_the_app() -> None:
