@@ -9,6 +9,7 @@ Everything is keyed by the workspace (``team_id``): jobs, settings, bans, admins
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 #: on the database (100 at once on SQLite: ~2 s in all), so under a burst most acks say "adding your
 #: prompt…" and the position follows on the response_url (bench/ack_latency_slack.py counts them).
 ACK_DEADLINE_SECONDS = 0.2
+#: With this many /imagine already waiting for the queue, a new one acks at once: in a burst, waiting
+#: out the deadline would only tell us what we know (the database is busy) 200 ms later.
+BUSY_ENQUEUE_COUNT = 4
+ACKS_FIRST_MAX_WAIT_SECONDS = 1.0  # in a burst, work waits at most this long for the acks to go out
 HISTORY_COUNT = 10
 PLATFORM = Platform.SLACK.value
 
@@ -55,6 +60,33 @@ _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^([UW][A-Z0-9]{2,})$")
 _CHANNEL = re.compile(r"^<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>$|^([CGD][A-Z0-9]{2,})$")
 
 
+class AcksFirst:
+    """Counts /imagine commands received but not yet acked, so work can wait until all are acked.
+
+    The acks and the enqueues share one event loop; in a burst, 100 enqueues (and their placeholder
+    posts) would otherwise delay the acks of the commands behind them past Slack's patience.
+    """
+
+    def __init__(self, *, max_wait_seconds: float = ACKS_FIRST_MAX_WAIT_SECONDS) -> None:
+        self.max_wait_seconds = max_wait_seconds
+        self._unacked = 0
+        self._all_sent = asyncio.Event()
+        self._all_sent.set()
+
+    def received(self) -> None:
+        self._unacked += 1
+        self._all_sent.clear()
+
+    def sent(self) -> None:
+        self._unacked -= 1
+        if self._unacked == 0:
+            self._all_sent.set()
+
+    async def wait_until_sent(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_sent.wait(), self.max_wait_seconds)
+
+
 class SlackCommands:
     """The slash commands of one Slack app; dependencies are injected, none is owned."""
 
@@ -70,6 +102,8 @@ class SlackCommands:
         self.jobs = jobs
         self.admins = admins
         self.ack_deadline_seconds = ack_deadline_seconds
+        self._in_flight = 0  # /imagine commands between receipt and the queue's answer
+        self._acks = AcksFirst()
 
     # --- for everyone ---------------------------------------------------------------------------------
 
@@ -78,7 +112,25 @@ class SlackCommands:
     ) -> None:
         """Draw pictures: `/imagine <prompt> [--images N] [--seed S] [--guidance G]`."""
 
+        is_busy = self._in_flight >= BUSY_ENQUEUE_COUNT
+        self._in_flight += 1
+        self._acks.received()
+
+        async def ack_once(**reply: Any) -> None:
+            try:
+                await ack(**reply)
+            finally:
+                self._acks.sent()
+
         async def work() -> str | Answer:
+            try:
+                if is_busy:
+                    await self._acks.wait_until_sent()  # a burst: every ack goes out before more work
+                return await enqueue()
+            finally:
+                self._in_flight -= 1
+
+        async def enqueue() -> str | Answer:
             try:
                 parsed = parse_imagine_text(command.get("text", ""))
             except HelpRequested as exc:
@@ -105,7 +157,9 @@ class SlackCommands:
                 then=lambda: self._placeholder(enqueued, client, respond),
             )
 
-        await answer_within_deadline(ack, respond, work, deadline_seconds=self.ack_deadline_seconds)
+        await answer_within_deadline(
+            ack_once, respond, work, deadline_seconds=0.0 if is_busy else self.ack_deadline_seconds
+        )
 
     async def _placeholder(self, enqueued: Enqueued, client: AsyncWebClient, respond: AsyncRespond) -> None:
         try:
@@ -297,6 +351,12 @@ async def answer_within_deadline(
     An unexpected error is logged with its traceback and answered with a generic apology. The answer's
     follow-up (`Answer.then`) runs after the reply, in this listener (Bolt keeps it running after ack).
     """
+    if deadline_seconds == 0.0:  # busy: answer first, so the ack never waits behind the work's CPU
+        await ack(text=texts.still_queuing())
+        answer = await _answer_or_apology(work)
+        await respond(text=answer.text, response_type="ephemeral", replace_original=False)
+        await _follow_up(answer)
+        return
     task = asyncio.create_task(_answer_or_apology(work))
     done, _ = await asyncio.wait(
         {task}, timeout=ACK_DEADLINE_SECONDS if deadline_seconds is None else deadline_seconds
@@ -308,6 +368,10 @@ async def answer_within_deadline(
         await ack(text=texts.still_queuing())
         answer = await task
         await respond(text=answer.text, response_type="ephemeral", replace_original=False)
+    await _follow_up(answer)
+
+
+async def _follow_up(answer: Answer) -> None:
     if answer.then is not None:
         try:
             await answer.then()

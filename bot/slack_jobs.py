@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 MEMBERSHIP_CACHE_SECONDS = 300.0  # "the bot is in this channel" is remembered this long
 WORKERS_CACHE_SECONDS = 5.0  # "a generator is online" is remembered this long
+#: Enqueues run at most this many at a time: the database takes them one by one anyway (SQLite) or
+#: through a small pool (Postgres); more at once only burns the event loop that must send the acks.
+MAX_CONCURRENT_ENQUEUES = 4
 # Slack errors that mean "the bot cannot post in this conversation".
 NOT_IN_CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
 
@@ -60,6 +63,7 @@ class SlackJobs:
         *,
         queue: Queue,
         require_worker: bool = True,
+        max_concurrent_enqueues: int = MAX_CONCURRENT_ENQUEUES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.queue = queue
@@ -70,13 +74,15 @@ class SlackJobs:
         # Checks in flight, shared by concurrent requests: a burst of 100 commands in one channel asks
         # Slack and the database once, not 100 times.
         self._checking: dict[object, asyncio.Future[None]] = {}
+        self._enqueue_slots = asyncio.Semaphore(max_concurrent_enqueues)
 
     async def enqueue(self, request: EnqueueRequest, *, client: AsyncWebClient) -> Enqueued:
         """Queue `request`, or raise `SlackRefusal` (nothing written) with the reason to show."""
         await self._require_membership(client, request.guild_id, request.channel_id)
         await self._require_worker()
         try:
-            return await self.queue.enqueue(request)
+            async with self._enqueue_slots:
+                return await self.queue.enqueue(request)
         except errors.Refused as exc:
             raise SlackRefusal(texts.refused(exc.reason)) from exc
 

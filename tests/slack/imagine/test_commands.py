@@ -323,3 +323,29 @@ async def test_a_replayed_request_is_refused_even_inside_the_timestamp_window(bo
                 statuses.append(response.status)
     assert statuses == [200, 401]
     assert await bot.job_count() == 1
+
+
+async def test_a_burst_is_acked_first_and_every_prompt_is_queued_once(bot: SlackBot) -> None:
+    responses = await asyncio.gather(
+        *(
+            bot.slack.send_slash_command(
+                "/imagine", f"fox number {i}", channel_id=CHANNEL, user_id=f"U{i:04d}"
+            )
+            for i in range(12)
+        )
+    )
+    answers = []
+    for response in responses:
+        assert response.status == 200 and response.elapsed < 3.0
+        if "adding your prompt" in response.text:  # acked before the queue answered: it follows
+            url = bot.fake.response_urls[response.response_url_id]
+            await bot.fake.wait_until(lambda url=url: url.bodies, what="the deferred answer")
+            answers.append(url.bodies[0]["text"])
+        else:
+            answers.append(response.text)
+    assert all("Queued" in answer for answer in answers), answers
+    job_ids = sorted(int(answer.split("job ")[1].split(":")[0]) for answer in answers)
+    assert job_ids == list(range(1, 13))
+    for job_id in job_ids:
+        await bot.wait_placeholder(job_id)
+    assert len(bot.fake.messages_in(CHANNEL)) == 12
