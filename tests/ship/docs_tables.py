@@ -15,6 +15,7 @@ from jobs.settings import markdown_table
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 OPERATIONS = DOCS / "operations.md"
+README = DOCS.parent / "README.md"
 SLACK_MANIFEST = DOCS / "slack-manifest.yml"
 START = "<!-- settings table: written by `python -m tests.ship.docs_tables`, checked by tests/ship -->"
 END = "<!-- end of settings table -->"
@@ -39,8 +40,10 @@ def table_in(text: str) -> str:
 
 
 def rewrite() -> None:
-    text = OPERATIONS.read_text()
-    OPERATIONS.write_text(text.replace(table_in(text), settings_table()))
+    for path in (OPERATIONS, README):
+        text = path.read_text()
+        start = text.index(START) + len(START)
+        path.write_text(text[:start] + "\n" + settings_table() + "\n" + text[text.index(END, start) :])
     SLACK_MANIFEST.write_text(manifest_yaml())
 
 

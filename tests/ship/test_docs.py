@@ -12,21 +12,24 @@ import discord
 import yaml
 
 from jobs.settings import Settings, env_name
-from tests.ship.docs_tables import OPERATIONS, manifest_yaml, settings_table, table_in
+from tests.ship.docs_tables import OPERATIONS, README, manifest_yaml, settings_table, table_in
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 SLOT = "…"
+TEST_ONLY_VARIABLES = {"IMAGINE_TEST_POSTGRES_URL"}  # read by the test suite, not by the product
 _PERCENT = re.compile(r"%(\([a-z_]+\))?[-+ 0#]*\d*(\.\d+)?[sdrfi]")
 
 
 def test_settings_table_is_generated_from_settings() -> None:
-    assert table_in(OPERATIONS.read_text()) == settings_table(), "run: python -m tests.ship.docs_tables"
+    for path in (OPERATIONS, README):
+        generated = settings_table()
+        assert table_in(path.read_text()) == generated, f"{path.name}: run python -m tests.ship.docs_tables"
 
 
 def test_every_setting_named_in_docs_and_deploy_files_exists() -> None:
-    known = {env_name(name) for name in Settings.model_fields}
-    files = [*DOCS.glob("*.md"), ROOT / "Dockerfile", *ROOT.glob("docker-compose*.yml")]
+    known = {env_name(name) for name in Settings.model_fields} | TEST_ONLY_VARIABLES
+    files = [*DOCS.glob("*.md"), README, ROOT / "Dockerfile", *ROOT.glob("docker-compose*.yml")]
     for path in files:
         for name in set(re.findall(r"\bIMAGINE_[A-Z0-9_]*[A-Z0-9]", path.read_text())):
             assert name in known, f"{path.name} names {name}, which is no setting"
