@@ -173,7 +173,10 @@ class RenderLoop:
             try:
                 plans = await self._plan(job)
             except Exception as exc:
-                await self._fail(job, PARENT_GONE_REASON, exc, retryable=False)
+                if is_transient(exc):  # the database blinked: hand it back, the attempt not counted
+                    await self._release([job.id])
+                else:
+                    await self._fail(job, PARENT_GONE_REASON, exc, retryable=False)
                 continue
             self.active[job.id] = ActiveJob(job=job, plans=plans, pending=list(plans))
 
