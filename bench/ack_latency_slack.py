@@ -23,6 +23,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: `bot`, 
 
 import asyncio
 import multiprocessing as mp
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -34,8 +35,10 @@ WARM_UP_COUNT = 10
 SIGNING_SECRET = "bench-signing-secret"
 BENCH_LIMITS = Limits(max_queued_per_user=1000, max_running_per_user=1000, daily_quota_images=0)
 DEFERRED_MARK = "adding your prompt"
-#: How many acks of the last `bench_slack` run were deferred (read by the caller's report line).
+#: How many acks of the last `bench_slack` run were deferred, and when each user knew their position
+#: (seconds from the burst's start); read by the caller's report line.
 DEFERRED: list[int] = []
+POSITION_AT: list[Latencies] = []
 
 
 async def bench_slack(url: str, count: int) -> tuple[Latencies, Latencies]:
@@ -78,7 +81,7 @@ async def bench_slack(url: str, count: int) -> tuple[Latencies, Latencies]:
                 await _listeners_done()
                 await _queue_cleared(engine)
                 here.send(("burst", events_url, count))
-                latencies, texts = await loop.run_in_executor(None, here.recv)
+                latencies, texts, position_at = await loop.run_in_executor(None, here.recv)
                 await _listeners_done()
             finally:
                 await runner.cleanup()
@@ -87,6 +90,7 @@ async def bench_slack(url: str, count: int) -> tuple[Latencies, Latencies]:
         if refused:
             raise RuntimeError(f"{len(refused)} of the benchmark's /imagine were refused: {refused[0]!r}")
         DEFERRED.append(sum(1 for text in texts if DEFERRED_MARK in text))
+        POSITION_AT.append(position_at)
         here.send(("stop",))
     finally:
         await engine.dispose()
@@ -129,7 +133,7 @@ async def _listeners_done() -> None:
 
 def _slack_fake_process(conn: Connection, count: int) -> None:
     """The fake Slack: serves the Web API, and on ("burst", url, n) POSTs n signed commands at once."""
-    from tests.fakes.slack import FakeSlack
+    from tests.fakes.slack import RESPONSE_URL_STEP, FakeSlack
     from tests.fakes.slack_apps import SlackEventsDriver
 
     async def serve() -> None:
@@ -139,6 +143,7 @@ def _slack_fake_process(conn: Connection, count: int) -> None:
             while (request := await loop.run_in_executor(None, conn.recv))[0] == "burst":
                 _, events_url, n = request
                 driver = SlackEventsDriver(fake, events_url=events_url, signing_secret=SIGNING_SECRET)
+                started = time.monotonic()
                 try:
                     responses = await asyncio.gather(
                         *(
@@ -153,7 +158,21 @@ def _slack_fake_process(conn: Connection, count: int) -> None:
                 bad = [r for r in responses if r.status != 200]
                 if bad:
                     raise RuntimeError(f"{len(bad)} commands got HTTP {bad[0].status}: {bad[0].text[:200]}")
-                conn.send(([r.elapsed for r in responses], [r.text for r in responses]))
+                # When each user knew their position: in the ack, or on the response_url after it.
+                position_at = []
+                for response in responses:
+                    if DEFERRED_MARK not in response.text:
+                        position_at.append(response.elapsed)
+                        continue
+                    url = fake.response_urls[response.response_url_id]
+                    await fake.wait_until(lambda url=url: url.bodies, timeout=60, what="a deferred answer")
+                    [call] = [
+                        c
+                        for c in fake.calls_to(RESPONSE_URL_STEP)
+                        if c.args.get("response_url_id") == response.response_url_id
+                    ]
+                    position_at.append(call.at - started)
+                conn.send(([r.elapsed for r in responses], [r.text for r in responses], position_at))
 
     asyncio.run(serve())
 
@@ -191,6 +210,11 @@ def main() -> None:
             f"slack    {engine_name:9} n={len(ours):4}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
             f"mean {statistics.fmean(ours) * 1000:7.1f} ms  | baseline p50 {b50:6.1f} ms  p99 {b99:6.1f} ms  "
             f"| p99 target 300 ms: {'ok' if p99 < 300 else 'OVER TARGET'}  ({DEFERRED.pop()} deferred)"
+        )
+        known = POSITION_AT.pop()
+        print(
+            f"{'':18} position known (ack or response_url): p50 {_percentile(known, 0.5) * 1000:7.1f} ms"
+            f"  p99 {_percentile(known, 0.99) * 1000:7.1f} ms  max {max(known) * 1000:7.1f} ms"
         )
 
 
