@@ -10,7 +10,7 @@ position and ETA). The fake Slack — Web API and the "Slack side" that signs an
 runs in its own process, as Slack runs on its own machines; latency is measured there, from sending
 the POST to reading the ack. Baseline, same run: a Bolt app on the same fake that acks at once.
 
-An ack that had to be sent before the enqueue finished (`bot.slack_commands.ACK_DEADLINE_SECONDS`,
+An ack that had to be sent before the enqueue finished (`bot.slack_acks.ACK_DEADLINE_SECONDS`,
 "adding your prompt…", the position following on the response_url) is counted as deferred.
 """
 

@@ -38,10 +38,11 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.posters.slack import retry_handlers
+from bot.slack_acks import ACK_DEADLINE_SECONDS
 from bot.slack_actions import SlackActions
 from bot.slack_admins import SlackAdmins
 from bot.slack_blocks import ACTION_ID_PATTERN
-from bot.slack_commands import ACK_DEADLINE_SECONDS, SlackCommands
+from bot.slack_commands import SlackCommands
 from bot.slack_home import SlackHome
 from bot.slack_jobs import SlackJobs
 from jobs.errors import SettingsError

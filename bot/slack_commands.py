@@ -8,12 +8,8 @@ Everything is keyed by the workspace (``team_id``): jobs, settings, bans, admins
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +18,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import slack_texts as texts
+from bot.slack_acks import (
+    ACK_DEADLINE_SECONDS,
+    BUSY_ENQUEUE_COUNT,
+    AcksFirst,
+    Answer,
+    answer_within_deadline,
+)
 from bot.slack_admins import SlackAdmins
 from bot.slack_jobs import SlackJobs, SlackRefusal
 from bot.slack_options import HelpRequested, parse_imagine_text
@@ -32,59 +35,13 @@ from jobs.usage import UsageFilter, usage
 
 log = logging.getLogger(__name__)
 
-#: Answer in the ack if the work is done by then; else ack now and answer on the response_url. Slack
-#: allows 3 s; we aim for p99 < 300 ms. An enqueue takes a few ms, but a burst of commands queues up
-#: on the database (100 at once on SQLite: ~2 s in all), so under a burst most acks say "adding your
-#: prompt…" and the position follows on the response_url (bench/ack_latency_slack.py counts them).
-ACK_DEADLINE_SECONDS = 0.2
-#: With this many /imagine already waiting for the queue, a new one acks at once: in a burst, waiting
-#: out the deadline would only tell us what we know (the database is busy) 200 ms later.
-BUSY_ENQUEUE_COUNT = 4
-ACKS_FIRST_MAX_WAIT_SECONDS = 1.0  # in a burst, work waits at most this long for the acks to go out
 HISTORY_COUNT = 10
 PLATFORM = Platform.SLACK.value
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A handler's ephemeral reply, and what to do after it is sent (still inside the listener)."""
-
-    text: str
-    then: Callable[[], Awaitable[None]] | None = None
-
-
-Work = Callable[[], Awaitable["str | Answer"]]
-
 # Slack's escaped mentions in command text ("Escape channels, users, and links" on): <@U123|ann>, <#C1|art>.
 _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^([UW][A-Z0-9]{2,})$")
 _CHANNEL = re.compile(r"^<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>$|^([CGD][A-Z0-9]{2,})$")
-
-
-class AcksFirst:
-    """Counts /imagine commands received but not yet acked, so work can wait until all are acked.
-
-    The acks and the enqueues share one event loop; in a burst, 100 enqueues (and their placeholder
-    posts) would otherwise delay the acks of the commands behind them past Slack's patience.
-    """
-
-    def __init__(self, *, max_wait_seconds: float = ACKS_FIRST_MAX_WAIT_SECONDS) -> None:
-        self.max_wait_seconds = max_wait_seconds
-        self._unacked = 0
-        self._all_sent = asyncio.Event()
-        self._all_sent.set()
-
-    def received(self) -> None:
-        self._unacked += 1
-        self._all_sent.clear()
-
-    def sent(self) -> None:
-        self._unacked -= 1
-        if self._unacked == 0:
-            self._all_sent.set()
-
-    async def wait_until_sent(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._all_sent.wait(), self.max_wait_seconds)
 
 
 class SlackCommands:
@@ -340,52 +297,6 @@ class SlackCommands:
                 raise ValueError("Name admins as @mentions, or `admins none`.")
             return "the extra admins", {"admin_user_ids": tuple(users)}
         raise ValueError(f"There is no setting `{name}`.")
-
-
-async def answer_within_deadline(
-    ack: AsyncAck, respond: AsyncRespond, work: Work, *, deadline_seconds: float | None = None
-) -> None:
-    """Ack with `work()`'s answer if it comes within the deadline; else ack now, answer on response_url.
-
-    Slack gives 3 seconds; a slow database must never turn into "/imagine failed with operation_timeout".
-    An unexpected error is logged with its traceback and answered with a generic apology. The answer's
-    follow-up (`Answer.then`) runs after the reply, in this listener (Bolt keeps it running after ack).
-    """
-    if deadline_seconds == 0.0:  # busy: answer first, so the ack never waits behind the work's CPU
-        await ack(text=texts.still_queuing())
-        answer = await _answer_or_apology(work)
-        await respond(text=answer.text, response_type="ephemeral", replace_original=False)
-        await _follow_up(answer)
-        return
-    task = asyncio.create_task(_answer_or_apology(work))
-    done, _ = await asyncio.wait(
-        {task}, timeout=ACK_DEADLINE_SECONDS if deadline_seconds is None else deadline_seconds
-    )
-    if done:
-        answer = task.result()
-        await ack(text=answer.text)
-    else:
-        await ack(text=texts.still_queuing())
-        answer = await task
-        await respond(text=answer.text, response_type="ephemeral", replace_original=False)
-    await _follow_up(answer)
-
-
-async def _follow_up(answer: Answer) -> None:
-    if answer.then is not None:
-        try:
-            await answer.then()
-        except Exception:
-            log.exception("follow-up failed", extra={"action": "slack_followup_error"})
-
-
-async def _answer_or_apology(work: Work) -> Answer:
-    try:
-        answer = await work()
-    except Exception:
-        log.exception("slash command failed", extra={"action": "slack_command_error"})
-        return Answer(texts.failed_internal())
-    return answer if isinstance(answer, Answer) else Answer(answer)
 
 
 def _user_id(word: str) -> str | None:
