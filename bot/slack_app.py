@@ -3,7 +3,7 @@ Socket Mode (default: no public URL, an ``xapp-`` app-level token) or HTTP (``PO
 
     run_slack(settings, queue)     what `imagine serve` enters (bot/frontends.py): serves until exit
     └── build_app(client=…, queue=…, admins=…, signing_secret=…)
-        ├── /imagine /imagine-queue /imagine-history            bot/slack_commands.py
+        ├── /imagine /imagine-queue /imagine-history            bot/slack_commands.py (acks: slack_acks.py)
         ├── /imagine-usage /imagine-settings /imagine-ban       (admins only)
         ├── imagine:<action>:<job>[:<image>] buttons            bot/slack_actions.py
         └── app_home_opened                                     bot/slack_home.py

@@ -1,8 +1,8 @@
 """The slash commands: one async method per command, named after it; its docstring is its help.
 
 Every handler answers through ``ack`` (an ephemeral reply, within Slack's 3 seconds) or, when the work
-outlasts `ACK_DEADLINE_SECONDS`, acks at once and answers through ``respond`` (the command's
-``response_url``). Bolt injects arguments by name (``slack_bolt/kwargs_injection/async_args.py``).
+outlasts the deadline or a burst is on, acks at once and answers through ``respond`` (the command's
+``response_url``): `bot.slack_acks`. Bolt injects arguments by name (``slack_bolt/kwargs_injection``).
 Everything is keyed by the workspace (``team_id``): jobs, settings, bans, admins.
 """
 
