@@ -273,3 +273,21 @@ async def test_unknown_button_and_missing_job(bot: SlackBot) -> None:
     bad_url = bot.fake.response_urls[bad.response_url_id]
     await bot.fake.wait_until(lambda: bad_url.bodies)
     assert "doesn't belong to a job I know" in bad_url.bodies[0]["text"]
+
+
+async def test_an_admin_may_cancel_someone_elses_job(bot: SlackBot) -> None:
+    bot.fake.add_user("U0ADMIN", is_admin=True)
+    job = await imagine(bot)
+    response = await bot.slack.send_block_action(
+        f"imagine:cancel:{job.id}",
+        channel_id=CHANNEL,
+        message_ts=job.refs.placeholder_message_id,
+        user_id="U0ADMIN",
+    )
+    url = bot.fake.response_urls[response.response_url_id]
+    await bot.fake.wait_until(lambda: url.bodies, what="the answer")
+    assert f"Cancelled job #{job.id}" in url.bodies[0]["text"]
+    assert (await bot.queue.get_job(job.id)).status is Status.CANCELLED
+    assert await bot.deliver() == 1
+    placeholder = bot.fake.message(CHANNEL, job.refs.placeholder_message_id or "")
+    assert "was cancelled" in (placeholder.text or "") and list(iter_actions(placeholder.blocks)) == []
