@@ -10,8 +10,9 @@
 Weights: dalle-mini's shapes (d_model 1024, 12+12 layers, 16 heads, ffn 2730, text vocab 50264, image vocab
 16384 + 1; --mega: 2048, 24+24, 32, 4096, 50272, 16415 + 1) drawn at random in torch (normal, std 0.02 as
 dalle-mini's init), no download. min-dalle gets the very same tensors and runs with the same threads/dtype.
-Per image count: 2 warm-up steps, then timed steps (synchronized on a GPU). "decode" is the time of one step
-for the whole batch and image tokens per second; "end to end" is text encoding + 256 steps + VQGAN decode.
+Per image count: 2 warm-up steps, then timed steps (synchronized on a GPU), the engines taking turns.
+"decode" is the time of one step for the whole batch and image tokens per second; "end to end" is
+text encoding + 256 steps + VQGAN decode.
 --quick times 6 steps starting at position 124 (the average attention length) and extrapolates to 256, and
 times the VQGAN on one image, scaled by the image count. The ratio is min-dalle's time / ours.
 """
@@ -165,13 +166,20 @@ class MinDalle:
         self.i += 1
 
 
-def measure(engine: Ours | MinDalle, images: int, *, quick: bool) -> tuple[float, float, float]:
-    """(encode seconds, mean seconds per step, fastest step): each step timed on its own."""
-    engine.start(images, QUICK_POSITION if quick else 0)
-    for _ in range(2):
-        engine.step()
-    steps = [timed(engine.step, engine.device) for _ in range(6 if quick else STEPS - 2)]
-    return engine.encode_s, sum(steps) / len(steps), min(steps)
+def measure(
+    engines: list[Ours | MinDalle], images: int, *, quick: bool
+) -> dict[str, tuple[float, float, float]]:
+    """name → (encode seconds, mean seconds per step, fastest step). Each step is timed on its own and the
+    engines take turns step by step, so a busy shared machine slows them alike."""
+    for engine in engines:
+        engine.start(images, QUICK_POSITION if quick else 0)
+        for _ in range(2):
+            engine.step()
+    steps: dict[str, list[float]] = {engine.name: [] for engine in engines}
+    for _ in range(6 if quick else STEPS - 2):
+        for engine in engines:
+            steps[engine.name].append(timed(engine.step, engine.device))
+    return {e.name: (e.encode_s, sum(s := steps[e.name]) / len(s), min(s)) for e in engines}
 
 
 def vqgan_seconds(images: int, device: torch.device) -> tuple[float, float]:
@@ -260,10 +268,9 @@ def main() -> None:
             (vq_one[0] * images, vq_one[1] * images) if vq_one else vqgan_seconds(images, device)
         )
         results = {}
-        for engine in engines:
-            encode_s, step_s, best_s = measure(engine, images, quick=args.quick)
-            vq = vq_theirs if engine.name == "min-dalle" else vq_ours
-            results[engine.name] = (step_s, best_s, encode_s + STEPS * step_s + vq)
+        for name, (encode_s, step_s, best_s) in measure(engines, images, quick=args.quick).items():
+            vq = vq_theirs if name == "min-dalle" else vq_ours
+            results[name] = (step_s, best_s, encode_s + STEPS * step_s + vq)
         for name, (step_s, best_s, e2e) in results.items():
             ratio = ""
             if "min-dalle" in results and name != "min-dalle":
