@@ -43,10 +43,6 @@ def quoted(prompt: str, limit: int = 200) -> str:
     return f"“{escape(prompt)}”"
 
 
-def eta_words(eta: timedelta | None) -> str:
-    return messages.eta_words(eta)
-
-
 def ready_in(eta: timedelta | None) -> str:
     """``ready in about 3 min``, or ``no estimate yet`` before the queue has timed any render."""
     return messages.eta_words(eta) if eta is None else f"ready in {messages.eta_words(eta)}"
