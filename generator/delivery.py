@@ -60,7 +60,8 @@ class Deliverer:
         self.poll_seconds = poll_seconds
         self.hold_seconds = hold_seconds
         self.batch_count = batch_count
-        self.poster_timeout_seconds = poster_timeout_seconds
+        # a post must end well within the hold, or another deliverer could start the same one
+        self.poster_timeout_seconds = min(poster_timeout_seconds, hold_seconds / 2)
         self.progress_seconds = progress_seconds
         self.wake = asyncio.Event()  # set by the render loop when a job finishes
         self.delivered_count = 0

@@ -19,6 +19,7 @@ from typing import Any
 
 from jobs.errors import ImagineError, SettingsError
 from jobs.logs import configure_from_settings
+from jobs.queue import DELIVERY_HOLD_SECONDS
 from jobs.settings import Settings, load_settings
 
 log = logging.getLogger("generator.serve")
@@ -100,6 +101,7 @@ async def serve(
     deliver: bool = True,
     batching: str = "continuous",
     stop_grace_seconds: float | None = None,
+    delivery_hold_seconds: float = DELIVERY_HOLD_SECONDS,
 ) -> int:
     """Run one generator until `stop`; returns the exit status (see the module docstring)."""
     from bot.posters import make_posters
@@ -144,7 +146,7 @@ async def serve(
         deliverer = None
         posters = make_posters(settings) if deliver else {}
         if deliver:
-            deliverer = Deliverer(queue=queue, posters=posters)
+            deliverer = Deliverer(queue=queue, posters=posters, hold_seconds=delivery_hold_seconds)
             if render_loop is not None:
                 render_loop.on_progress = deliverer.note_progress
                 render_loop.on_finished = deliverer.note_finished
@@ -226,6 +228,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="on SIGTERM, finish jobs that can finish within this (default 5), release the rest",
     )
+    parser.add_argument(
+        "--delivery-hold-seconds",
+        type=float,
+        default=DELIVERY_HOLD_SECONDS,
+        help="a result taken for posting is not retried by another deliverer before this (default 60);"
+        " after a crash its delivery resumes this much later",
+    )
     args = parser.parse_args(argv)
     worker_id = args.worker_id or default_worker_id()
     try:
@@ -246,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             deliver=not args.no_deliver,
             batching=args.batching,
             stop_grace_seconds=args.stop_grace_seconds,
+            delivery_hold_seconds=args.delivery_hold_seconds,
         )
 
     return asyncio.run(run())

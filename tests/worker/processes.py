@@ -71,5 +71,10 @@ def start(args: list[str], env: dict[str, str], log_path: Path) -> Process:
     return Process(popen, log_path, time.monotonic())
 
 
+DELIVERY_HOLD_SECONDS = "3"  # a result a killed generator had taken for posting is retried this soon
+
+
 def start_generator(env: dict[str, str], log_path: Path, *flags: str) -> Process:
-    return start(["-m", "generator.serve", *flags], env, log_path)
+    return start(
+        ["-m", "generator.serve", "--delivery-hold-seconds", DELIVERY_HOLD_SECONDS, *flags], env, log_path
+    )
