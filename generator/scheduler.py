@@ -113,6 +113,7 @@ class RenderLoop:
         self._last_claim = 0.0
         self._last_progress = time.monotonic()
         self._step_seconds = 0.0  # moving average, to judge what can finish within the stop grace
+        self._finishing: set[asyncio.Task[None]] = set()  # jobs being decoded and stored
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -264,13 +265,16 @@ class RenderLoop:
             if len(active.tokens) == active.job.images:
                 completed.append(active)
         for active in completed:
-            await self._complete(active)
+            # Decode, PNG and store off the loop's path: the next steps go on meanwhile.
+            del self.active[active.job.id]
+            task = asyncio.create_task(self._complete(active), name=f"finish-{active.job.id}")
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
 
     async def _complete(self, active: ActiveJob) -> None:
         """Decode, compose the grid, store everything and mark the job done (one transaction)."""
         job = active.job
         extra = {"job_id": job.id, "worker_id": self.worker_id}
-        del self.active[job.id]
         started = time.perf_counter()
         try:
             tokens = torch.stack([active.tokens[i] for i in range(job.images)])
@@ -457,6 +461,12 @@ class RenderLoop:
             await self._progress_if_due()
         if self.active:
             await self._release(list(self.active))
+        await self.finishing()
+
+    async def finishing(self) -> None:
+        """Wait for the jobs being decoded and stored."""
+        while self._finishing:
+            await asyncio.gather(*self._finishing)
 
     def _seconds_to_finish(self, active: ActiveJob) -> float:
         if active.pending:
