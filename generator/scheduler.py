@@ -133,6 +133,7 @@ class RenderLoop:
             if self.engine.active_count == 0:
                 if not self.active:
                     await _wait_any(self.wake, stop, timeout=self.idle_poll_seconds)
+                await asyncio.sleep(0)  # never spin without yielding
                 continue
             await self._step()
             await self._progress_if_due()
@@ -177,7 +178,8 @@ class RenderLoop:
                 if is_transient(exc):  # the database blinked: hand it back, the attempt not counted
                     await self._release([job.id])
                 else:
-                    await self._fail(job, PARENT_GONE_REASON, exc, retryable=False)
+                    reason = PARENT_GONE_REASON if job.kind is Kind.VARIATION else RENDER_FAILED_REASON
+                    await self._fail(job, reason, exc, retryable=False)
                 continue
             self.active[job.id] = ActiveJob(job=job, plans=plans, pending=list(plans))
 
@@ -196,7 +198,7 @@ class RenderLoop:
                 key=(job.id, index),
                 prompt=job.prompt_normalized,
                 settings=SamplingSettings(
-                    seed=options.seed + index,
+                    seed=(options.seed + index) % 2**63,  # image i: seed + i, as DalleMini.tokens
                     top_k=options.top_k,
                     top_p=1.0 if options.top_p is None else options.top_p,
                     temperature=options.temperature,
