@@ -13,6 +13,7 @@ The results are posted by the generator's delivery loop (bot/posters/discord.py)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 # Far inside Discord's 3 s, and the p99 target of bench/ack_latency.py (300 ms) under a burst.
 ACK_BUDGET_SECONDS = 0.15
 GENERATORS_CACHE_SECONDS = 5.0
+# Enqueues in flight at once. A burst of 100 concurrent transactions only fights over the database's
+# write lock (SQLite) and the event loop; a few at a time finish sooner and leave the loop free to ack.
+ENQUEUE_CONCURRENCY = 4
 
 
 class ImagineBot(discord.Client):
@@ -62,6 +66,7 @@ class ImagineBot(discord.Client):
         self.now = clock
         self.ack_budget_seconds = ack_budget_seconds
         self._generators_seen_at = -GENERATORS_CACHE_SECONDS
+        self.enqueue_slots = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
         self.tree: app_commands.CommandTree[ImagineBot] = app_commands.CommandTree(self)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         for command in (*COMMANDS, *ADMIN_COMMANDS):

@@ -207,8 +207,10 @@ async def submit(interaction: Interaction, request: EnqueueRequest) -> None:
     except Refused as exc:
         await interaction.response.send_message(messages.refused(exc.reason), ephemeral=True)
         return
+    # With every enqueue slot taken (a burst), this one would wait its turn: ack at once instead.
+    budget = 0.0 if bot.enqueue_slots.locked() else bot.ack_budget_seconds
     enqueuing = asyncio.ensure_future(_enqueue(bot, request))
-    done, _ = await asyncio.wait({enqueuing}, timeout=bot.ack_budget_seconds)
+    done, _ = await asyncio.wait({enqueuing}, timeout=budget)
     if not done:  # the database is busy: ack now, answer by editing the loading message
         await interaction.response.defer(thinking=True)
     try:
@@ -250,9 +252,10 @@ class NoGenerator(Refused):
 
 async def _enqueue(bot: ImagineBot, request: EnqueueRequest) -> Enqueued:
     # A job nobody would draw is refused like bad input: nothing is written, the user is told why.
-    if not await bot.generators_online():
-        raise NoGenerator(messages.refused_no_worker())
-    return await bot.queue.enqueue(request)
+    async with bot.enqueue_slots:
+        if not await bot.generators_online():
+            raise NoGenerator(messages.refused_no_worker())
+        return await bot.queue.enqueue(request)
 
 
 async def cancel_job(interaction: Interaction, job_id: int) -> None:
