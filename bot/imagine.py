@@ -129,7 +129,7 @@ async def render(settings: Settings, args: argparse.Namespace) -> int:
     queue = Queue.from_settings(settings, engine=engine)
     helper = GeneratorHelper(queue, settings, is_allowed=not args.no_generator)
     try:
-        user = getpass.getuser()
+        user = _terminal_user()
         try:
             enqueued = await queue.enqueue(
                 EnqueueRequest(
@@ -250,6 +250,14 @@ async def wait_for_job(queue: Queue, job_id: int, helper: GeneratorHelper, stop:
             return None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), WAIT_POLL_SECONDS)
+
+
+def _terminal_user() -> str:
+    """Who asks, for fairness and quotas: the login name (a container may have none)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "cli"
 
 
 def _seconds(seconds: float) -> str:
