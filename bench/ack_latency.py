@@ -175,10 +175,20 @@ def _answered(fake: Any) -> Callable[[Any], bool]:
 
 
 # --- Slack --------------------------------------------------------------------------------------------------
-# The Slack frontend's section goes here: `async def bench_slack(url, count)`, then a line in PLATFORMS.
 
 
-PLATFORMS: dict[str, Bench] = {"discord": bench_discord}
+async def bench_slack(url: str, count: int) -> tuple[Latencies, Latencies]:
+    """`count` users each send a signed /imagine at once to the real Bolt app in HTTP mode; the fake Slack
+    signs, POSTs and times them from its own process (bench/ack_latency_slack.py, runnable alone too)."""
+    from bench import ack_latency_slack as slack
+
+    ours, baseline = await slack.bench_slack(url, count)
+    DEFERRED.append(slack.DEFERRED.pop())  # acked "adding your prompt…", the position on the response_url
+    ANSWERS.append(slack.POSITION_AT.pop())
+    return ours, baseline
+
+
+PLATFORMS: dict[str, Bench] = {"discord": bench_discord, "slack": bench_slack}
 
 
 # --- the run ------------------------------------------------------------------------------------------------
