@@ -97,7 +97,7 @@ def resolve_checkpoint(
             "from the Hugging Face hub "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Download it on a "
             f"machine with network access (`huggingface-cli download {repo_id} --local-dir DIR`) and point "
-            "--model/--vqgan (or the IMAGINE_MODEL/IMAGINE_VQGAN settings) at that local directory"
+            "--model/--vqgan (or the IMAGINE_MODEL_DIR/IMAGINE_VQGAN_DIR settings) at that local directory"
         ) from exc
     return Path(local)
 
