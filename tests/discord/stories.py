@@ -19,26 +19,31 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
 from bot.discord_bot import ImagineBot
 from bot.posters.discord import DiscordPoster
 from jobs.db import connect, migrate
 from jobs.models import Delivery, Job, utcnow
 from jobs.queue import Limits, Queue
+from jobs.schema import metadata
 from tests.fakes.discord import EPHEMERAL_FLAG, FakeDiscord, InteractionRecord, StoredMessage
 from tests.fakes.discord_client import FAST_GUILD_READY_TIMEOUT_S
-from tests.jobs.databases import copy_sqlite, sqlite_url
+from tests.jobs.databases import ENGINES, copy_sqlite, fresh_postgres_database, require_postgres, sqlite_url
 
 __all__ = [
+    "ENGINES",
     "Clock",
     "Generator",
     "advance",
     "clock",
+    "db_url",
     "ephemeral_text",
     "generator",
     "image_of",
     "jobs_of",
     "make_bot",
+    "postgres_url",
     "queue",
     "sqlite_template",
     "tiny_checkpoints",
@@ -85,9 +90,31 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """This session's own migrated Postgres database (skipped with the reason when unreachable)."""
+    require_postgres()
+    with fresh_postgres_database("_discord") as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(params=["sqlite"])
+def db_url(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> str:
+    """A fresh SQLite file; `@pytest.mark.parametrize("db_url", ENGINES, indirect=True)` runs a test on
+    the session's Postgres database (emptied by `queue`) too."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url")  # type: ignore[no-any-return]
+    return copy_sqlite(sqlite_template, tmp_path / "imagine.db")
+
+
 @pytest.fixture
-async def queue(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Queue]:
-    engine = connect(copy_sqlite(sqlite_template, tmp_path / "imagine.db"))
+async def queue(db_url: str) -> AsyncIterator[Queue]:
+    engine = connect(db_url)
+    if engine.dialect.name == "postgresql":
+        tables = ", ".join(table.name for table in metadata.sorted_tables)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     yield Queue(engine=engine, limits=STORY_LIMITS)
     await engine.dispose()
 

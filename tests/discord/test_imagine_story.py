@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bot.discord_ids import grid_button_rows
 from jobs.models import Status
 from tests.discord.stories import *  # noqa: F403
-from tests.discord.stories import Generator, image_of, wait_delivered, wait_for_grid
+from tests.discord.stories import ENGINES, Generator, image_of, wait_delivered, wait_for_grid
 from tests.fakes.discord import FakeDiscord
 
 CHANNEL_MESSAGE_WITH_SOURCE = 4
 
 
+@pytest.mark.parametrize("db_url", ENGINES, indirect=True)
 async def test_imagine_acks_with_the_position_then_edits_through_progress_to_the_grid(
     fake_discord: FakeDiscord, make_bot: Any, generator: Generator
 ) -> None:
@@ -53,3 +56,49 @@ async def test_imagine_acks_with_the_position_then_edits_through_progress_to_the
     job = await wait_delivered(generator, job_id)
     assert job.status is Status.DONE
     assert job.refs.final_message_id == str(message.id)
+
+
+async def test_a_failed_job_shows_its_reason_in_its_message(
+    fake_discord: FakeDiscord, make_bot: Any, generator: Generator
+) -> None:
+    await make_bot()
+    interaction = await fake_discord.send_slash_command("imagine", {"prompt": "an impossible thing"})
+    await fake_discord.wait_for_callback(interaction)
+    [job] = await generator.queue.claim("another-generator", 8)
+    await generator.queue.fail(
+        job.id, "another-generator", reason="the generator ran out of memory", retryable=False
+    )
+
+    await generator.start(render=False)  # only the delivery loop
+    message = fake_discord.original_message(interaction)
+    assert message is not None
+    await fake_discord.wait_for(lambda: message.embeds[0]["title"] == "Failed", timeout=10)
+    fields = {field["name"]: field["value"] for field in message.embeds[0]["fields"]}
+    assert fields["Why"] == "the generator ran out of memory"
+    assert message.components == []  # no cancel button on a job that is over
+
+
+async def test_run_discord_is_the_frontend_imagine_serve_starts(
+    fake_discord: FakeDiscord, queue: Any, tmp_path: Any
+) -> None:
+    from bot.discord_app import run_discord
+    from bot.frontends import enabled_frontends
+    from bot.posters import make_posters
+    from bot.posters.discord import DiscordPoster
+    from jobs.settings import load_settings
+
+    settings = load_settings(env_file=None, discord_token=fake_discord.token, data_dir=tmp_path)
+    assert [f.name for f in enabled_frontends(settings)] == ["discord"]
+    [frontend] = enabled_frontends(settings)
+    assert frontend.load() is run_discord
+    posters = make_posters(settings)
+    assert isinstance(posters["discord"], DiscordPoster) and fake_discord.token not in repr(
+        posters["discord"]
+    )
+    await posters["discord"].aclose()
+
+    async with run_discord(settings, queue) as bot:
+        assert bot.is_ready() and bot.queue is queue
+        assert fake_discord.command_sync_count == 1
+    assert bot.is_closed()
+    assert (tmp_path / "discord-commands.json").exists()
