@@ -17,13 +17,14 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import discord
 
+from bot import messages
 from bot.discord_ids import Action, ButtonId, grid_button_rows, progress_button_row, template
 
-_LABELS = {
-    Action.PICK: "U{number}",
-    Action.VARIATION: "V{number}",
+_LABELS = {  # the words are bot/messages.py's, shared with Slack; 🔄 and ℹ️ show only their emoji
+    Action.PICK: messages.LABEL_PICK,
+    Action.VARIATION: messages.LABEL_VARIATION,
     Action.REROLL: None,
-    Action.CANCEL: "Cancel",
+    Action.CANCEL: messages.LABEL_CANCEL,
     Action.INFO: None,
 }
 _EMOJI = {Action.REROLL: "🔄", Action.CANCEL: "❌", Action.INFO: "ℹ️"}

@@ -136,7 +136,7 @@ class DiscordPoster:
                 embed.add_field(name="Picture", value=messages.too_large_to_upload(), inline=False)
             return {"embeds": [embed.to_dict()], "components": components}
 
-        return await self._deliver(job, payload, grid_png, record_refs)
+        return await self._deliver_or_explain(job, payload, grid_png, record_refs)
 
     async def post_failure(self, job: Job, *, reason: str, record_refs: RecordRefs) -> Mapping[str, Any]:
         embed = cancelled_embed(job) if job.status is Status.CANCELLED else failed_embed(job, reason=reason)
@@ -144,9 +144,23 @@ class DiscordPoster:
         def payload(upload: Upload | None) -> dict[str, Any]:
             return {"embeds": [embed.to_dict()], "components": []}
 
-        return await self._deliver(job, payload, None, record_refs)
+        return await self._deliver_or_explain(job, payload, None, record_refs)
 
     # --- where it goes ------------------------------------------------------------------------------------
+
+    async def _deliver_or_explain(
+        self,
+        job: Job,
+        payload: Callable[[Upload | None], dict[str, Any]],
+        grid_png: bytes | None,
+        record_refs: RecordRefs,
+    ) -> Mapping[str, Any]:
+        try:
+            return await self._deliver(job, payload, grid_png, record_refs)
+        except DiscordApiError as exc:
+            # Not a poster bug: Discord said no (missing access, unknown channel…). The delivery loop
+            # retries with backoff and finally keeps this reason for admins.
+            raise PosterError(f"Discord refused the post: {exc}", status=exc.status) from exc
 
     async def _deliver(
         self,
@@ -167,7 +181,8 @@ class DiscordPoster:
                     raise PosterError(
                         "the interaction has no answer yet", retry_after=NOT_RESPONDED_RETRY_SECONDS
                     ) from exc
-                if exc.code not in TOKEN_GONE_CODES:
+                # the original answer is gone (token revoked, or the message deleted): post anew
+                if exc.code not in TOKEN_GONE_CODES and exc.code != UNKNOWN_MESSAGE_CODE:
                     raise
                 log.info(
                     "token gone, posting to the channel", extra={"action": "token_gone", "job_id": job.id}

@@ -134,3 +134,18 @@ async def test_uploads_fall_back_to_jpeg_then_a_smaller_grid_within_the_limit(
     fallback = await wait_for_grid(fake_discord, unknown)
     assert len(fallback.attachments[0].data) <= tiny_limit
     assert 413 in {r.status for r in fake_discord.find_requests("PATCH", r"^/webhooks/")}
+
+
+async def test_a_deleted_queued_message_gets_the_result_as_a_new_channel_message(
+    fake_discord: FakeDiscord, make_bot: Any, generator: Generator
+) -> None:
+    await make_bot()
+    interaction = await _queued(fake_discord, "a vanishing act", images=1)
+    queued = fake_discord.original_message(interaction)
+    assert queued is not None
+    queued.is_deleted = True  # someone deleted the bot's answer while the job waited
+
+    await generator.start()
+    posted = await fake_discord.wait_for_message(lambda m: m.created_by == "channel" and bool(m.attachments))
+    assert posted.content.startswith(f"<@{fake_discord.user.id}>")
+    assert len(fake_discord.channel_messages()) == 1
