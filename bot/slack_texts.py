@@ -167,8 +167,7 @@ def _what(job: Job) -> str:
 
 def placeholder_queued(job: Job, position: int, eta: timedelta | None) -> str:
     return (
-        f"⏳ {_by(job)} asked for {_what(job)} (job {job.id}) — queued, position {position}, "
-        f"{ready_in(eta)}."
+        f"⏳ {_by(job)} asked for {_what(job)} (job {job.id}) — queued, position {position}, {ready_in(eta)}."
     )
 
 
@@ -228,8 +227,7 @@ def queue_summary(entries: Sequence[tuple[Job, int, timedelta | None]], workers_
     for job, position, eta in entries:
         where = "drawing now" if job.status is Status.RUNNING else f"position {position}"
         lines.append(
-            f"{_STATUS_EMOJI[job.status]} job {job.id} {quoted(job.prompt, 80)} — {where}, "
-            f"{ready_in(eta)}"
+            f"{_STATUS_EMOJI[job.status]} job {job.id} {quoted(job.prompt, 80)} — {where}, {ready_in(eta)}"
         )
     return "\n".join(lines)
 

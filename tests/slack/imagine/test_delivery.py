@@ -118,7 +118,7 @@ async def test_persistent_429_goes_back_to_the_loop_with_retry_after_then_resume
     job = await imagine(bot)
     await bot.render_next()
     bot.fake.rate_limit("chat.postMessage", times=3, retry_after=1)  # the client retries twice, then gives up
-    assert await bot.deliver(hold_seconds=0.0) == 1
+    assert await bot.deliver() == 1
 
     job = await bot.queue.get_job(job.id)
     assert job.delivery is Delivery.PENDING and "429" in (job.delivery_error or "")
@@ -128,7 +128,7 @@ async def test_persistent_429_goes_back_to_the_loop_with_retry_after_then_resume
     assert job.delivery_next_try_at is not None
 
     await asyncio.sleep(1.0)  # Retry-After
-    assert await bot.deliver(hold_seconds=0.0) == 1
+    assert await bot.deliver() == 1
     job = await bot.queue.get_job(job.id)
     assert job.delivery is Delivery.DELIVERED
     assert len(bot.fake.completed_uploads(CHANNEL)) == 1  # ... so the retry did not share the grid again
@@ -140,12 +140,12 @@ async def test_upload_host_failure_resumes_without_a_second_file(bot: SlackBot) 
     job = await imagine(bot)
     await bot.render_next()
     bot.fake.fail(UPLOAD_STEP, status=503)
-    assert await bot.deliver(hold_seconds=0.0) == 1
+    assert await bot.deliver() == 1
     job = await bot.queue.get_job(job.id)
     assert job.delivery is Delivery.PENDING and "upload host answered 503" in (job.delivery_error or "")
 
     await bot.queue.delivery_failed(job.id, "retry now", retry_after=0.0)
-    assert await bot.deliver(hold_seconds=0.0) == 1
+    assert await bot.deliver() == 1
     assert (await bot.queue.get_job(job.id)).delivery is Delivery.DELIVERED
     assert len(bot.fake.completed_uploads(CHANNEL)) == 1
 
@@ -156,13 +156,14 @@ async def test_a_delivery_that_dies_half_way_is_finished_once_by_the_next(bot: S
     job = await imagine(bot)
     await bot.render_next()
     bot.fake.slow("chat.postMessage", 5.0)
-    first = asyncio.create_task(bot.deliverer(hold_seconds=0.5).deliver_due())
+    hold = 3.0  # the dead deliverer's claim on the job; a post may take half of it
+    first = asyncio.create_task(bot.deliverer(hold_seconds=hold).deliver_due())
     await bot.fake.wait_until(lambda: bot.fake.calls_to("chat.postMessage")[1:], what="the buttons post")
     first.cancel()  # the process is gone
     await asyncio.gather(first, return_exceptions=True)
     assert (await bot.queue.get_job(job.id)).delivery is Delivery.PENDING
 
-    await asyncio.sleep(0.6)  # the dead deliverer's hold expires
+    await asyncio.sleep(hold + 0.1)  # the dead deliverer's hold expires
     assert await bot.deliver() == 1
     job = await bot.queue.get_job(job.id)
     assert job.delivery is Delivery.DELIVERED
@@ -189,7 +190,7 @@ async def test_bot_removed_before_delivery_keeps_the_result_pending_with_invite_
     await bot.render_next()
     bot.fake.add_channel(CHANNEL, is_member=False)
     bot.fake.clear_faults()
-    assert await bot.deliver(hold_seconds=0.0) == 1
+    assert await bot.deliver() == 1
     job = await bot.queue.get_job(job.id)
     # chat.update of the placeholder works in the fake without membership; the upload does not.
     assert job.delivery is Delivery.PENDING and "invite the bot" in (job.delivery_error or "")

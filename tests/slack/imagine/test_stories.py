@@ -73,7 +73,11 @@ async def start_generator(
             stop_grace_seconds=0.0,
         )
         deliverer = Deliverer(
-            queue=queue, posters={"slack": poster}, poll_seconds=0.05, progress_seconds=0.05, hold_seconds=2.0
+            queue=queue,
+            posters={"slack": poster},
+            poll_seconds=0.05,
+            progress_seconds=0.05,
+            hold_seconds=10.0,
         )
         render.on_progress, render.on_finished = deliverer.note_progress, deliverer.note_finished
         worker = Worker(
