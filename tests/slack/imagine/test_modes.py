@@ -143,7 +143,9 @@ def test_the_generator_gets_a_slack_poster_when_a_bot_token_is_set() -> None:
     assert "slack" not in make_posters(settings())
     assert isinstance(make_posters(settings(slack_bot_token="xoxb-test"))["slack"], SlackPoster)
     http_only = settings(slack_bot_token="xoxb-test", slack_signing_secret="s")
-    assert "slack" in [frontend.name for frontend in enabled_frontends(http_only)]
+    [slack] = [frontend for frontend in enabled_frontends(http_only) if frontend.name == "slack"]
+    assert slack.load() is run_slack  # what `imagine serve` enters
+    assert enabled_frontends(settings(slack_bot_token="xoxb-test")) == []  # no mode: not started
 
 
 async def test_http_address_and_admins_come_from_settings(
