@@ -54,6 +54,8 @@ JPEG_QUALITY = 90
 TOKEN_GONE_CODES = frozenset({10062, 50027})  # unknown interaction, invalid webhook token
 UNKNOWN_MESSAGE_CODE = 10008
 NOT_RESPONDED_RETRY_SECONDS = 1.0  # @original not made yet: the frontend is still answering
+# Discord gives the frontend 3 s to answer; an @original still unknown after this was deleted.
+ANSWER_WINDOW = timedelta(seconds=5)
 USER_AGENT = f"DiscordBot (https://github.com/Rapptz/discord.py {discord.__version__}) imagine-bot"
 
 
@@ -177,7 +179,7 @@ class DiscordPoster:
             try:
                 message = await self._upload(job, "PATCH", self._original_path(job), payload, grid_png)
             except DiscordApiError as exc:
-                if exc.code == UNKNOWN_MESSAGE_CODE and self._token_age(job) < TOKEN_MARGIN:
+                if exc.code == UNKNOWN_MESSAGE_CODE and self._token_age(job) < ANSWER_WINDOW:
                     raise PosterError(
                         "the interaction has no answer yet", retry_after=NOT_RESPONDED_RETRY_SECONDS
                     ) from exc

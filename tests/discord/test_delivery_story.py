@@ -137,13 +137,14 @@ async def test_uploads_fall_back_to_jpeg_then_a_smaller_grid_within_the_limit(
 
 
 async def test_a_deleted_queued_message_gets_the_result_as_a_new_channel_message(
-    fake_discord: FakeDiscord, make_bot: Any, generator: Generator
+    fake_discord: FakeDiscord, make_bot: Any, generator: Generator, clock: Clock
 ) -> None:
     await make_bot()
     interaction = await _queued(fake_discord, "a vanishing act", images=1)
     queued = fake_discord.original_message(interaction)
     assert queued is not None
     queued.is_deleted = True  # someone deleted the bot's answer while the job waited
+    advance(fake_discord, clock, 30)  # (a young unknown @original is "not answered yet": retried)
 
     await generator.start()
     posted = await fake_discord.wait_for_message(lambda m: m.created_by == "channel" and bool(m.attachments))
