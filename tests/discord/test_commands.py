@@ -234,3 +234,15 @@ async def test_a_busy_queue_is_acked_at_once_and_answered_after(
 
     await generator.start()
     await wait_for_grid(fake_discord, ok)
+
+
+def test_the_discord_frontend_and_poster_never_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bot.discord_app, bot.posters.discord; "
+        "sys.exit('torch imported' if 'torch' in sys.modules else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
