@@ -109,3 +109,24 @@ async def test_cancel_command_cancels_your_newest_job_or_names_a_missing_one(
     other = await fake_discord.send_slash_command("cancel", {"job": 999})
     await fake_discord.wait_for_callback(other)
     assert ephemeral_text(fake_discord, other) == "There is no job #999; /history lists yours."
+
+
+async def test_cancel_while_rendering_stops_the_job_and_edits_its_message(
+    fake_discord: FakeDiscord, make_bot: Any, generator: Generator
+) -> None:
+    await make_bot()
+    interaction = await fake_discord.send_slash_command("imagine", {"prompt": "a very long render"})
+    await fake_discord.wait_for_callback(interaction)
+    queued = fake_discord.original_message(interaction)
+    assert queued is not None
+    [job] = await generator.queue.claim("busy-generator", 8)  # another generator is drawing it
+
+    click = await fake_discord.click_button(queued.id, ButtonId(Action.CANCEL, job.id).custom_id)
+    await fake_discord.wait_for_callback(click)
+    assert ephemeral_text(fake_discord, click).startswith(f"Stopping job #{job.id}")
+
+    beat = await generator.queue.heartbeat([job.id], "busy-generator", 0.5, 60)
+    assert beat.cancel_requested == {job.id}  # the drawing generator learns it at its next heartbeat
+    await generator.queue.cancelled(job.id, "busy-generator")
+    await generator.start(render=False)
+    await fake_discord.wait_for(lambda: queued.embeds[0]["title"] == "Cancelled", timeout=10)
