@@ -60,7 +60,12 @@ async def test_http_mode_serves_signed_requests_only(
     await queue.worker_heartbeat("w", device="cpu", model="m", batch_images=8)
     configured = settings(slack_bot_token="xoxb-test", slack_signing_secret=signing_secret)
     async with run_slack(
-        configured, queue, client=bot_client, http_host="127.0.0.1", http_port=0
+        configured,
+        queue,
+        client=bot_client,
+        http_host="127.0.0.1",
+        http_port=0,
+        ack_deadline_seconds=TEST_ACK_DEADLINE_SECONDS,
     ) as frontend:
         assert frontend.mode == "http" and frontend.url and frontend.url.endswith("/slack/events")
         driver = SlackEventsDriver(fake_slack, events_url=frontend.url, signing_secret=signing_secret)
@@ -158,7 +163,9 @@ async def test_http_address_and_admins_come_from_settings(
         slack_http_port=0,
         slack_admin_user_ids="U0BOSS, U0DEPUTY",
     )
-    async with run_slack(configured, queue, client=bot_client) as frontend:
+    async with run_slack(
+        configured, queue, client=bot_client, ack_deadline_seconds=TEST_ACK_DEADLINE_SECONDS
+    ) as frontend:
         assert frontend.url and frontend.url.startswith("http://127.0.0.1:")
         driver = SlackEventsDriver(fake_slack, events_url=frontend.url, signing_secret=signing_secret)
         try:
