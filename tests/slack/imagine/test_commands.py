@@ -292,7 +292,7 @@ async def test_slow_queue_acks_at_once_then_answers_on_response_url(
     app = build_app(client=bot_client, queue=queue, admins=SlackAdmins(), signing_secret=signing_secret)
     slack = await slack_http(app)  # the production deadline: ACK_DEADLINE_SECONDS
     response = await slack.send_slash_command("/imagine", "a fox", channel_id=CHANNEL)
-    assert response.elapsed < 0.5 and "adding your prompt" in response.text
+    assert response.elapsed < 3.0 and "adding your prompt" in response.text  # acked before the queue answered
     url = fake_slack.response_urls[response.response_url_id]
     await fake_slack.wait_until(lambda: url.bodies, what="the position on the response_url")
     [body] = url.bodies
