@@ -17,7 +17,14 @@ from tests.discord.stories import (
     wait_delivered,
     wait_for_grid,
 )
-from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord import FakeDiscord, StoredMessage
+
+
+GENERATOR_TIMEOUT_S = 30.0  # a render and a post; generous for a loaded CI machine
+
+
+def is_channel_grid(message: StoredMessage) -> bool:
+    return message.created_by == "channel" and bool(message.attachments)
 
 
 async def _queued(fake: FakeDiscord, prompt: str, **options: Any) -> Any:
@@ -35,7 +42,7 @@ async def test_a_16_minute_old_job_is_posted_as_a_channel_message_mentioning_the
     advance(fake_discord, clock, 16 * 60)  # the queue was long: the interaction token is dead
 
     await generator.start()
-    posted = await fake_discord.wait_for_message(lambda m: m.created_by == "channel" and bool(m.attachments))
+    posted = await fake_discord.wait_for_message(is_channel_grid, timeout=GENERATOR_TIMEOUT_S)
 
     assert posted.content == f"<@{fake_discord.user.id}> your picture is ready."
     [create] = fake_discord.find_requests("POST", rf"^/channels/{fake_discord.channel_id}/messages$")
@@ -58,7 +65,7 @@ async def test_a_revoked_token_10062_falls_back_to_the_channel(
     fake_discord.expire_token(interaction.token)  # Discord says 10062, whatever our clock thinks
 
     await generator.start()
-    posted = await fake_discord.wait_for_message(lambda m: m.created_by == "channel" and bool(m.attachments))
+    posted = await fake_discord.wait_for_message(is_channel_grid, timeout=GENERATOR_TIMEOUT_S)
 
     assert posted.content.startswith(f"<@{fake_discord.user.id}>")
     assert {r.status for r in fake_discord.find_requests("PATCH", r"^/webhooks/.*/@original$")} == {404}
@@ -147,6 +154,6 @@ async def test_a_deleted_queued_message_gets_the_result_as_a_new_channel_message
     advance(fake_discord, clock, 30)  # (a young unknown @original is "not answered yet": retried)
 
     await generator.start()
-    posted = await fake_discord.wait_for_message(lambda m: m.created_by == "channel" and bool(m.attachments))
+    posted = await fake_discord.wait_for_message(is_channel_grid, timeout=GENERATOR_TIMEOUT_S)
     assert posted.content.startswith(f"<@{fake_discord.user.id}>")
     assert len(fake_discord.channel_messages()) == 1
