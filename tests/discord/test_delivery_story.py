@@ -19,7 +19,6 @@ from tests.discord.stories import (
 )
 from tests.fakes.discord import FakeDiscord, StoredMessage
 
-
 GENERATOR_TIMEOUT_S = 30.0  # a render and a post; generous for a loaded CI machine
 
 
