@@ -133,7 +133,17 @@ async def serve(
             from generator.engine import ModelEngine
             from generator.scheduler import STOP_GRACE_SECONDS, Batching, RenderLoop
 
-            model_engine = ModelEngine(loaded.model, capacity=settings.batch_images, model_name=loaded.name)
+            try:  # the sampler's caches for a whole batch are allocated here, once
+                model_engine = ModelEngine(
+                    loaded.model, capacity=settings.batch_images, model_name=loaded.name
+                )
+            except (RuntimeError, MemoryError) as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
+                print(
+                    f"imagine generator: cannot allocate a batch of {settings.batch_images} images on "
+                    f"{loaded.device}: {_one_line(exc)}; lower IMAGINE_BATCH_IMAGES",
+                    file=sys.stderr,
+                )
+                return EXIT_MODEL
             device, model_name = loaded.device, loaded.name
             render_loop = RenderLoop(
                 queue=queue,
