@@ -44,7 +44,8 @@ GENERATORS_CACHE_SECONDS = 5.0
 ENQUEUE_CONCURRENCY = 4
 
 
-class ImagineBot(discord.Client):
+# AutoSharded: Discord says how many gateway shards the app needs (one below 2,500 servers); nothing to set.
+class ImagineBot(discord.AutoShardedClient):
     def __init__(
         self,
         *,
