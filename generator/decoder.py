@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from generator.config import DalleBartConfig
-from generator.layers import GLU, Attention, LayerNorm
+from generator.layers import GLU, Attention, LayerNorm, project
 
 
 @dataclass
@@ -85,13 +85,15 @@ class DecoderLayer(nn.Module):
         # Self attention: write this step's key/value at each sequence's own position, attend to 0..L-1
         residual = decoder_state
         h = self.pre_self_attn_layer_norm(decoder_state)
-        q = attn.q_proj(h).view(s, attn.head_count, 1, attn.head_dim)  # (S, h, 1, hd)
-        self_keys[sequence_index, :, positions] = attn.k_proj(h).view(s, attn.head_count, attn.head_dim)
-        self_values[sequence_index, :, positions] = attn.v_proj(h).view(s, attn.head_count, attn.head_dim)
+        q = project(attn.q_proj, h).reshape(s, attn.head_count, 1, attn.head_dim)  # (S, h, 1, hd)
+        k = project(attn.k_proj, h).reshape(s, attn.head_count, attn.head_dim)  # (S, h, hd)
+        v = project(attn.v_proj, h).reshape(s, attn.head_count, attn.head_dim)
+        self_keys[sequence_index, :, positions] = k
+        self_values[sequence_index, :, positions] = v
         h = F.scaled_dot_product_attention(
             q, self_keys[:s, :, :key_count], self_values[:s, :, :key_count], attn_mask=self_mask
         )  # (S, h, 1, hd)
-        h = attn.out_proj(h.reshape(s, -1))
+        h = project(attn.out_proj, h.reshape(s, -1))
         decoder_state = residual + self.self_attn_layer_norm(h)
 
         # Cross attention: all S queries against the shared prompt table, each masked to its prompt
@@ -99,10 +101,10 @@ class DecoderLayer(nn.Module):
         residual = decoder_state
         h = self.pre_encoder_attn_layer_norm(decoder_state)
         q = (
-            attn.q_proj(h).view(s, attn.head_count, attn.head_dim).transpose(0, 1).unsqueeze(0)
+            project(attn.q_proj, h).reshape(s, attn.head_count, attn.head_dim).transpose(0, 1).unsqueeze(0)
         )  # (1, h, S, hd)
         h = F.scaled_dot_product_attention(q, cross_keys, cross_values, attn_mask=cross_mask)  # (1, h, S, hd)
-        h = attn.out_proj(h[0].transpose(0, 1).reshape(s, -1))
+        h = project(attn.out_proj, h[0].transpose(0, 1).reshape(s, -1))
         decoder_state = residual + self.encoder_attn_layer_norm(h)
 
         # Feed forward
@@ -165,4 +167,5 @@ class DalleBartDecoder(nn.Module):
 
     def logits(self, decoder_state: torch.Tensor, code_count: int) -> torch.Tensor:
         """(S, d) → (S, code_count): only the rows of lm_head for real image codes (start token excluded)."""
-        return F.linear(decoder_state, self.lm_head.weight[:code_count])
+        # weight @ stateᵀ as in layers.project (~3.5× the bandwidth of F.linear for 2 rows)
+        return torch.mm(self.lm_head.weight[:code_count], decoder_state.t()).t().contiguous()

@@ -13,6 +13,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def project(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A bias-free Linear `module` on rows `x` (S, in) → (S, out), computed as ``weight @ xᵀ``.
+
+    Why: decoding multiplies a few rows by each weight matrix, and MKL's sgemm with the *weight* as the
+    left operand streams it at ~30 GB/s for 2 rows (one image: its cond and uncond rows), against ~8 GB/s
+    for ``F.linear``'s ``x @ weightᵀ`` (measured on 2 AMD EPYC cores, d 1024 × ffn 2730 and 16384 × 1024),
+    and is as fast or faster up to 18 rows. The same dot products, summed in another order (float rounding).
+    Other modules (int8 dynamic quantized Linear) and batched (n, T, d) inputs take their own path.
+    """
+    if type(module) is nn.Linear and x.dim() == 2:
+        return torch.mm(module.weight, x.t()).t()  # (out, S)ᵀ: a transposed view, (S, out)
+    return module(x)
+
+
 class LayerNorm(nn.Module):
     """LayerNorm over the last axis with a bias and, if `is_scaled`, a scale (``weight``)."""
 
@@ -61,5 +75,5 @@ class GLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.ln0(x)
-        z = F.gelu(self.fc0(z)) * self.fc1(z)  # exact (erf) GELU, as flax's nn.gelu(approximate=False)
-        return self.fc2(self.ln1(z))
+        z = F.gelu(project(self.fc0, z)) * project(self.fc1, z)  # exact (erf) GELU, as flax's nn.gelu
+        return project(self.fc2, self.ln1(z))
