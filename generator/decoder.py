@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from generator.config import DalleBartConfig
-from generator.layers import GLU, Attention, LayerNorm, project
+from generator.layers import GLU, Attention, LayerNorm, linear_rows, project
 
 
 @dataclass
@@ -167,5 +167,4 @@ class DalleBartDecoder(nn.Module):
 
     def logits(self, decoder_state: torch.Tensor, code_count: int) -> torch.Tensor:
         """(S, d) → (S, code_count): only the rows of lm_head for real image codes (start token excluded)."""
-        # weight @ stateᵀ as in layers.project (~3.5× the bandwidth of F.linear for 2 rows)
-        return torch.mm(self.lm_head.weight[:code_count], decoder_state.t()).t().contiguous()
+        return linear_rows(decoder_state, self.lm_head.weight[:code_count]).contiguous()
