@@ -5,8 +5,10 @@
     .venv/bin/python -m bench.worker --only-mini --mini-jobs 4
 
 Each mode runs the real `RenderLoop` against a fresh SQLite queue (in-process, no delivery) on the same
-model, with the same stream of mixed jobs (1, 4, 2, 9, 1, 3, … images) arriving at fixed offsets so the
-generator is loaded but never starved; the enqueuer pokes the loop's wake-up as Postgres NOTIFY would.
+model, with the same stream of mixed jobs (1, 4, 2, 9, 1, 3, … images) arriving every N sampling steps (N
+chosen so the arrivals match what a full batch draws: loaded, never starved; counted in steps, so a busy
+shared machine does not change the workload) and as a backlog (all queued at once); the enqueuer pokes the
+loop's wake-up as Postgres NOTIFY would.
 Figures per mode: images/s over the stream (first arrival → last job done), mean and p95 time from
 enqueue to done, and — in a second scenario — the time from enqueue to first token of a 1-image job that
 arrives when a 4-image job is half drawn. Ratios are against batch-at-a-time from the same run.
@@ -98,8 +100,10 @@ async def run_until_done(loop: RenderLoop, queue: Queue, job_ids: list[int]) -> 
         await asyncio.sleep(0.02)
 
 
-async def stream(model: DalleMini, batching: Batching, *, jobs: int, gap: float, directory: Path) -> Figures:
-    """Jobs arrive every `gap` seconds; returns throughput and latency for this scheduling mode."""
+async def stream(model: DalleMini, batching: Batching, *, jobs: int, every: int, directory: Path) -> Figures:
+    """Job i arrives once the generator has run i·`every` steps (or sooner, when it is idle: arrivals are
+    counted in the model's own steps, so a busy shared machine does not change the workload);
+    `every=0` queues them all at once. Returns throughput and latency for this scheduling mode."""
     queue = await fresh_queue(directory)
     loop = RenderLoop(
         queue=queue,
@@ -111,9 +115,9 @@ async def stream(model: DalleMini, batching: Batching, *, jobs: int, gap: float,
     stop = asyncio.Event()
     task = asyncio.create_task(loop.run(stop))
     ids: list[int] = []
-    started = time.perf_counter()
     for i in range(jobs):
-        await asyncio.sleep(max(0.0, started + i * gap - time.perf_counter()))
+        while loop.steps_done < i * every and (loop.active or loop.engine.active_count):
+            await asyncio.sleep(0.001)
         ids.append((await queue.enqueue(request(i, IMAGES_CYCLE[i % len(IMAGES_CYCLE)]))).job.id)
         loop.wake.set()
     await run_until_done(loop, queue, ids)
@@ -181,20 +185,20 @@ def step_seconds(model: DalleMini, rows: int) -> float:
 async def bench(name: str, model: DalleMini, jobs: int, root: Path, *, probes: int) -> None:
     steps = model.config.image_length
     per_step = step_seconds(model, CAPACITY // 2)
-    # arrivals: on average a little faster than a half-full batch drains them, so the queue never empties
+    # arrivals: as many images per step as a full batch draws, so the generator is loaded, never starved
     mean_images = statistics.mean(IMAGES_CYCLE)
-    gap = per_step * steps * mean_images / CAPACITY
+    every = round(steps * mean_images / CAPACITY)
+    images = sum(IMAGES_CYCLE[i % len(IMAGES_CYCLE)] for i in range(jobs))
     print(
         f"\n{name}: {steps} steps per image, {per_step * 1000:.1f} ms/step at {CAPACITY // 2} rows; "
-        f"{jobs} jobs ({sum(IMAGES_CYCLE[i % len(IMAGES_CYCLE)] for i in range(jobs))} images), "
-        f"one every {gap:.2f} s, batch {CAPACITY} images"
+        f"{jobs} jobs ({images} images), one every {every} steps, batch {CAPACITY} images"
     )
     results: dict[Batching, Figures] = {}
     backlog: dict[Batching, Figures] = {}
     for batching in (Batching.BATCH, Batching.CONTINUOUS, Batching.JOB):
-        figures = await stream(model, batching, jobs=jobs, gap=gap, directory=root / f"{name}-{batching}")
+        figures = await stream(model, batching, jobs=jobs, every=every, directory=root / f"{name}-{batching}")
         backlog[batching] = await stream(
-            model, batching, jobs=jobs, gap=0.0, directory=root / f"{name}-{batching}-b"
+            model, batching, jobs=jobs, every=0, directory=root / f"{name}-{batching}-b"
         )
         figures.first_token_wait = await first_token_wait(
             model, batching, directory=root / f"{name}-{batching}-p"

@@ -110,6 +110,7 @@ class RenderLoop:
         self.active: dict[int, ActiveJob] = {}  # claim order = fair order
         self.jobs_done = 0
         self.images_done = 0
+        self.steps_done = 0  # sampling steps run (one token for every row in the batch)
         self._last_claim = 0.0
         self._last_progress = time.monotonic()
         self._step_seconds = 0.0  # moving average, to judge what can finish within the stop grace
@@ -248,6 +249,7 @@ class RenderLoop:
             await self._batch_failed(exc, job_ids=set(rows_by_job))
             return
         seconds = time.perf_counter() - started
+        self.steps_done += 1
         self._step_seconds = seconds if not self._step_seconds else 0.9 * self._step_seconds + 0.1 * seconds
         for job_id, count in rows_by_job.items():
             active = self.active[job_id]
