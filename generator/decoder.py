@@ -167,4 +167,4 @@ class DalleBartDecoder(nn.Module):
 
     def logits(self, decoder_state: torch.Tensor, code_count: int) -> torch.Tensor:
         """(S, d) → (S, code_count): only the rows of lm_head for real image codes (start token excluded)."""
-        return linear_rows(decoder_state, self.lm_head.weight[:code_count]).contiguous()
+        return linear_rows(decoder_state, self.lm_head.weight[:code_count])

@@ -32,7 +32,9 @@ def linear_rows(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if x.dim() != 2 or x.device.type != "cpu" or x.dtype != torch.float32:
         return F.linear(x, weight)
     if x.shape[0] <= 2 or _ONEDNN_LINEAR is None:
-        return torch.mm(weight, x.t()).t()  # (out, S)ᵀ: a transposed view, (S, out)
+        # (out, S)ᵀ copied to (S, out) rows: a transposed view would reach attention as q/k/v whose last
+        # axis has stride S, sending scaled_dot_product_attention to its slow math path (12 % of a step)
+        return torch.mm(weight, x.t()).t().contiguous()
     return _ONEDNN_LINEAR(x, weight, None, "none", [], "")
 
 
