@@ -101,6 +101,8 @@ def _redact_value(value: Any, redact: Redactor) -> Any:
         return redact(value)
     if isinstance(value, bool | int | float) or value is None:
         return value
+    if isinstance(value, list | tuple):  # keep the shape: other handlers (and tests) read the field as data
+        return type(value)(_redact_value(item, redact) for item in value)
     return redact(str(value))
 
 
