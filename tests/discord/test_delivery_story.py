@@ -29,6 +29,12 @@ def is_channel_grid(message: StoredMessage) -> bool:
 async def _queued(fake: FakeDiscord, prompt: str, **options: Any) -> Any:
     interaction = await fake.send_slash_command("imagine", {"prompt": prompt, **options})
     await fake.wait_for_callback(interaction, timeout=3.0)
+    # A loaded machine defers first ("thinking…") and edits in "Queued" after the enqueue: wait for that
+    # edit, or a test that then deletes the message races the bot's own edit.
+    await fake.wait_for(
+        lambda: (message := fake.original_message(interaction)) is not None and not message.is_loading,
+        timeout=30.0,
+    )
     return interaction
 
 
