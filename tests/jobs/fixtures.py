@@ -24,16 +24,6 @@ TEST_LIMITS = Limits(max_queued_per_user=10_000, max_running_per_user=10_000, da
                      retry_backoff_seconds=0.0)
 
 
-@pytest.fixture(autouse=True)
-def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No IMAGINE_* setting from the developer's shell leaks into a test (the Postgres URL may stay)."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("IMAGINE_") and not name.startswith("IMAGINE_TEST_"):
-            monkeypatch.delenv(name)
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"

@@ -4,7 +4,6 @@ real `Queue` on it, and the dashboard app in aiohttp's test client (signed out, 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,14 +25,6 @@ from tests.web.helpers import PASSWORD, sign_in
 WEB_LIMITS = Limits(
     max_queued_per_user=1000, max_running_per_user=1000, daily_quota_images=0, retry_backoff_seconds=0.0
 )
-
-
-@pytest.fixture(autouse=True)
-def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No IMAGINE_* setting from the developer's shell leaks into a test."""
-    for name in list(os.environ):
-        if name.startswith("IMAGINE_") and not name.startswith("IMAGINE_TEST_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

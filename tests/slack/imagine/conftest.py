@@ -40,15 +40,6 @@ LIMITS = Limits(
 )
 
 
-@pytest.fixture(autouse=True)
-def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("IMAGINE_") and not name.startswith("IMAGINE_TEST_"):
-            monkeypatch.delenv(name)
-
-
 @pytest.fixture(scope="session")
 def slack_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("slack-sqlite") / "template.db"
