@@ -26,8 +26,7 @@ log = logging.getLogger("generator.serve")
 
 EXIT_OK, EXIT_TASK_DIED, EXIT_CONFIG, EXIT_MODEL = 0, 1, 2, 3
 TRY_TINY_HINT = (
-    "set IMAGINE_MODEL_DIR and IMAGINE_VQGAN_DIR to local checkpoint directories (the layout of the "
-    "dalle-mini hub repos), or try the whole path offline with a tiny random model: "
+    "to try the whole path offline, make a tiny random model: "
     "`python -m generator.testing make-tiny ./tiny` then "
     "IMAGINE_MODEL_DIR=./tiny/dalle IMAGINE_VQGAN_DIR=./tiny/vqgan"
 )
