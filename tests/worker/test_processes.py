@@ -144,7 +144,7 @@ async def test_sigterm_releases_in_flight_jobs(
 ) -> None:
     """(Finishing what can finish within the grace period is tested in-process: test_render.py.)"""
     grace = 0
-    ids = await enqueue_many(queue, 6, images=(4,))
+    ids = await enqueue_many(queue, 12, images=(4,))
     lease = 20
     env = generator_env(db_url, tmp_path, tiny_checkpoints, lease_seconds=lease)
     generator = start_generator(
@@ -164,9 +164,13 @@ async def test_sigterm_releases_in_flight_jobs(
     assert time.monotonic() - sent < lease
     jobs = {job.id: job for job in await jobs_of(queue, ids)}
     assert not any(job.status is Status.RUNNING for job in jobs.values())
-    job = jobs[in_flight.id]  # released: back in the queue, the attempt not counted
-    assert job.status is Status.QUEUED and job.attempts == 0
-    assert generator.actions("job_released")[job.id] == 1
+    # The job seen drawing may finish before the signal lands (a tiny model is quick): what was in
+    # flight at the signal is what the generator released. Later jobs keep it from being nothing.
+    released = generator.actions("job_released")
+    assert released, f"nothing was in flight at SIGTERM (job {in_flight.id} was drawing just before)"
+    for job_id, count in released.items():  # back in the queue, once, the attempt not counted
+        assert count == 1 and jobs[job_id].status is Status.QUEUED and jobs[job_id].attempts == 0
+    assert all(job.status in (Status.QUEUED, Status.DONE) for job in jobs.values())  # nothing lost
     assert "action=worker_stopped" in generator.output()
 
 
