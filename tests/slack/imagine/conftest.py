@@ -18,18 +18,16 @@ from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.posters.slack import SlackPoster
 from bot.slack_admins import SlackAdmins
 from bot.slack_app import build_app
-from jobs.db import connect, migrate
 from jobs.queue import Limits, Queue
-from jobs.schema import metadata
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_apps import HttpStarter, web_client_for
-from tests.jobs.databases import copy_sqlite, fresh_postgres_database, require_postgres, sqlite_url
+from tests.jobs.databases import copy_sqlite
+from tests.jobs.fixtures import *  # noqa: F403  (the queue's real databases; db_url and make_queue are redefined below)
 from tests.slack.imagine.harness import SlackBot, drain_listeners, fast_retry_handlers
 
 # Tests assert what the ack says, so they give the enqueue Slack's whole window on a busy machine; the
@@ -40,38 +38,12 @@ LIMITS = Limits(
 )
 
 
-@pytest.fixture(scope="session")
-def slack_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("slack-sqlite") / "template.db"
-    migrate(sqlite_url(path))
-    return path
-
-
-@pytest.fixture(scope="session")
-def slack_postgres_url() -> Any:
-    require_postgres()
-    with fresh_postgres_database("_slack") as url:
-        migrate(url)
-        yield url
-
-
 @pytest.fixture(params=["sqlite"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """SQLite; a test opts into Postgres too with `@pytest.mark.parametrize("db_url", …, indirect=True)`."""
     if request.param == "sqlite":
-        return copy_sqlite(request.getfixturevalue("slack_sqlite_template"), tmp_path / "imagine.db")
-    return str(request.getfixturevalue("slack_postgres_url"))
-
-
-@pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = connect(db_url)
-    if engine.dialect.name == "postgresql":
-        tables = ", ".join(table.name for table in metadata.sorted_tables)
-        async with engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    yield engine
-    await engine.dispose()
+        return copy_sqlite(request.getfixturevalue("sqlite_template"), tmp_path / "imagine.db")
+    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture
