@@ -95,7 +95,7 @@ class Deliverer:
                 taken = 0
             if taken >= self.batch_count:
                 continue  # more may be waiting
-            await _wait_any(self.wake, stop, timeout=self.poll_seconds)
+            await wait_any(self.wake, stop, timeout=self.poll_seconds)
             self.wake.clear()
         log.info("delivery loop stopped", extra={"action": "delivery_stopped"})
 
@@ -210,7 +210,8 @@ class Deliverer:
                 )
 
 
-async def _wait_any(*events: asyncio.Event, timeout: float) -> None:
+async def wait_any(*events: asyncio.Event, timeout: float) -> None:
+    """Return when any event is set or `timeout` seconds pass (the render loop's idle wait uses it too)."""
     waiters = [asyncio.create_task(event.wait()) for event in events]
     try:
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from generator.dbretry import is_transient, retrying
+from generator.delivery import wait_any
 from generator.engine import Engine, RowPlan, oom_errors
 from generator.grid import make_grid, png_bytes
 from generator.sampler import SamplingSettings
@@ -133,7 +134,7 @@ class RenderLoop:
             await self._admit()
             if self.engine.active_count == 0:
                 if not self.active:
-                    await _wait_any(self.wake, stop, timeout=self.idle_poll_seconds)
+                    await wait_any(self.wake, stop, timeout=self.idle_poll_seconds)
                 await asyncio.sleep(0)  # never spin without yielding
                 continue
             await self._step()
@@ -503,11 +504,3 @@ class RenderLoop:
 def _grid_side(image_length: int) -> int:
     return round(image_length**0.5)
 
-
-async def _wait_any(*events: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
