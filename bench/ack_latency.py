@@ -68,7 +68,7 @@ async def bench_discord(url: str, count: int) -> tuple[Latencies, Latencies]:
     import yarl
     from discord import app_commands
 
-    from bot.discord_bot import ImagineBot
+    from bot.discord.client import ImagineBot
     from tests.fakes.discord_client import FAST_GUILD_READY_TIMEOUT_S, running
 
     class Baseline(discord.Client):

@@ -4,13 +4,13 @@
     .venv/bin/python bench/ack_latency.py --platform slack       (with the other platforms' sections)
     .venv/bin/python bench/ack_latency_slack.py [--count 100] [--engines sqlite,postgres]   (alone)
 
-The real Bolt app (`bot.slack_app.build_app`) serves ``/slack/events`` on 127.0.0.1 in this process and
+The real Bolt app (`bot.slack.app.build_app`) serves ``/slack/events`` on 127.0.0.1 in this process and
 answers each command after a real enqueue (membership check, generator check, enqueue, ack with the
 position and ETA). The fake Slack — Web API and the "Slack side" that signs and POSTs the commands —
 runs in its own process, as Slack runs on its own machines; latency is measured there, from sending
 the POST to reading the ack. Baseline, same run: a Bolt app on the same fake that acks at once.
 
-An ack that had to be sent before the enqueue finished (`bot.slack_acks.ACK_DEADLINE_SECONDS`,
+An ack that had to be sent before the enqueue finished (`bot.slack.acks.ACK_DEADLINE_SECONDS`,
 "adding your prompt…", the position following on the response_url) is counted as deferred.
 """
 
@@ -46,8 +46,8 @@ async def bench_slack(url: str, count: int) -> tuple[Latencies, Latencies]:
     from aiohttp import web
     from slack_bolt.async_app import AsyncAck, AsyncApp
 
-    from bot.slack_admins import SlackAdmins
-    from bot.slack_app import EVENTS_PATH, build_app
+    from bot.slack.admins import SlackAdmins
+    from bot.slack.app import EVENTS_PATH, build_app
     from tests.fakes.slack_apps import web_client_for
 
     context = mp.get_context("spawn")

@@ -31,13 +31,13 @@ class Frontend:
 
 
 FRONTENDS: tuple[Frontend, ...] = (
-    Frontend("discord", lambda s: s.discord_token is not None, "bot.discord_app:run_discord"),
+    Frontend("discord", lambda s: s.discord_token is not None, "bot.discord.app:run_discord"),
     Frontend(
         "slack",
-        # Socket Mode with an app-level token, else HTTP mode with the signing secret (bot/slack_app.py)
+        # Socket Mode with an app-level token, else HTTP mode with the signing secret (bot/slack/app.py)
         lambda s: s.slack_bot_token is not None
         and (s.slack_app_token is not None or s.slack_signing_secret is not None),
-        "bot.slack_app:run_slack",
+        "bot.slack.app:run_slack",
     ),
     Frontend("dashboard", lambda s: s.dashboard_enabled, "bot.web.server:run_dashboard"),
 )

@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from bot.discord_bot import ImagineBot
-from bot.posters.discord import DiscordPoster
+from bot.discord.client import ImagineBot
+from bot.discord.poster import DiscordPoster
 from jobs.db import connect, migrate
 from jobs.models import Delivery, Job, utcnow
 from jobs.queue import Limits, Queue

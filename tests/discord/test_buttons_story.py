@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.discord_ids import Action, ButtonId
+from bot.buttons import Action, ButtonId
 from jobs.models import Kind, Status
 from tests.discord.stories import *  # noqa: F403
 from tests.discord.stories import Generator, ephemeral_text, image_of, jobs_of, wait_for_grid

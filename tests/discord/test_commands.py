@@ -10,7 +10,7 @@ import pytest
 from discord import app_commands
 
 from bot import messages
-from bot.discord_bot import ImagineBot
+from bot.discord.client import ImagineBot
 from jobs.models import Platform
 from tests.discord.stories import *  # noqa: F403
 from tests.discord.stories import Generator, ephemeral_text, jobs_of, wait_delivered, wait_for_grid
@@ -241,7 +241,7 @@ def test_the_discord_frontend_and_poster_never_import_torch() -> None:
     import sys
 
     code = (
-        "import sys, bot.discord_app, bot.posters.discord; "
+        "import sys, bot.discord.app, bot.discord.poster; "
         "sys.exit('torch imported' if 'torch' in sys.modules else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.discord_ids import ButtonId
+from bot.buttons import ButtonId
 from jobs.models import Delivery
 from tests.discord.stories import *  # noqa: F403
 from tests.discord.stories import (

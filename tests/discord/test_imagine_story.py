@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.discord_ids import grid_button_rows
+from bot.buttons import grid_button_rows
 from jobs.models import Status
 from tests.discord.stories import *  # noqa: F403
 from tests.discord.stories import ENGINES, Generator, image_of, wait_delivered, wait_for_grid
@@ -81,10 +81,10 @@ async def test_a_failed_job_shows_its_reason_in_its_message(
 async def test_run_discord_is_the_frontend_imagine_serve_starts(
     fake_discord: FakeDiscord, queue: Any, tmp_path: Any
 ) -> None:
-    from bot.discord_app import run_discord
+    from bot.discord.app import run_discord
+    from bot.discord.poster import DiscordPoster
     from bot.frontends import enabled_frontends
     from bot.posters import make_posters
-    from bot.posters.discord import DiscordPoster
     from jobs.settings import load_settings
 
     settings = load_settings(env_file=None, discord_token=fake_discord.token, data_dir=tmp_path)

@@ -1,5 +1,5 @@
 """The generated parts of docs/: the settings table (`jobs.settings.markdown_table`, as in the README) and
-the Slack manifest (`bot.slack_manifest.manifest`, as YAML).
+the Slack manifest (`bot.slack.manifest.manifest`, as YAML).
 
     python -m tests.ship.docs_tables      rewrites both in place; tests/ship/test_docs.py checks them
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.slack_manifest import manifest
+from bot.slack.manifest import manifest
 from jobs.settings import markdown_table
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -21,8 +21,8 @@ START = "<!-- settings table: written by `python -m tests.ship.docs_tables`, che
 END = "<!-- end of settings table -->"
 MANIFEST_HEADER = """\
 # Slack app manifest for the /imagine bot (Socket Mode): https://api.slack.com/apps → Create New App →
-# From a manifest. Written from `python -m bot.slack_manifest` by `python -m tests.ship.docs_tables`.
-# HTTP mode: `python -m bot.slack_manifest --request-url https://<your host>/slack/events` instead.
+# From a manifest. Written from `python -m bot.slack.manifest` by `python -m tests.ship.docs_tables`.
+# HTTP mode: `python -m bot.slack.manifest --request-url https://<your host>/slack/events` instead.
 """
 
 

@@ -130,7 +130,7 @@ def test_slack_manifest_is_the_generated_one() -> None:
 
 def test_slack_manifest_matches_the_app() -> None:
     manifest = yaml.safe_load((DOCS / "slack-manifest.yml").read_text())
-    source = (ROOT / "bot/slack_app.py").read_text()
+    source = (ROOT / "bot/slack/app.py").read_text()
     registered = set(re.findall(r'app\.command\("(/[a-z-]+)"\)', source))
     declared = {command["command"] for command in manifest["features"]["slash_commands"]}
     assert declared == registered and len(registered) == 6
@@ -149,8 +149,8 @@ def test_slack_manifest_matches_the_app() -> None:
 
 
 def test_discord_permissions_and_commands() -> None:
-    from bot.discord_admin import ADMIN_COMMANDS
-    from bot.discord_commands import COMMANDS
+    from bot.discord.admin import ADMIN_COMMANDS
+    from bot.discord.commands import COMMANDS
 
     needed = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, attach_files=True)
     text = (DOCS / "discord.md").read_text()
@@ -158,5 +158,5 @@ def test_discord_permissions_and_commands() -> None:
     assert "scope=bot+applications.commands" in text
     for command in (*COMMANDS, *ADMIN_COMMANDS):
         assert f"`/{command.name}" in text, command.name
-    intents = (ROOT / "bot/discord_bot.py").read_text()
+    intents = (ROOT / "bot/discord/client.py").read_text()
     assert "discord.Intents(guilds=True)" in intents and "discord.Intents(guilds=True)" in text

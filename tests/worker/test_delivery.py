@@ -1,4 +1,4 @@
-"""The delivery loop against a real HTTP endpoint on 127.0.0.1 (429/5xx with Retry-After, then success or
+"""The delivery loop against the fake Slack on 127.0.0.1 (429/5xx with Retry-After, then success or
 give-up) and the idempotency of posting when a response is lost."""
 
 from __future__ import annotations
@@ -6,22 +6,21 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from PIL import Image
 
+from bot.outbox import LocalPoster
 from bot.posters import PosterError, RecordRefs
-from bot.posters.local import LocalPoster
-from bot.posters.webhook import WebhookPoster
+from bot.slack.poster import SlackPoster
 from generator.delivery import Deliverer
 from jobs.models import EnqueueRequest, Job
 from jobs.queue import Queue
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_apps import web_client_for
 from tests.worker.conftest import wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,57 +32,38 @@ def png(color: str) -> bytes:
     return buffer.getvalue()
 
 
-async def finished_job(queue: Queue) -> Job:
+async def finished_job(queue: Queue, *, platform: str = "cli") -> Job:
     """A job rendered and stored through the queue (no model needed to test delivery)."""
-    await queue.enqueue(EnqueueRequest(platform="cli", user_id="u1", prompt="a cat", options={"images": 1}))
+    await queue.enqueue(
+        EnqueueRequest(
+            platform=platform,
+            user_id="U1",
+            prompt="a cat",
+            guild_id="T0TEAM",
+            channel_id=CHANNEL,
+            options={"images": 1},
+        )
+    )
     [claimed] = await queue.claim("w-render", 8)
     return await queue.finish(
         claimed.id, "w-render", grid_png=png("red"), images=[(png("blue"), bytes(512))], gpu_seconds=0.5
     )
 
 
-@dataclass
-class Target:
-    """A webhook endpoint answering from a script of (status, Retry-After) pairs, then 200."""
-
-    script: list[tuple[int, str | None]]
-    repeat_last: bool = False
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        self.requests.append(
-            {
-                "at": time.monotonic(),
-                "key": request.headers.get("Idempotency-Key"),
-                "job": json.loads(str(form["job"])),
-                "files": sorted(k for k in form if k != "job"),
-            }
-        )
-        if self.script:
-            status, retry_after = (
-                self.script[0] if self.repeat_last and len(self.script) == 1 else self.script.pop(0)
-            )
-            if status >= 400:
-                headers = {"Retry-After": retry_after} if retry_after is not None else {}
-                return web.Response(status=status, headers=headers, text="nope")
-        return web.json_response({"id": f"m-{len(self.requests)}"})
+CHANNEL = "C0ART"
 
 
 @pytest.fixture
-async def target() -> AsyncIterator[Target]:
-    endpoint = Target(script=[])
-    app = web.Application()
-    app.router.add_post("/hook", endpoint.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    endpoint.url = f"http://{host}:{port}/hook"
-    yield endpoint
-    await runner.cleanup()
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        fake.add_channel(CHANNEL)
+        yield fake
+
+
+def slack_poster(fake: FakeSlack) -> SlackPoster:
+    """The production poster, its client pointed at the fake, retrying nothing itself: every 429 and 5xx
+    goes back to the delivery loop, whose retries these tests watch."""
+    return SlackPoster(client=web_client_for(fake, retry_handlers=[]))
 
 
 @pytest.fixture
@@ -103,12 +83,13 @@ async def deliver_in_background() -> AsyncIterator[Any]:
 
 
 async def test_retries_honour_retry_after_then_deliver(
-    queue: Queue, target: Target, deliver_in_background
+    queue: Queue, fake_slack: FakeSlack, deliver_in_background: Any
 ) -> None:
-    target.script = [(429, "1"), (503, "0")]
-    job = await finished_job(queue)
+    fake_slack.rate_limit("files.getUploadURLExternal", retry_after=1)
+    fake_slack.fail("files.getUploadURLExternal", status=503, error="service_unavailable", retry_after=0)
+    job = await finished_job(queue, platform="slack")
     deliver_in_background(
-        Deliverer(queue=queue, posters={"cli": WebhookPoster(url=target.url)}, poll_seconds=0.05)
+        Deliverer(queue=queue, posters={"slack": slack_poster(fake_slack)}, poll_seconds=0.05)
     )
 
     async def is_delivered() -> Job | None:
@@ -116,22 +97,21 @@ async def test_retries_honour_retry_after_then_deliver(
         return current if current.delivery.value == "delivered" else None
 
     delivered = await wait_until(is_delivered, timeout=15, what="delivery after two refusals")
-    assert len(target.requests) == 3
-    assert target.requests[1]["at"] - target.requests[0]["at"] >= 0.9  # waited for Retry-After: 1
-    assert {r["key"] for r in target.requests} == {f"imagine-job-{job.id}"}  # the receiver can deduplicate
-    assert target.requests[-1]["files"] == ["grid", "image-0"]
-    assert delivered.refs.final_message_id == "m-3"
+    reserve = fake_slack.calls_to("files.getUploadURLExternal")
+    assert [call.status for call in reserve] == [429, 503, 200]
+    assert reserve[1].at - reserve[0].at >= 0.9  # waited for Retry-After: 1
+    assert len(fake_slack.completed_uploads(CHANNEL)) == 1  # the grid was shared once
     assert delivered.delivery_attempts == 3 and delivered.delivery_error is None
 
 
 async def test_gives_up_as_undeliverable_with_the_reason(
-    make_queue: Any, target: Target, deliver_in_background
+    make_queue: Any, fake_slack: FakeSlack, deliver_in_background: Any
 ) -> None:
     queue = make_queue(delivery_timeout_seconds=1.0)
-    target.script, target.repeat_last = [(500, "0.2")], True
-    job = await finished_job(queue)
+    fake_slack.fail("files.getUploadURLExternal", times=None, status=500, error="fatal_error", retry_after=0)
+    job = await finished_job(queue, platform="slack")
     deliver_in_background(
-        Deliverer(queue=queue, posters={"cli": WebhookPoster(url=target.url)}, poll_seconds=0.05)
+        Deliverer(queue=queue, posters={"slack": slack_poster(fake_slack)}, poll_seconds=0.05)
     )
 
     async def gave_up() -> Job | None:
@@ -139,11 +119,11 @@ async def test_gives_up_as_undeliverable_with_the_reason(
         return current if current.delivery.value == "undeliverable" else None
 
     undeliverable = await wait_until(gave_up, timeout=15, what="the delivery to be given up")
-    assert undeliverable.delivery_error == "webhook answered HTTP 500"
-    tries = len(target.requests)
-    assert tries >= 3  # retried every ~0.2 s for about a second
+    assert undeliverable.delivery_error == "Slack refused (500): fatal_error"
+    tries = len(fake_slack.calls_to("files.getUploadURLExternal"))
+    assert tries >= 3  # retried for about a second
     await asyncio.sleep(0.5)
-    assert len(target.requests) == tries  # and then left alone
+    assert len(fake_slack.calls_to("files.getUploadURLExternal")) == tries  # and then left alone
 
 
 class LostResponsePoster(LocalPoster):

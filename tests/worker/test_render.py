@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.posters.local import LocalPoster
+from bot.outbox import LocalPoster
 from generator.dalle import DalleMini, RenderOptions
 from generator.engine import ModelEngine
 from generator.grid import GUTTER, grid_shape

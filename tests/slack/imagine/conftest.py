@@ -20,9 +20,9 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.posters.slack import SlackPoster
-from bot.slack_admins import SlackAdmins
-from bot.slack_app import build_app
+from bot.slack.admins import SlackAdmins
+from bot.slack.app import build_app
+from bot.slack.poster import SlackPoster
 from jobs.queue import Limits, Queue
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_apps import HttpStarter, web_client_for

@@ -17,7 +17,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
 )
 
-from bot.posters.slack import SlackPoster
+from bot.slack.poster import SlackPoster
 from generator.delivery import Deliverer
 from generator.grid import make_grid, png_bytes
 from jobs.models import IMAGE_TOKEN_COUNT, Job

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.slack_admins import SlackAdmins
-from bot.slack_app import build_app
+from bot.slack.admins import SlackAdmins
+from bot.slack.app import build_app
 from jobs.models import EnqueueRequest, Status
 from jobs.queue import Queue
 from tests.fakes.slack import FakeSlack, iter_actions

@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.frontends import enabled_frontends
-from bot.slack_app import run_slack
+from bot.slack.app import run_slack
 from jobs.errors import SettingsError
 from jobs.queue import Queue
 from jobs.settings import load_settings
@@ -143,7 +143,7 @@ async def test_app_home_shows_recent_pictures_and_usage_for_admins(
 
 def test_the_generator_gets_a_slack_poster_when_a_bot_token_is_set() -> None:
     from bot.posters import make_posters
-    from bot.posters.slack import SlackPoster
+    from bot.slack.poster import SlackPoster
 
     assert "slack" not in make_posters(settings())
     assert isinstance(make_posters(settings(slack_bot_token="xoxb-test"))["slack"], SlackPoster)
@@ -177,7 +177,7 @@ async def test_http_address_and_admins_come_from_settings(
 
 
 async def test_every_command_of_the_manifest_is_answered(bot: SlackBot) -> None:
-    from bot.slack_manifest import BOT_SCOPES, manifest
+    from bot.slack.manifest import BOT_SCOPES, manifest
 
     socket = manifest()
     assert socket["settings"]["socket_mode_enabled"] is True

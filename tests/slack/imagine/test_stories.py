@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.posters.slack import SlackPoster
+from bot.slack.poster import SlackPoster
 from generator.delivery import Deliverer
 from generator.engine import ModelEngine
 from generator.scheduler import RenderLoop

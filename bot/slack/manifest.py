@@ -3,9 +3,9 @@
 and either ``IMAGINE_SLACK_APP_TOKEN`` (xapp- with ``connections:write``, "Basic Information"; Socket
 Mode, the default) or ``IMAGINE_SLACK_SIGNING_SECRET`` (HTTP mode, with ``--request-url``).
 
-    python -m bot.slack_manifest [--name imagine] [--request-url https://host/slack/events]
+    python -m bot.slack.manifest [--name imagine] [--request-url https://host/slack/events]
 
-The slash commands and their descriptions come from the handlers (`bot.slack_commands.SlackCommands`,
+The slash commands and their descriptions come from the handlers (`bot.slack.commands.SlackCommands`,
 their docstrings), so the manifest cannot drift from the code.
 """
 
@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from bot.slack_commands import SlackCommands
+from bot.slack.commands import SlackCommands
 
 #: What each scope is for: the Web API methods the frontend and the poster call.
 BOT_SCOPES = {

@@ -21,16 +21,16 @@ import discord
 from discord import app_commands
 
 from bot import messages
-from bot.discord_embeds import parameters_embed, queued_embed, rendering_embed
-from bot.discord_ids import Action, ButtonId
-from bot.discord_views import progress_view
+from bot.buttons import Action, ButtonId
+from bot.discord.embeds import parameters_embed, queued_embed, rendering_embed
+from bot.discord.views import progress_view
 from jobs.admin import depth_by_guild
 from jobs.errors import JobNotFound, NotAllowed, Refused
 from jobs.models import Enqueued, EnqueueRequest, Job, JobOptions, Kind, MessageRefs, Platform, Status
 from jobs.validation import clean_prompt
 
 if TYPE_CHECKING:
-    from bot.discord_bot import ImagineBot
+    from bot.discord.client import ImagineBot
 
     Interaction = discord.Interaction[ImagineBot]
 else:
@@ -259,7 +259,7 @@ async def _enqueue(bot: ImagineBot, request: EnqueueRequest) -> Enqueued:
 
 
 async def cancel_job(interaction: Interaction, job_id: int) -> None:
-    from bot.discord_admin import is_admin  # admin rights are the admin module's question
+    from bot.discord.admin import is_admin  # admin rights are the admin module's question
 
     queue = interaction.client.queue
     try:

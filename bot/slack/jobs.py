@@ -1,7 +1,7 @@
 """From a Slack request to a queued job with its placeholder in the channel.
 
-Shared by ``/imagine`` (`bot.slack_commands`) and the reroll/variation/pick buttons
-(`bot.slack_actions`):
+Shared by ``/imagine`` (`bot.slack.commands`) and the reroll/variation/pick buttons
+(`bot.slack.actions`):
 
 1. `SlackJobs.enqueue` checks what only Slack knows — is the bot in the channel (otherwise the
    result could never be posted), is a generator online — then hands the request to the queue, whose
@@ -25,8 +25,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import slack_texts as texts
-from bot.slack_blocks import progress_blocks
+from bot.slack import texts
+from bot.slack.blocks import progress_blocks
 from jobs import errors
 from jobs.models import Enqueued, EnqueueRequest, Job, Status
 from jobs.queue import Queue

@@ -7,7 +7,7 @@
 Settings used: IMAGINE_DISCORD_TOKEN (the bot token), IMAGINE_DISCORD_DEV_GUILD_ID (sync the commands
 to that guild, instantly, instead of globally) and IMAGINE_DATA_DIR (where the hash of the last synced
 command definitions is kept). Results are posted by the generator process through
-bot/posters/discord.py, which needs the same token.
+bot/discord/poster.py, which needs the same token.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from bot.discord_bot import ImagineBot
-from bot.discord_sync import SYNC_STATE_FILENAME
+from bot.discord.client import ImagineBot
+from bot.discord.sync import SYNC_STATE_FILENAME
 from jobs.errors import SettingsError
 from jobs.queue import Queue
 from jobs.settings import Settings

@@ -1,14 +1,14 @@
 """The Discord client of the /imagine bot: commands, buttons, command sync, dependencies injected.
 
     ImagineBot(queue=…, sync_state_path=…, dev_guild_id=…, clock=…)
-    ├── tree: /imagine /queue /history /cancel (bot/discord_commands.py)
-    │         /usage /settings /ban /unban (bot/discord_admin.py, admins only)
-    ├── setup_hook: the button items (bot/discord_views.py) and a sync if the definitions changed
+    ├── tree: /imagine /queue /history /cancel (bot/discord/commands.py)
+    │         /usage /settings /ban /unban (bot/discord/admin.py, admins only)
+    ├── setup_hook: the button items (bot/discord/views.py) and a sync if the definitions changed
     └── on_imagine_button: clicks on any /imagine message, even one posted before a restart
 
 It owns nothing it did not make: the queue (and its database engine) belongs to whoever made the bot,
-`run_discord` in bot/discord_app.py for `imagine serve` (discord.py examples/advanced_startup.py).
-The results are posted by the generator's delivery loop (bot/posters/discord.py), not by this client.
+`run_discord` in bot/discord/app.py for `imagine serve` (discord.py examples/advanced_startup.py).
+The results are posted by the generator's delivery loop (bot/discord/poster.py), not by this client.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import discord
 from discord import app_commands
 
 from bot import messages
-from bot.discord_admin import ADMIN_COMMANDS
-from bot.discord_commands import COMMANDS, on_button
-from bot.discord_ids import ButtonId
-from bot.discord_sync import sync_if_changed
-from bot.discord_views import BUTTON_ITEMS
+from bot.buttons import ButtonId
+from bot.discord.admin import ADMIN_COMMANDS
+from bot.discord.commands import COMMANDS, on_button
+from bot.discord.sync import sync_if_changed
+from bot.discord.views import BUTTON_ITEMS
 from jobs.models import utcnow
 from jobs.queue import Queue
 

@@ -1,6 +1,6 @@
 """The buttons under /imagine messages in Discord, routed by custom_id pattern so they survive restarts.
 
-Each action has a `discord.ui.DynamicItem` whose template is `bot.discord_ids.template(action)`; the bot
+Each action has a `discord.ui.DynamicItem` whose template is `bot.buttons.template(action)`; the bot
 registers them all once with `client.add_dynamic_items(*BUTTON_ITEMS)` in `setup_hook`, and a click on
 any message, however old, arrives at `ImagineButtonHandler.on_imagine_button(interaction, button_id)` on
 the client (discord.py examples/views/dynamic_counter.py). Who may press what (cancel: the requester or
@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import discord
 
 from bot import messages
-from bot.discord_ids import Action, ButtonId, grid_button_rows, progress_button_row, template
+from bot.buttons import Action, ButtonId, grid_button_rows, progress_button_row, template
 
 _LABELS = {  # the words are bot/messages.py's, shared with Slack; 🔄 and ℹ️ show only their emoji
     Action.PICK: messages.LABEL_PICK,

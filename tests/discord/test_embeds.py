@@ -9,7 +9,7 @@ from typing import Any
 
 import discord
 
-from bot.discord_embeds import (
+from bot.discord.embeds import (
     GRID_FILENAME,
     MAX_DESCRIPTION_LENGTH,
     done_embed,

@@ -19,7 +19,7 @@ from jobs.models import Platform
 from jobs.usage import UsageFilter, UsageRow, recent_prompts, usage
 
 if TYPE_CHECKING:
-    from bot.discord_bot import ImagineBot
+    from bot.discord.client import ImagineBot
 
     Interaction = discord.Interaction[ImagineBot]
 else:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncRespond
 
-from bot import slack_texts as texts
+from bot.slack import texts
 
 log = logging.getLogger(__name__)
 

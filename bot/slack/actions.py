@@ -1,6 +1,6 @@
 """The buttons under /imagine messages: one async method per action, routed by ``action_id`` pattern.
 
-A button's whole state is its ``action_id`` (``imagine:<action>:<job>[:<image>]``, `bot.slack_blocks`),
+A button's whole state is its ``action_id`` (``imagine:<action>:<job>[:<image>]``, `bot.slack.blocks`),
 so a click on a message posted before a restart works with no memory of it. Each click is acked at
 once (no loading state in Slack), then handled; answers to the clicker are ephemeral, through the
 click's ``response_url`` (one use per click). Rerolls and variations are new jobs with their own
@@ -16,11 +16,11 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import slack_texts as texts
-from bot.discord_ids import Action, ButtonId, InvalidCustomId
-from bot.slack_blocks import parse_action
-from bot.slack_commands import PLATFORM, SlackCommands
-from bot.slack_jobs import SlackJobs, SlackRefusal
+from bot.buttons import Action, ButtonId, InvalidCustomId
+from bot.slack import texts
+from bot.slack.blocks import parse_action
+from bot.slack.commands import PLATFORM, SlackCommands
+from bot.slack.jobs import SlackJobs, SlackRefusal
 from jobs import errors
 from jobs.models import EnqueueRequest, Kind, MessageRefs
 from jobs.queue import Queue

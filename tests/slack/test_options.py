@@ -1,8 +1,8 @@
-"""`bot.slack_options`: /imagine text → prompt + raw options, forgiving about how options are typed."""
+"""`bot.slack.options`: /imagine text → prompt + raw options, forgiving about how options are typed."""
 
 import pytest
 
-from bot.slack_options import USAGE, HelpRequested, ImagineText, parse_imagine_text
+from bot.slack.options import USAGE, HelpRequested, ImagineText, parse_imagine_text
 from jobs import errors
 from jobs.models import JobOptions
 

@@ -2,7 +2,7 @@
 
     placeholder (posted by the frontend at enqueue)  ── chat.update: progress bar … then "done"
     grid.png   files.getUploadURLExternal → POST bytes → files.completeUploadExternal (channel_id)
-    buttons    chat.postMessage: U1..Un, V1..Vn, reroll, parameters (Block Kit, `bot.slack_blocks`)
+    buttons    chat.postMessage: U1..Un, V1..Vn, reroll, parameters (Block Kit, `bot.slack.blocks`)
 
 The upload is the same three steps `files_upload_v2` runs, taken one by one so each step's outcome is
 recorded on the job (`record_refs`) before the next: a retry after a 429, a 5xx or a crashed generator
@@ -37,10 +37,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import slack_texts as texts
 from bot.posters import PosterError, RecordRefs
-from bot.slack_blocks import grid_blocks, progress_blocks
-from bot.slack_jobs import NOT_IN_CHANNEL_ERRORS, status_blocks
+from bot.slack import texts
+from bot.slack.blocks import grid_blocks, progress_blocks
+from bot.slack.jobs import NOT_IN_CHANNEL_ERRORS, status_blocks
 from jobs.models import Job, Kind, Status
 from jobs.settings import Settings
 

@@ -3,12 +3,12 @@ Socket Mode (default: no public URL, an ``xapp-`` app-level token) or HTTP (``PO
 
     run_slack(settings, queue)     what `imagine serve` enters (bot/frontends.py): serves until exit
     └── build_app(client=…, queue=…, admins=…, signing_secret=…)
-        ├── /imagine /imagine-queue /imagine-history            bot/slack_commands.py (acks: slack_acks.py)
+        ├── /imagine /imagine-queue /imagine-history            bot/slack/commands.py (acks: acks.py)
         ├── /imagine-usage /imagine-settings /imagine-ban       (admins only)
-        ├── imagine:<action>:<job>[:<image>] buttons            bot/slack_actions.py
-        └── app_home_opened                                     bot/slack_home.py
+        ├── imagine:<action>:<job>[:<image>] buttons            bot/slack/actions.py
+        └── app_home_opened                                     bot/slack/home.py
 
-Results are not posted here: the generator's delivery loop posts them with `bot.posters.slack`.
+Results are not posted here: the generator's delivery loop posts them with `bot.slack.poster`.
 
 HTTP mode: Bolt verifies every request's ``X-Slack-Signature`` (HMAC of the body with the signing
 secret) and refuses a ``X-Slack-Request-Timestamp`` more than 5 minutes off (``slack_sdk/signature``);
@@ -37,14 +37,14 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.posters.slack import retry_handlers
-from bot.slack_acks import ACK_DEADLINE_SECONDS
-from bot.slack_actions import SlackActions
-from bot.slack_admins import SlackAdmins
-from bot.slack_blocks import ACTION_ID_PATTERN
-from bot.slack_commands import SlackCommands
-from bot.slack_home import SlackHome
-from bot.slack_jobs import SlackJobs
+from bot.slack.acks import ACK_DEADLINE_SECONDS
+from bot.slack.actions import SlackActions
+from bot.slack.admins import SlackAdmins
+from bot.slack.blocks import ACTION_ID_PATTERN
+from bot.slack.commands import SlackCommands
+from bot.slack.home import SlackHome
+from bot.slack.jobs import SlackJobs
+from bot.slack.poster import retry_handlers
 from jobs.errors import SettingsError
 from jobs.queue import Queue
 from jobs.settings import Settings

@@ -8,7 +8,7 @@ from typing import Any
 import discord
 import pytest
 
-from bot.discord_ids import (
+from bot.buttons import (
     MAX_BUTTONS_PER_ROW,
     MAX_CUSTOM_ID_LENGTH,
     MAX_JOB_ID,

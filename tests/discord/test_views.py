@@ -7,8 +7,8 @@ from typing import Any
 import discord
 import pytest
 
-from bot.discord_ids import MAX_BUTTONS_PER_ROW, Action, ButtonId
-from bot.discord_views import BUTTON_ITEMS, button_item, grid_view, make_button, progress_view
+from bot.buttons import MAX_BUTTONS_PER_ROW, Action, ButtonId
+from bot.discord.views import BUTTON_ITEMS, button_item, grid_view, make_button, progress_view
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_client import FAST_GUILD_READY_TIMEOUT_S
 

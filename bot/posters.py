@@ -2,10 +2,9 @@
 (`generator/delivery.py`) calls them. One poster per platform, looked up by `Job.platform`.
 
     Poster (protocol)
-    ├── LocalPoster     platform "cli" and "web": writes files into an outbox directory (bot/posters/local.py)
-    ├── NullPoster      platforms whose result is read from the database (nothing to post)
-    ├── DiscordPoster   bot/posters/discord.py: edits the interaction's original response, else posts
-    └── SlackPoster     bot/posters/slack.py (its own issue): chat.update of the placeholder message
+    ├── LocalPoster     platform "cli" and "web": writes files into an outbox directory (bot/outbox.py)
+    ├── DiscordPoster   bot/discord/poster.py: edits the interaction's original response, else posts
+    └── SlackPoster     bot/slack/poster.py: uploads the grid, chat.update of the placeholder message
 
 Contract (the delivery loop relies on it):
 - A poster is **idempotent across retries and restarts**. The job carries the message refs recorded so
@@ -42,10 +41,10 @@ PosterFactory = Callable[[Settings], "Poster | None"]
 
 # platform → "module:function(settings) -> Poster | None". Discord and Slack add theirs here.
 POSTER_FACTORIES: dict[str, str] = {
-    "cli": "bot.posters.local:make_poster",
-    "web": "bot.posters.local:make_poster",
-    "slack": "bot.posters.slack:make_poster",
-    "discord": "bot.posters.discord:make_poster",
+    "cli": "bot.outbox:make_poster",
+    "web": "bot.outbox:make_poster",
+    "slack": "bot.slack.poster:make_poster",
+    "discord": "bot.discord.poster:make_poster",
 }
 
 
@@ -78,24 +77,6 @@ class Poster(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; called once when the generator stops."""
-
-
-class NullPoster:
-    """For platforms whose requester reads the result from the database itself: posts nothing."""
-
-    async def post_progress(self, job: Job, *, progress: float, record_refs: RecordRefs) -> None:
-        return None
-
-    async def post_result(
-        self, job: Job, *, grid_png: bytes, images: Sequence[bytes], record_refs: RecordRefs
-    ) -> Mapping[str, Any]:
-        return {}
-
-    async def post_failure(self, job: Job, *, reason: str, record_refs: RecordRefs) -> Mapping[str, Any]:
-        return {}
-
-    async def aclose(self) -> None:
-        return None
 
 
 def load_factory(spec: str) -> PosterFactory:

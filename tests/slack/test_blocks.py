@@ -1,4 +1,4 @@
-"""`bot.slack_blocks`: the /imagine buttons fit Slack's limits and route back to the right job and image."""
+"""`bot.slack.blocks`: the /imagine buttons fit Slack's limits and route back to the right job and image."""
 
 import asyncio
 from typing import Any
@@ -7,8 +7,8 @@ import pytest
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.discord_ids import Action, ButtonId, InvalidCustomId
-from bot.slack_blocks import (
+from bot.buttons import Action, ButtonId, InvalidCustomId
+from bot.slack.blocks import (
     ACTION_ID_PATTERN,
     MAX_ACTION_ID_LENGTH,
     MAX_BUTTON_TEXT_LENGTH,

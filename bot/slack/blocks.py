@@ -1,7 +1,7 @@
 """Block Kit for /imagine messages in Slack: the buttons under a grid and under a job in progress.
 
 Buttons carry their whole state in their ``action_id``, in the same ``imagine:<action>:<job_id>
-[:<image_index>]`` form as Discord's custom_ids (`bot.discord_ids.ButtonId`), so a click on a
+[:<image_index>]`` form as Discord's custom_ids (`bot.buttons.ButtonId`), so a click on a
 message posted before a restart is routed by pattern (``@app.action(ACTION_ID_PATTERN)``) and
 parsed with `parse_action`, with no memory of the message.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.discord_ids import (
+from bot.buttons import (
     Action,
     ButtonId,
     InvalidCustomId,

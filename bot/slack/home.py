@@ -14,8 +14,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import slack_texts as texts
-from bot.slack_commands import PLATFORM, SlackCommands
+from bot.slack import texts
+from bot.slack.commands import PLATFORM, SlackCommands
 from jobs.models import Job, Status, utcnow
 from jobs.queue import Queue
 from jobs.usage import UsageFilter, usage

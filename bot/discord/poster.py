@@ -34,9 +34,9 @@ import aiohttp
 import discord
 
 from bot import messages
-from bot.discord_embeds import cancelled_embed, done_embed, failed_embed, rendering_embed
-from bot.discord_ids import Action, ButtonId
-from bot.discord_views import grid_view, progress_view, view_of_rows
+from bot.buttons import Action, ButtonId
+from bot.discord.embeds import cancelled_embed, done_embed, failed_embed, rendering_embed
+from bot.discord.views import grid_view, progress_view, view_of_rows
 from bot.posters import PosterError, RecordRefs
 from jobs.models import Job, Kind, Status, utcnow
 from jobs.settings import Settings
@@ -60,7 +60,7 @@ USER_AGENT = f"DiscordBot (https://github.com/Rapptz/discord.py {discord.__versi
 
 
 def make_poster(settings: Settings) -> DiscordPoster | None:
-    """The registered factory (bot/posters/__init__.py): None when no bot token is configured."""
+    """The registered factory (bot/posters.py): None when no bot token is configured."""
     if settings.discord_token is None:
         return None
     return DiscordPoster(token=settings.discord_token.get_secret_value())

@@ -2,7 +2,7 @@
 
 Every handler answers through ``ack`` (an ephemeral reply, within Slack's 3 seconds) or, when the work
 outlasts the deadline or a burst is on, acks at once and answers through ``respond`` (the command's
-``response_url``): `bot.slack_acks`. Bolt injects arguments by name (``slack_bolt/kwargs_injection``).
+``response_url``): `bot.slack.acks`. Bolt injects arguments by name (``slack_bolt/kwargs_injection``).
 Everything is keyed by the workspace (``team_id``): jobs, settings, bans, admins.
 """
 
@@ -17,17 +17,17 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import slack_texts as texts
-from bot.slack_acks import (
+from bot.slack import texts
+from bot.slack.acks import (
     ACK_DEADLINE_SECONDS,
     BUSY_ENQUEUE_COUNT,
     AcksFirst,
     Answer,
     answer_within_deadline,
 )
-from bot.slack_admins import SlackAdmins
-from bot.slack_jobs import SlackJobs, SlackRefusal
-from bot.slack_options import HelpRequested, parse_imagine_text
+from bot.slack.admins import SlackAdmins
+from bot.slack.jobs import SlackJobs, SlackRefusal
+from bot.slack.options import HelpRequested, parse_imagine_text
 from jobs import errors
 from jobs.models import Enqueued, EnqueueRequest, MessageRefs, Platform, Status, utcnow
 from jobs.queue import Queue

@@ -1,10 +1,10 @@
-"""`bot.slack_admins.SlackAdmins` against the fake's users.info."""
+"""`bot.slack.admins.SlackAdmins` against the fake's users.info."""
 
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack_admins import SlackAdmins
+from bot.slack.admins import SlackAdmins
 from tests.fakes.slack import FakeSlack
 
 
