@@ -1,17 +1,13 @@
-"""The `imagine` command: a terminal frontend to the queue, and the admin's tool.
+"""The queue by hand and the operator's commands: migrate, enqueue, status, cancel, usage, retention,
+dashboard. No torch import.
 
     imagine migrate                          bring the database to the code's schema
     imagine enqueue "a cat" --images 4       queue a prompt; prints the job id, position and ETA
     imagine status JOB_ID                    a job's state
     imagine cancel JOB_ID                    cancel it
     imagine usage [--by user] [--days 7]     usage table
+    imagine retention [--images-days D]      apply retention now (generators do it hourly)
     imagine dashboard [--host H] [--port P]  serve the admin web dashboard on its own (bot/web/)
-    imagine retention [--images-days D]      apply retention now (generators do it hourly; jobs/retention.py)
-    imagine "a prompt" / imagine serve       draw one grid / run everything (bot/imagine.py)
-
-Settings come from IMAGINE_* variables and `.env` (see .env.example), read once here in `main`.
-Each subcommand is an entry in COMMANDS: a function adding its arguments and an async function
-running it; later issues add `imagine serve` and `imagine "prompt"` the same way. No torch import.
 """
 
 from __future__ import annotations
@@ -19,37 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
-import sys
-from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from bot.cli.registry import command
 from jobs.db import check_schema, connect, migrate
-from jobs.errors import ImagineError, Refused
-from jobs.logs import configure_from_settings
 from jobs.models import EnqueueRequest, Platform
 from jobs.queue import Queue
-from jobs.settings import Settings, load_settings
+from jobs.settings import Settings
 from jobs.usage import GROUPS, UsageFilter, usage
-
-log = logging.getLogger("imagine")
-
-Runner = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
-LONG_RUNNING = {"serve", "dashboard"}  # commands that log at IMAGINE_LOG_LEVEL; one-shot ones only warnings
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {}
-
-
-def command(
-    name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], None] = lambda _: None
-) -> Callable[[Runner], Runner]:
-    """Register a subcommand: `@command("name", "help", add_arguments)` on `async def run(args, settings)`."""
-
-    def register(run: Runner) -> Runner:
-        COMMANDS[name] = (help_text, arguments, run)
-        return run
-
-    return register
 
 
 async def open_queue(settings: Settings) -> Queue:
@@ -207,6 +180,7 @@ def _dashboard_arguments(parser: argparse.ArgumentParser) -> None:
     "serve the admin web dashboard until Ctrl-C (needs IMAGINE_DASHBOARD_PASSWORD; `serve` starts it too "
     "when IMAGINE_DASHBOARD_ENABLED=true)",
     _dashboard_arguments,
+    is_long_running=True,
 )
 async def run_dashboard_command(args: argparse.Namespace, settings: Settings) -> int:
     from bot.web.config import DashboardConfig
@@ -259,53 +233,3 @@ async def run_retention(args: argparse.Namespace, settings: Settings) -> int:
         await queue.engine.dispose()
     print(f"{gone.images_deleted} pictures deleted, {gone.prompts_blanked} prompts blanked")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    return _parser()[0]
-
-
-def _parser() -> tuple[argparse.ArgumentParser, set[str]]:
-    parser = argparse.ArgumentParser(
-        prog="imagine", description="Self-hosted /imagine: DALL·E mini for chats."
-    )
-    parser.add_argument(
-        "--database-url", help="overrides IMAGINE_DATABASE_URL (default: sqlite in IMAGINE_DATA_DIR)"
-    )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (help_text, arguments, _run) in COMMANDS.items():
-        arguments(subparsers.add_parser(name, help=help_text, description=help_text))
-    # `imagine "prompt"` (render) and `imagine serve` live in bot/imagine.py: each sets `run`.
-    from bot.imagine import add_commands
-
-    add_commands(subparsers)
-    return parser, set(subparsers.choices)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from bot.imagine import prompt_is_default
-
-    parser, names = _parser()
-    args = parser.parse_args(prompt_is_default(list(sys.argv[1:] if argv is None else argv), names))
-    try:
-        overrides = {"database_url": args.database_url} if args.database_url else {}
-        settings = load_settings(**overrides)
-        level = logging.getLevelName(settings.log_level)
-        if args.command not in LONG_RUNNING and settings.log_level != "DEBUG":
-            level = max(level, logging.WARNING)  # one-shot commands: their output is the answer
-        configure_from_settings(settings, level=level)  # jobs/logs.py: text or JSON, secrets masked
-        if args.command not in COMMANDS:  # render/serve from bot/imagine.py
-            return int(args.run(settings, args))
-        return asyncio.run(COMMANDS[args.command][2](args, settings))
-    except Refused as exc:
-        print(f"imagine: refused: {exc.reason}", file=sys.stderr)
-        return 1
-    except ImagineError as exc:
-        print(f"imagine: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
