@@ -35,8 +35,10 @@ FRONTENDS: tuple[Frontend, ...] = (
     Frontend(
         "slack",
         # Socket Mode with an app-level token, else HTTP mode with the signing secret (bot/slack/app.py)
-        lambda s: s.slack_bot_token is not None
-        and (s.slack_app_token is not None or s.slack_signing_secret is not None),
+        lambda s: (
+            s.slack_bot_token is not None
+            and (s.slack_app_token is not None or s.slack_signing_secret is not None)
+        ),
         "bot.slack.app:run_slack",
     ),
     Frontend("dashboard", lambda s: s.dashboard_enabled, "bot.web.server:run_dashboard"),

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from jobs.db import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -21,22 +21,6 @@ T = TypeVar("T")
 
 DB_RETRY_FIRST_SECONDS = 0.2  # first wait after a dropped connection; doubles up to the max
 DB_RETRY_MAX_SECONDS = 5.0
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A lost or refused connection, a server shutting down, a busy database: worth retrying."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, DBAPIError):
-        text = str(exc.orig).lower()
-        return any(word in text for word in ("connection", "shutting down", "terminat", "closed", "locked"))
-    if type(exc).__module__.startswith("asyncpg") and any(
-        word in type(exc).__name__ for word in ("Connection", "Shutdown", "Interface", "CannotConnect")
-    ):
-        return True  # raised by the raw LISTEN connection, outside SQLAlchemy
-    return isinstance(exc, ConnectionError | TimeoutError | OSError)
 
 
 async def retrying(

@@ -3,9 +3,9 @@
     "retention"  every RETENTION_INTERVAL_SECONDS: jobs.retention.apply_retention (IMAGINE_RETENTION_*_DAYS)
     "health"     GET /healthz and /metrics on IMAGINE_GENERATOR_METRICS_HOST:PORT (when the port is set)
 
-`/healthz` is the dashboard's own handler (200 {"status": "ok"}, or 503 when the database is unreachable);
-`/metrics` serves the dashboard's queue-wide families plus this generator's: its info, batch capacity,
-jobs and images done since start. When IMAGINE_DASHBOARD_PASSWORD is set, `/metrics` wants
+`/healthz` and `/metrics` are the handlers the dashboard serves too (jobs/health.py): 200 {"status": "ok"} or
+503 when the database is unreachable; the queue-wide metric families plus this generator's own: its info,
+batch capacity, jobs and images done since start. When IMAGINE_DASHBOARD_PASSWORD is set, `/metrics` wants
 `Authorization: Bearer <that password>`, as the dashboard's does; `/healthz` is public.
 """
 
@@ -16,23 +16,21 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from bot.web import metrics
-from bot.web.keys import NOW, QUEUE
-from bot.web.ops import healthz, queue_families
 from generator.dbretry import is_transient
 from generator.worker import SideTask
+from jobs import metrics
+from jobs.health import NOW, OWN_FAMILIES, QUEUE, healthz, metrics_page, serving
 from jobs.queue import Queue
-from jobs.retention import RETENTION_INTERVAL_SECONDS, Retention, apply_retention
+from jobs.retention import RETENTION_INTERVAL_SECONDS, Retention
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
-OWN_FAMILIES = web.AppKey("own_families", Callable[[], list[metrics.Family]])  # type: ignore[type-abstract]
 METRICS_TOKEN = web.AppKey("metrics_token", str)
 
 
@@ -44,7 +42,7 @@ def retention_task(
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await apply_retention(queue.engine, retention)
+                await queue.apply_retention(retention)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -117,8 +115,7 @@ async def _metrics(request: web.Request) -> web.Response:
                 text="Send Authorization: Bearer <IMAGINE_DASHBOARD_PASSWORD>.",
                 headers={"WWW-Authenticate": 'Bearer realm="imagine generator"'},
             )
-    families = [*await queue_families(request.app[QUEUE], request.app[NOW]()), *request.app[OWN_FAMILIES]()]
-    return web.Response(text=metrics.render(families), headers={"Content-Type": metrics.CONTENT_TYPE})
+    return await metrics_page(request)
 
 
 def create_health_app(*, queue: Queue, stats: GeneratorStats, token: str = "") -> web.Application:
@@ -130,19 +127,6 @@ def create_health_app(*, queue: Queue, stats: GeneratorStats, token: str = "") -
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", _metrics)
     return app
-
-
-@contextlib.asynccontextmanager
-async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
-    """Serve `app` until the block exits; yields its base URL (the real port when `port` is 0)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        bound_host, bound_port = runner.addresses[0][:2]
-        yield f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
-    finally:
-        await runner.cleanup()
 
 
 def health_task(settings: Settings, queue: Queue, stats: GeneratorStats) -> SideTask:

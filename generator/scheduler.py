@@ -503,4 +503,3 @@ class RenderLoop:
 
 def _grid_side(image_length: int) -> int:
     return round(image_length**0.5)
-

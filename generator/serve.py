@@ -106,20 +106,18 @@ async def serve(
     from bot.posters import make_posters
     from generator.delivery import Deliverer
     from generator.worker import Worker, WorkerTaskDied
-    from jobs.db import check_schema, connect
     from jobs.queue import Queue
 
-    engine = connect(settings)
+    queue = Queue.connect(settings)
     try:
         try:
-            await check_schema(engine)
+            await queue.check_schema()
         except ImagineError as exc:
             print(f"imagine generator: {exc}", file=sys.stderr)
             return EXIT_CONFIG
         except Exception as exc:
             print(f"imagine generator: cannot reach the database: {_one_line(exc)}", file=sys.stderr)
             return EXIT_CONFIG
-        queue = Queue.from_settings(settings, engine=engine)
         render_loop = None
         device = model_name = ""
         if render:
@@ -179,7 +177,7 @@ async def serve(
                 await poster.aclose()
         return EXIT_OK
     finally:
-        await engine.dispose()
+        await queue.close()
 
 
 def side_tasks(
@@ -190,7 +188,7 @@ def side_tasks(
     from jobs.retention import Retention
 
     tasks = {}
-    retention = Retention.from_settings(settings)
+    retention = Retention.from_days(settings.retention_images_days, settings.retention_prompts_days)
     if not retention.is_forever:
         tasks["retention"] = retention_task(queue, retention)
     if settings.generator_metrics_port is not None:

@@ -146,7 +146,9 @@ class VQGanDetokenizer(nn.Module):
         """The upsample convs' 2×2 parity kernels by level (level 0 has no upsample): recomputed per call
         (~4 M weights, a few ms), so they can never be stale after a load_state_dict."""
         return [torch.empty(0)] + [
-            subpixel_weight(self.decoder.up[i].upsample.conv.weight).contiguous(memory_format=torch.channels_last)
+            subpixel_weight(self.decoder.up[i].upsample.conv.weight).contiguous(
+                memory_format=torch.channels_last
+            )
             for i in range(1, self.decoder.num_resolutions)
         ]
 

@@ -169,7 +169,7 @@ class Worker:
         while not stop.is_set():
             try:
                 async with self.queue.listen() as notified:
-                    if self.queue.engine.dialect.name != "postgresql":
+                    if not self.queue.is_postgres:
                         await stop.wait()  # SQLite: no notifications; polling does the work
                         return
                     refresh_at = asyncio.get_running_loop().time() + self.listen_refresh_seconds

@@ -1,17 +1,23 @@
-"""What every part of `Queue` shares: the engine, the limits, transactions and the clock."""
+"""What every part of `Queue` shares: the engine, the limits, transactions and the clock.
+
+The engine is the queue's own: code outside `jobs/` opens a queue (`Queue.connect`, `Queue.open`), calls
+its operations and closes it; it never sees the engine or a statement.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jobs import errors
 from jobs import queries as q
+from jobs.db import check_schema, connect
 from jobs.models import Job, require_aware, utcnow
 from jobs.settings import Settings
 
@@ -19,17 +25,22 @@ RETRY_BACKOFF_SECONDS = 10.0  # first retry after a failed render; doubles per a
 RETRY_BACKOFF_MAX_SECONDS = 600.0
 
 
+def _setting(name: str) -> Any:
+    """The default of an IMAGINE_* setting: `Settings` is the one source of the queue's defaults."""
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The queue's knobs (defaults from `Settings`)."""
+    """The queue's knobs; each named like the `Settings` field it comes from, with its default."""
 
-    max_attempts: int = 3
-    max_running_per_user: int = 2
-    max_queued_per_user: int = 10
-    daily_quota_images: int = 200  # 0: unlimited
-    max_prompt_length: int = 300
-    lease_seconds: float = 60.0
-    delivery_timeout_seconds: float = 3600.0
+    max_attempts: int = _setting("max_attempts")
+    max_running_per_user: int = _setting("max_running_per_user")
+    max_queued_per_user: int = _setting("max_queued_per_user")
+    daily_quota_images: int = _setting("daily_quota_images")  # 0: unlimited
+    max_prompt_length: int = _setting("max_prompt_length")
+    lease_seconds: float = _setting("lease_seconds")
+    delivery_timeout_seconds: float = _setting("delivery_timeout_seconds")
     retry_backoff_seconds: float = RETRY_BACKOFF_SECONDS
     models: tuple[str, ...] = ()  # accepted `model` option values; () accepts any
 
@@ -52,8 +63,11 @@ def now_or_utcnow(now: datetime | None) -> datetime:
     return require_aware(now, "now") or utcnow()  # type: ignore[return-value]
 
 
+PING_TIMEOUT_SECONDS = 2.0
+
+
 class QueueBase:
-    """The engine and limits; `_reading` for read-only work, `engine.begin()` for writes."""
+    """The engine and limits; `_reading` for read-only work, `_engine.begin()` for writes."""
 
     def __init__(self, *, engine: AsyncEngine, limits: Limits | None = None) -> None:
         self._engine = engine
@@ -61,16 +75,52 @@ class QueueBase:
         self.limits = limits or Limits()
 
     @classmethod
+    def connect(cls, settings: Settings, *, limits: Limits | None = None) -> Self:
+        """A queue on the configured database (no I/O until its first operation)."""
+        return cls(engine=connect(settings), limits=limits or Limits.from_settings(settings))
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Self:
+        """`connect`, refusing a schema that is behind the code (`SchemaOutOfDate`: run `imagine migrate`)."""
+        queue = cls.connect(settings)
+        try:
+            await queue.check_schema()
+        except BaseException:
+            await queue.close()
+            raise
+        return queue
+
+    @classmethod
     def from_settings(cls, settings: Settings, *, engine: AsyncEngine) -> Self:
         return cls(engine=engine, limits=Limits.from_settings(settings))
 
+    async def close(self) -> None:
+        """Close the database connections (the queue's owner calls it once, when done)."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
+    def is_postgres(self) -> bool:
+        """Postgres: LISTEN/NOTIFY wake-ups and SKIP LOCKED claims; SQLite polls."""
+        return self._dialect == "postgresql"
+
+    async def check_schema(self) -> None:
+        await check_schema(self._engine)
+
+    async def ping(self, *, timeout: float = PING_TIMEOUT_SECONDS) -> None:
+        """Raise unless the database answers a trivial query within `timeout` seconds (health checks)."""
+        async with asyncio.timeout(timeout), self._reading() as conn:
+            await conn.execute(q.ping())
 
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[AsyncConnection]:
-        # A deferred transaction: on SQLite, readers never queue behind the writer (WAL).
+        """The one way to read: a deferred transaction, so on SQLite readers never queue behind the
+        writer (WAL)."""
         async with self._engine.connect() as conn:
             await conn.execution_options(sqlite_deferred=True)
             yield conn

@@ -1,4 +1,5 @@
-"""Engines and schema version: `connect`, `migrate`, `check_schema`.
+"""Engines, schema version and database faults: `connect`, `migrate`, `ensure_migrated`, `check_schema`,
+`is_transient`.
 
 SQLite is tuned for a queue: WAL (readers never block the writer), a busy timeout (writers wait instead
 of failing), foreign keys on, and every write transaction opened with `BEGIN IMMEDIATE`, so two
@@ -18,6 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jobs.errors import SchemaOutOfDate
@@ -101,3 +103,31 @@ async def check_schema(engine: AsyncEngine) -> None:
     current, needed = await current_revision(engine), head_revision()
     if current != needed:
         raise SchemaOutOfDate(current, needed)
+
+
+async def ensure_migrated(url: str) -> bool:
+    """Bring the database to the code's schema; True if it migrated (`imagine serve`, `imagine "prompt"`)."""
+    engine = connect(url)
+    try:
+        if await current_revision(engine) == head_revision():
+            return False
+    finally:
+        await engine.dispose()
+    await migrate_async(url)
+    return True
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost or refused connection, a server shutting down, a busy database: worth retrying."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, DBAPIError):
+        text = str(exc.orig).lower()
+        return any(word in text for word in ("connection", "shutting down", "terminat", "closed", "locked"))
+    if type(exc).__module__.startswith("asyncpg") and any(
+        word in type(exc).__name__ for word in ("Connection", "Shutdown", "Interface", "CannotConnect")
+    ):
+        return True  # raised by the raw LISTEN connection, outside SQLAlchemy
+    return isinstance(exc, ConnectionError | TimeoutError | OSError)

@@ -6,7 +6,7 @@ import enum
 import math
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ from jobs import errors
 # DALL·E mini draws a 16×16 grid of codes from a 16384-entry VQGAN codebook per image.
 IMAGE_TOKEN_COUNT = 256
 GRID_INDEX = -1  # images.index of the grid made of all a job's images
+EXPIRED_PROMPT = ""  # what a prompt forgotten by retention reads as (jobs/retention.py)
 MAX_SEED = 2**63 - 1
 
 
@@ -24,6 +25,10 @@ class Status(enum.StrEnum):
     DONE = "done"  # images are stored; delivery may still be pending
     FAILED = "failed"  # gave up: `error` says why in words the user sees
     CANCELLED = "cancelled"  # the requester or an admin cancelled it
+
+
+ACTIVE = (Status.QUEUED, Status.RUNNING)  # a generator still has work to do
+FINAL = (Status.DONE, Status.FAILED, Status.CANCELLED)  # over; what remains is delivery
 
 
 class Delivery(enum.StrEnum):
@@ -342,5 +347,30 @@ class WorkerInfo:
     last_seen_at: datetime
 
 
-def field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+@dataclass(frozen=True, slots=True)
+class UsageFilter:
+    """Which jobs a usage report counts; None means any. `since` inclusive, `until` exclusive, on
+    created_at."""
+
+    platform: str | None = None
+    guild_id: str | None = None
+    channel_id: str | None = None
+    user_id: str | None = None
+    model: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSearch:
+    """History filters; empty strings and None mean "any"."""
+
+    text: str = ""  # case-insensitive substring of the prompt
+    user: str = ""  # user id or display name, exact (case-insensitive for names)
+    status: str = ""
+    platform: str = ""
+    guild_id: str = ""
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created before
+    limit: int = 50
+    offset: int = 0

@@ -1,7 +1,8 @@
 """Every statement on the queue's tables, each named for what it does and explained.
 
-The queue's operations (`jobs/queue.py`) compose these; nothing else writes SQL. Where Postgres and
-SQLite differ the difference is here, beside its reason. Times are always bound from Python (`now`).
+The queue's operations (`jobs/queue.py` and its parts) compose these; the reports' reads are beside them in
+`jobs/report_queries.py`, and nothing outside `jobs/` builds SQL. Where Postgres and SQLite differ the
+difference is here, beside its reason. Times are always bound from Python (`now`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    exists,
     func,
     literal,
     or_,
@@ -33,16 +35,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobs.models import Delivery, Kind, Status
+from jobs.models import ACTIVE, EXPIRED_PROMPT, FINAL, Delivery, Kind, Status
 from jobs.schema import UTCDateTime, bans, fair_users, images, jobs, spaces, workers
-
-ACTIVE = (Status.QUEUED.value, Status.RUNNING.value)
-FINAL = (Status.DONE.value, Status.FAILED.value, Status.CANCELLED.value)
 
 
 def upsert(table: Any, dialect: str) -> Any:
     """INSERT … ON CONFLICT for the engine at hand (both dialects spell it the same in SQLAlchemy)."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def ping() -> Select:
+    """The cheapest statement: is the database there (health checks)?"""
+    return select(literal(1))
 
 
 # --- enqueue -------------------------------------------------------------------------------------------
@@ -502,3 +506,39 @@ def list_bans(platform: str, guild_id: str | None) -> Select:
     if guild_id is not None:
         stmt = stmt.where(bans.c.guild_id.in_({guild_id, ""}))
     return stmt.order_by(bans.c.created_at)
+
+
+# --- retention and forgetting pictures -------------------------------------------------------------------
+
+
+def _finished_before(cutoff: datetime) -> Any:
+    """Jobs created before `cutoff` that are over and no longer wait for delivery (nobody needs them)."""
+    return and_(
+        jobs.c.created_at < cutoff, jobs.c.status.in_(FINAL), jobs.c.delivery != Delivery.PENDING.value
+    )
+
+
+def finished_jobs_with_images(cutoff: datetime, limit: int) -> Select:
+    """Up to `limit` finished jobs older than `cutoff` that still have stored pictures."""
+    has_images = exists().where(images.c.job_id == jobs.c.id)
+    return select(jobs.c.id).where(_finished_before(cutoff), has_images).limit(limit)
+
+
+def finished_jobs_with_prompts(cutoff: datetime, limit: int) -> Select:
+    """Up to `limit` finished jobs older than `cutoff` whose prompt is not yet forgotten."""
+    remembered = (jobs.c.prompt != EXPIRED_PROMPT) | (jobs.c.prompt_normalized != EXPIRED_PROMPT)
+    return select(jobs.c.id).where(_finished_before(cutoff), remembered).limit(limit)
+
+
+def delete_images_of(job_ids: Collection[int]) -> Delete:
+    """Forget these jobs' pictures (grid, images, codes); their jobs rows, the usage history, stay."""
+    return delete(images).where(images.c.job_id.in_(job_ids))
+
+
+def blank_prompts(job_ids: Collection[int]) -> Update:
+    """Forget these jobs' prompts (as typed and normalized)."""
+    return (
+        update(jobs)
+        .where(jobs.c.id.in_(job_ids))
+        .values(prompt=EXPIRED_PROMPT, prompt_normalized=EXPIRED_PROMPT)
+    )

@@ -32,6 +32,8 @@ from jobs.models import (
     Status,
     StoredImage,
 )
+from jobs.reports import ReportsMixin
+from jobs.retention import RetentionMixin
 from jobs.spaces import SpacesMixin
 from jobs.validation import clean_prompt, find_blocked_word
 from jobs.workers import NOTIFY_CHANNEL, WorkersMixin
@@ -85,15 +87,17 @@ def _stored_image(row: Any) -> StoredImage:
     return StoredImage(m["job_id"], m["index"], m["png"], m["tokens"])
 
 
-class Queue(DeliveryMixin, SpacesMixin, WorkersMixin):
+class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMixin):
     """The job queue on one database (SQLite or Postgres). Create once, share; it holds no state.
 
-    `Queue(engine=…, limits=…)` or `Queue.from_settings(settings, engine=…)`. Operations by caller:
+    `await Queue.open(settings)` (schema checked), `Queue.connect(settings)`, or `Queue(engine=…, limits=…)`
+    in tests; `await queue.close()` when done. Operations by caller:
     frontends: enqueue, position, cancel, get_job, jobs_for_user, images/image;
     generators: claim, heartbeat, finish/finish_many, fail, cancelled, release, reap, worker_heartbeat,
     listen; deliverers: due_deliveries, mark_delivered, delivery_failed, record_message_refs
     (jobs/delivery.py); admins: get_settings, update_settings, ban, unban, bans, set_weight
-    (jobs/spaces.py), workers_online (jobs/workers.py).
+    (jobs/spaces.py), workers_online (jobs/workers.py); reports: usage, recent_prompts, search_jobs,
+    depth_by_user/guild, counters, delete_images (jobs/reports.py); apply_retention (jobs/retention.py).
     """
 
     # --- enqueue -------------------------------------------------------------------------------------------
@@ -125,7 +129,7 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin):
             job = Job.from_row(row)
             if is_pick:
                 await self._copy_picked_image(conn, job)
-            if self._dialect == "postgresql" and not is_pick:
+            if self.is_postgres and not is_pick:
                 await conn.execute(q.notify_new_job(job.id))
             position, eta = await self._position(conn, job, now)
         log.info("job enqueued", extra={"action": "job_enqueued", "job_id": job.id, "position": position})

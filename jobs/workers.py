@@ -70,7 +70,7 @@ class WorkersMixin(QueueBase):
         """An Event set whenever a job is enqueued (Postgres LISTEN/NOTIFY). A hint only: wait on it
         with a timeout and poll anyway. On SQLite it is never set; polling does the work."""
         event = asyncio.Event()
-        if self._dialect != "postgresql":
+        if not self.is_postgres:
             yield event
             return
         async with self._engine.connect() as conn:

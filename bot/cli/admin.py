@@ -18,22 +18,12 @@ import getpass
 from datetime import UTC, datetime, timedelta
 
 from bot.cli.registry import command
-from jobs.db import check_schema, connect, migrate
-from jobs.models import EnqueueRequest, Platform
+from jobs.db import migrate
+from jobs.models import EnqueueRequest, Platform, UsageFilter
 from jobs.queue import Queue
+from jobs.reports import GROUPS
+from jobs.retention import Retention
 from jobs.settings import Settings
-from jobs.usage import GROUPS, UsageFilter, usage
-
-
-async def open_queue(settings: Settings) -> Queue:
-    """A Queue on the configured database, refusing a schema that is behind (`imagine migrate` fixes it)."""
-    engine = connect(settings)
-    try:
-        await check_schema(engine)
-    except BaseException:
-        await engine.dispose()
-        raise
-    return Queue.from_settings(settings, engine=engine)
 
 
 def _eta(eta: timedelta | None) -> str:
@@ -65,7 +55,7 @@ def _enqueue_arguments(parser: argparse.ArgumentParser) -> None:
 async def run_enqueue(args: argparse.Namespace, settings: Settings) -> int:
     names = ("images", "seed", "guidance_scale", "top_k", "top_p", "temperature", "model")
     options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    queue = await open_queue(settings)
+    queue = await Queue.open(settings)
     try:
         enqueued = await queue.enqueue(
             EnqueueRequest(
@@ -77,7 +67,7 @@ async def run_enqueue(args: argparse.Namespace, settings: Settings) -> int:
             )
         )
     finally:
-        await queue.engine.dispose()
+        await queue.close()
     job = enqueued.job
     print(
         f"job {job.id} queued: position {enqueued.position}, ETA {_eta(enqueued.eta)}, "
@@ -92,12 +82,12 @@ def _job_id_argument(parser: argparse.ArgumentParser) -> None:
 
 @command("status", "show a job", _job_id_argument)
 async def run_status(args: argparse.Namespace, settings: Settings) -> int:
-    queue = await open_queue(settings)
+    queue = await Queue.open(settings)
     try:
         job = await queue.get_job(args.job_id)
         position, eta = await queue.position(job.id)
     finally:
-        await queue.engine.dispose()
+        await queue.close()
     print(f"job {job.id}: {job.status}" + (f" ({job.error})" if job.error else ""))
     print(f"  prompt: {job.prompt_normalized!r} by {job.user_name or job.user_id} on {job.platform}")
     print(
@@ -118,11 +108,11 @@ def _cancel_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("cancel", "cancel a job (yours, or any with --admin)", _cancel_arguments)
 async def run_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    queue = await open_queue(settings)
+    queue = await Queue.open(settings)
     try:
         job = await queue.cancel(args.job_id, args.user, is_admin=args.admin)
     finally:
-        await queue.engine.dispose()
+        await queue.close()
     print(f"job {job.id}: {job.status}" + (" (cancel requested)" if job.cancel_requested else ""))
     return 0
 
@@ -136,7 +126,7 @@ def _usage_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("usage", "jobs, images, failures, wait/render times and GPU-seconds per group", _usage_arguments)
 async def run_usage(args: argparse.Namespace, settings: Settings) -> int:
-    queue = await open_queue(settings)
+    queue = await Queue.open(settings)
     filters = UsageFilter(
         platform=args.platform,
         guild_id=args.guild,
@@ -146,9 +136,9 @@ async def run_usage(args: argparse.Namespace, settings: Settings) -> int:
         since=datetime.now(UTC) - timedelta(days=args.days),
     )
     try:
-        rows = await usage(queue.engine, by=args.by, filters=filters)
+        rows = await queue.usage(by=args.by, filters=filters)
     finally:
-        await queue.engine.dispose()
+        await queue.close()
 
     def seconds(value: float | None) -> str:
         return "-" if value is None else f"{value:.1f}"
@@ -190,13 +180,13 @@ async def run_dashboard_command(args: argparse.Namespace, settings: Settings) ->
         name: value for name, value in (("host", args.host), ("port", args.port)) if value is not None
     }
     config = DashboardConfig.from_settings(settings, **overrides)
-    queue = await open_queue(settings)
+    queue = await Queue.open(settings)
     try:
         async with run_dashboard(settings, queue, config=config) as url:
             print(f"imagine: admin dashboard on {url} (Ctrl-C stops it)", flush=True)
             await asyncio.Event().wait()  # until Ctrl-C cancels this
     finally:
-        await queue.engine.dispose()
+        await queue.close()
     return 0
 
 
@@ -212,24 +202,17 @@ def _retention_arguments(parser: argparse.ArgumentParser) -> None:
     _retention_arguments,
 )
 async def run_retention(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs.retention import Retention, apply_retention
-
-    days = {
-        "retention_images_days": settings.retention_images_days
-        if args.images_days is None
-        else args.images_days,
-        "retention_prompts_days": (
-            settings.retention_prompts_days if args.prompts_days is None else args.prompts_days
-        ),
-    }
-    retention = Retention.from_settings(argparse.Namespace(**days))
+    retention = Retention.from_days(
+        settings.retention_images_days if args.images_days is None else args.images_days,
+        settings.retention_prompts_days if args.prompts_days is None else args.prompts_days,
+    )
     if retention.is_forever:
         print("retention is off (IMAGINE_RETENTION_IMAGES_DAYS and IMAGINE_RETENTION_PROMPTS_DAYS are 0)")
         return 0
-    queue = await open_queue(settings)
+    queue = await Queue.open(settings)
     try:
-        gone = await apply_retention(queue.engine, retention)
+        gone = await queue.apply_retention(retention)
     finally:
-        await queue.engine.dispose()
+        await queue.close()
     print(f"{gone.images_deleted} pictures deleted, {gone.prompts_blanked} prompts blanked")
     return 0

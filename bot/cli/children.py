@@ -9,22 +9,9 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 
-from jobs.db import connect, current_revision, head_revision, migrate_async
 from jobs.settings import Settings
 
 CHILD_STOP_SECONDS = 15.0  # a generator child asked to stop gets this long (plus one lease) before SIGKILL
-
-
-async def ensure_migrated(url: str) -> bool:
-    """Bring the database to the code's schema; True if it migrated."""
-    engine = connect(url)
-    try:
-        if await current_revision(engine) == head_revision():
-            return False
-    finally:
-        await engine.dispose()
-    await migrate_async(url)
-    return True
 
 
 def generator_command(*extra: str) -> list[str]:

@@ -16,9 +16,9 @@ import socket
 import sys
 from pathlib import Path
 
-from bot.cli.children import ensure_migrated, generator_command, stop_child, stop_on_signals
+from bot.cli.children import generator_command, stop_child, stop_on_signals
 from bot.cli.registry import command
-from jobs.db import connect
+from jobs.db import ensure_migrated
 from jobs.errors import ImagineError, Refused
 from jobs.models import GRID_INDEX, EnqueueRequest, Job, Platform, Status
 from jobs.queue import Queue
@@ -52,8 +52,7 @@ async def run_render(args: argparse.Namespace, settings: Settings) -> int:
     for name in ("guidance_scale", "top_k", "top_p", "temperature"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
-    engine = connect(settings)
-    queue = Queue.from_settings(settings, engine=engine)
+    queue = Queue.connect(settings)
     helper = GeneratorHelper(queue, settings, is_allowed=not args.no_generator)
     try:
         user = _terminal_user()
@@ -92,7 +91,7 @@ async def run_render(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         await helper.stop()
-        await engine.dispose()
+        await queue.close()
 
 
 class GeneratorHelper:

@@ -9,9 +9,9 @@ import asyncio
 import contextlib
 import sys
 
-from bot.cli.children import ensure_migrated, generator_command, stop_child, stop_on_signals
+from bot.cli.children import generator_command, stop_child, stop_on_signals
 from bot.cli.registry import command
-from jobs.db import connect
+from jobs.db import ensure_migrated
 from jobs.queue import Queue
 from jobs.settings import Settings
 
@@ -44,8 +44,7 @@ async def serve(settings: Settings, *, render: bool = True) -> int:
     if await ensure_migrated(settings.db_url):
         print("imagine serve: database migrated to the current schema", file=sys.stderr)
     frontends = enabled_frontends(settings)
-    engine = connect(settings)
-    queue = Queue.from_settings(settings, engine=engine)
+    queue = Queue.connect(settings)
     child = await asyncio.create_subprocess_exec(*generator_command(*([] if render else ["--no-render"])))
     try:
         async with stop_on_signals() as stop, contextlib.AsyncExitStack() as stack:
@@ -77,4 +76,4 @@ async def serve(settings: Settings, *, render: bool = True) -> int:
         return await stop_child(child, settings)
     finally:
         await stop_child(child, settings)
-        await engine.dispose()
+        await queue.close()

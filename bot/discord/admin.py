@@ -15,8 +15,8 @@ import discord
 from discord import app_commands
 
 from bot import messages
-from jobs.models import Platform
-from jobs.usage import UsageFilter, UsageRow, recent_prompts, usage
+from jobs.models import Platform, UsageFilter
+from jobs.reports import UsageRow
 
 if TYPE_CHECKING:
     from bot.discord.client import ImagineBot
@@ -83,14 +83,14 @@ async def usage_command(
         user_id=None if user is None else str(user.id),
         since=None if span is None else bot.now() - span,
     )
-    engine = bot.queue.engine
-    [total] = await usage(engine, by="total", filters=filters) or [None]
+    queue = bot.queue
+    [total] = await queue.usage(by="total", filters=filters) or [None]
     if total is None:
         await interaction.response.send_message(messages.usage_empty(), ephemeral=True)
         return
-    by_user = sorted(await usage(engine, by="user", filters=filters), key=lambda r: (-r.images, r.key))
-    by_day = (await usage(engine, by="day", filters=filters))[-DAYS_SHOWN:]
-    recent = await recent_prompts(engine, filters=filters, limit=RECENT_PROMPTS)
+    by_user = sorted(await queue.usage(by="user", filters=filters), key=lambda r: (-r.images, r.key))
+    by_day = (await queue.usage(by="day", filters=filters))[-DAYS_SHOWN:]
+    recent = await queue.recent_prompts(filters=filters, limit=RECENT_PROMPTS)
 
     who = "" if user is None else f" · {user.display_name}"
     embed = discord.Embed(title=f"/imagine usage · {period}{who}", description=_row_text(total))

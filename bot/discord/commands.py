@@ -24,7 +24,6 @@ from bot import messages
 from bot.buttons import Action, ButtonId
 from bot.discord.embeds import parameters_embed, queued_embed, rendering_embed
 from bot.discord.views import progress_view
-from jobs.admin import depth_by_guild
 from jobs.errors import JobNotFound, NotAllowed, Refused
 from jobs.models import Enqueued, EnqueueRequest, Job, JobOptions, Kind, MessageRefs, Platform, Status
 from jobs.validation import clean_prompt
@@ -75,7 +74,7 @@ async def imagine(
 async def queue_command(interaction: Interaction) -> None:
     """How long the queue is, where your jobs are, and whether a generator is online."""
     queue = interaction.client.queue
-    depths = await depth_by_guild(queue, limit=1000)
+    depths = await queue.depth_by_guild(limit=1000)
     workers = await queue.workers_online()
     lines = [
         messages.queue_depth(

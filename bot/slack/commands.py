@@ -29,9 +29,8 @@ from bot.slack.admins import SlackAdmins
 from bot.slack.jobs import SlackJobs, SlackRefusal
 from bot.slack.options import HelpRequested, parse_imagine_text
 from jobs import errors
-from jobs.models import Enqueued, EnqueueRequest, MessageRefs, Platform, Status, utcnow
+from jobs.models import Enqueued, EnqueueRequest, MessageRefs, Platform, Status, UsageFilter, utcnow
 from jobs.queue import Queue
-from jobs.usage import UsageFilter, usage
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +177,8 @@ class SlackCommands:
                 user_id=user_id,
                 since=utcnow() - timedelta(days=days),
             )
-            total = await usage(self.queue.engine, by="total", filters=filters)
-            by_user = await usage(self.queue.engine, by="user", filters=filters)
+            total = await self.queue.usage(by="total", filters=filters)
+            by_user = await self.queue.usage(by="user", filters=filters)
             return texts.usage_report(total, by_user, days=days, user_id=user_id)
 
         await answer_within_deadline(ack, respond, work, deadline_seconds=self.ack_deadline_seconds)

@@ -16,9 +16,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import texts
 from bot.slack.commands import PLATFORM, SlackCommands
-from jobs.models import Job, Status, utcnow
+from jobs.models import Job, Status, UsageFilter, utcnow
 from jobs.queue import Queue
-from jobs.usage import UsageFilter, usage
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +62,8 @@ class SlackHome:
             filters = UsageFilter(
                 platform=PLATFORM, guild_id=team_id, since=utcnow() - timedelta(days=HOME_USAGE_DAYS)
             )
-            total = await usage(self.queue.engine, by="total", filters=filters)
-            by_user = await usage(self.queue.engine, by="user", filters=filters)
+            total = await self.queue.usage(by="total", filters=filters)
+            by_user = await self.queue.usage(by="user", filters=filters)
             blocks += [
                 {"type": "divider"},
                 _mrkdwn(f"*{texts.home_usage_header(HOME_USAGE_DAYS)}*"),

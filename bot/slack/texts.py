@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from bot import messages
 from jobs.models import Ban, Job, JobOptions, SpaceSettings, Status
-from jobs.usage import UsageRow
+from jobs.reports import UsageRow
 
 PROGRESS_BAR_CELLS = 10
 

@@ -12,9 +12,8 @@ from bot.web import forms, texts
 from bot.web.auth import safe_next_path
 from bot.web.keys import queue_of
 from bot.web.render import render, render_fragment
-from jobs import admin
 from jobs.errors import JobNotFound
-from jobs.models import GRID_INDEX, Job, Platform, Status
+from jobs.models import GRID_INDEX, Job, JobSearch, Platform, Status
 
 routes = web.RouteTableDef()
 
@@ -22,9 +21,9 @@ PAGE_SIZE = 50
 ADMIN_ID = "dashboard"  # who the queue records as acting when an admin acts from the dashboard
 
 
-def search_from(query: Any, *, page: int) -> admin.JobSearch:
+def search_from(query: Any, *, page: int) -> JobSearch:
     status = forms.text(query, "status")
-    return admin.JobSearch(
+    return JobSearch(
         text=forms.text(query, "q"),
         user=forms.text(query, "user"),
         status=status if status in {s.value for s in Status} else "",
@@ -41,7 +40,7 @@ def search_from(query: Any, *, page: int) -> admin.JobSearch:
 async def history_page(request: web.Request) -> web.Response:
     query = request.query
     page = forms.integer(query, "page", default=1, low=1, high=100_000)
-    found, total = await admin.search_jobs(queue_of(request), search_from(query, page=page))
+    found, total = await queue_of(request).search_jobs(search_from(query, page=page))
     kept = {k: v for k, v in query.items() if k != "page" and v}
     pages = max(1, -(-total // PAGE_SIZE))
     return render(
@@ -76,7 +75,7 @@ def is_final(job: Job) -> bool:
 async def job_context(request: web.Request, job: Job) -> dict[str, Any]:
     """What the job page (and its live refresh) shows."""
     queue = queue_of(request)
-    indices = await admin.image_indices(queue, job.id)
+    indices = await queue.image_indices(job.id)
     position = (await queue.position(job.id))[0] if job.status is Status.QUEUED else None
     return {
         "job": job,
@@ -127,7 +126,7 @@ async def job_image(request: web.Request) -> web.Response:
 @routes.post(r"/jobs/{job_id:\d+}/delete-images")
 async def delete_job_images(request: web.Request) -> web.Response:
     job = await _job_or_404(request)
-    deleted = await admin.delete_images(queue_of(request), job.id)
+    deleted = await queue_of(request).delete_images(job.id)
     if not deleted:
         raise forms.back(request, "error", texts.error_no_pictures(job.id), to=f"/jobs/{job.id}")
     raise forms.back(request, "ok", texts.pictures_deleted(job.id, deleted), to=f"/jobs/{job.id}")

@@ -11,7 +11,6 @@ from aiohttp import web
 
 from bot.web.keys import NOW, queue_of
 from bot.web.render import render, render_fragment
-from jobs import admin
 from jobs.models import Job, Status, WorkerInfo
 
 routes = web.RouteTableDef()
@@ -45,9 +44,9 @@ def worker_rows(
 async def live_context(request: web.Request) -> dict[str, Any]:
     queue = queue_of(request)
     now = request.app[NOW]()
-    by_user = await admin.depth_by_user(queue)
-    by_guild = await admin.depth_by_guild(queue)
-    running = await admin.jobs_with_status(queue, Status.RUNNING)
+    by_user = await queue.depth_by_user()
+    by_guild = await queue.depth_by_guild()
+    running = await queue.jobs_with_status(Status.RUNNING)
     workers = await queue.workers_online(within_seconds=WORKERS_SHOWN_SECONDS, now=now)
     rows = worker_rows(workers, running, now=now, lease_seconds=queue.limits.lease_seconds)
     return {

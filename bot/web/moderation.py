@@ -15,7 +15,6 @@ from bot.web import forms, texts
 from bot.web.history import ADMIN_ID, cancel_as_admin
 from bot.web.keys import queue_of
 from bot.web.render import render
-from jobs import admin
 from jobs.models import Platform, SpaceSettings
 
 routes = web.RouteTableDef()
@@ -39,8 +38,8 @@ async def moderation_page(request: web.Request) -> web.Response:
     return render(
         request,
         "moderation.html",
-        bans=await admin.all_bans(queue),
-        spaces=await admin.all_spaces(queue),
+        bans=await queue.all_bans(),
+        spaces=await queue.all_spaces(),
         editing=editing,
         platforms=PLATFORMS,
         limits=queue.limits,

@@ -11,9 +11,8 @@ from bot.web import forms, texts
 from bot.web.history import ADMIN_ID
 from bot.web.keys import queue_of
 from bot.web.render import render
-from jobs import admin
 from jobs.errors import Refused
-from jobs.models import EnqueueRequest, Platform
+from jobs.models import EnqueueRequest, JobSearch, Platform
 
 routes = web.RouteTableDef()
 
@@ -24,9 +23,7 @@ OPTION_FIELDS = ("images", "seed", "guidance_scale", "top_k", "temperature", "mo
 async def _page(
     request: web.Request, *, values: dict[str, str], error: str = "", status: int = 200
 ) -> web.Response:
-    recent, _total = await admin.search_jobs(
-        queue_of(request), admin.JobSearch(platform=Platform.WEB.value, limit=10)
-    )
+    recent, _total = await queue_of(request).search_jobs(JobSearch(platform=Platform.WEB.value, limit=10))
     return render(
         request,
         "try.html",

@@ -1,6 +1,6 @@
 """Usage: jobs, images, GPU-seconds, failures and cancellations per day as charts; top users; mean/p95
 wait and render times; CSV of exactly the jobs counted. Filters: platform, guild/workspace, channel, user,
-model and period (UTC days). All figures come from `jobs.usage`, the queries the chat /usage uses."""
+model and period (UTC days). All figures come from `Queue.usage`, as the chat /usage's do."""
 
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ from bot.web import forms
 from bot.web.chart import Series, bar_chart, line_chart
 from bot.web.keys import NOW, queue_of
 from bot.web.render import render
-from jobs import admin
-from jobs.models import Job, Platform
-from jobs.usage import UsageFilter, UsageRow, usage
+from jobs.models import Job, Platform, UsageFilter
+from jobs.reports import UsageRow
 
 routes = web.RouteTableDef()
 
@@ -37,7 +36,7 @@ CSV_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """The filters as the page shows them and as `jobs.usage` takes them."""
+    """The filters as the page shows them and as `Queue.usage` takes them."""
 
     form: dict[str, str]
     first_day: date
@@ -127,9 +126,9 @@ def charts(selection: Selection, daily: list[UsageRow]) -> dict[str, str]:
 async def usage_page(request: web.Request) -> web.Response:
     queue = queue_of(request)
     selection = selection_from(request.query, today=request.app[NOW]().date())
-    totals = await usage(queue.engine, by="total", filters=selection.filters)
-    daily = await usage(queue.engine, by="day", filters=selection.filters)
-    users = await usage(queue.engine, by="user", filters=selection.filters)
+    totals = await queue.usage(by="total", filters=selection.filters)
+    daily = await queue.usage(by="day", filters=selection.filters)
+    users = await queue.usage(by="user", filters=selection.filters)
     top = sorted(users, key=lambda row: (-row.images, -row.jobs, row.key))[:TOP_USERS]
     return render(
         request,
@@ -193,7 +192,7 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     # aclosing: if the download is abandoned midway, the database cursor is closed now, not at GC.
-    async with contextlib.aclosing(admin.usage_jobs(queue_of(request), selection.filters)) as found:
+    async with contextlib.aclosing(queue_of(request).usage_jobs(selection.filters)) as found:
         async for job in found:
             writer.writerow(csv_row(job))
             if buffer.tell() > 64 * 1024:

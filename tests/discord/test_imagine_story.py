@@ -3,6 +3,7 @@ the real generator (tiny checkpoint) delivering through the real DiscordPoster."
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -51,8 +52,9 @@ async def test_imagine_acks_with_the_position_then_edits_through_progress_to_the
     assert all(len(custom_id) <= 100 for custom_id in message.custom_ids)
     assert message.edited_by == ["webhook"] * len(message.edits)  # only @original edits, no new message
     assert len(fake_discord.channel_messages()) == 1
-    # progress edits are throttled: at most one per progress interval, never one per token
-    assert titles.count("Rendering") <= 10
+    # progress edits are throttled: at most one per progress interval (0.1 s here), never one per token
+    rendering = [at for at, title in zip(message.edit_times, titles, strict=True) if title == "Rendering"]
+    assert all(later - earlier >= 0.09 for earlier, later in itertools.pairwise(rendering))
     job = await wait_delivered(generator, job_id)
     assert job.status is Status.DONE
     assert job.refs.final_message_id == str(message.id)

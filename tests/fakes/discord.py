@@ -987,6 +987,7 @@ class FakeDiscord:
         self._write_message(message, data, parts)
         message.edits.append(data)
         message.edited_by.append(edited_by)
+        message.edit_times.append(time.monotonic())
         message.edited_timestamp = iso_now()
 
     def _message_payload(self, message: StoredMessage) -> dict[str, Any]:

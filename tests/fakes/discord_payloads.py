@@ -146,6 +146,7 @@ class StoredMessage:
     flags: int = 0
     edits: list[dict[str, Any]] = field(default_factory=list)  # every edit's payload, in order
     edited_by: list[str] = field(default_factory=list)  # the route of each edit
+    edit_times: list[float] = field(default_factory=list)  # time.monotonic() of each edit
     is_deleted: bool = False
     edited_timestamp: str | None = None
 

@@ -20,8 +20,9 @@ from jobs.schema import metadata
 from tests.jobs.databases import ENGINES, copy_sqlite, fresh_postgres_database, require_postgres, sqlite_url
 
 # The limits tests start from: generous, so each test tightens only what it checks.
-TEST_LIMITS = Limits(max_queued_per_user=10_000, max_running_per_user=10_000, daily_quota_images=0,
-                     retry_backoff_seconds=0.0)
+TEST_LIMITS = Limits(
+    max_queued_per_user=10_000, max_running_per_user=10_000, daily_quota_images=0, retry_backoff_seconds=0.0
+)
 
 
 @pytest.fixture(scope="session")

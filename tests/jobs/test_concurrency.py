@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,25 +103,20 @@ async def test_sigkilled_worker_jobs_are_requeued_and_finished_by_another(
 
 
 async def test_killed_past_the_attempt_limit_fails_with_the_reason(
-    engine: AsyncEngine, db_url: str, queue: Queue
+    engine: AsyncEngine, db_url: str, queue: Queue, make_queue: Callable[..., Queue]
 ) -> None:
+    reaper = make_queue(max_attempts=2)  # as the worker processes allow
     await insert_jobs(engine, [job_row(0)])
     for attempt in (1, 2):  # the worker processes allow 2 attempts
         worker = await Worker.start(db_url, f"doomed-{attempt}", "hold", 1.0)
         assert len((await worker.line())["claimed"]) == 1
         await worker.kill()
         await asyncio.sleep(1.1)
-        [reaped] = await make_reaper(queue).reap()
+        [reaped] = await reaper.reap()
         assert reaped.attempts == attempt
     assert reaped.status is Status.FAILED
     job = await queue.get_job(reaped.id)
     assert (job.status, job.error) == (Status.FAILED, "the worker rendering this died 2 times; giving up")
-
-
-def make_reaper(queue: Queue) -> Queue:
-    from dataclasses import replace
-
-    return Queue(engine=queue.engine, limits=replace(queue.limits, max_attempts=2))
 
 
 if os.name != "posix":  # pragma: no cover

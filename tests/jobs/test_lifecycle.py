@@ -270,7 +270,7 @@ async def test_space_settings_round_trip(queue: Queue) -> None:
 async def test_listen_wakes_on_enqueue(queue: Queue) -> None:
     async with queue.listen() as woken:
         await queue.enqueue(request())
-        if queue.engine.dialect.name == "postgresql":
+        if queue.is_postgres:
             await asyncio.wait_for(woken.wait(), timeout=5)
         else:
             assert not woken.is_set()  # SQLite: polling only

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from jobs.models import UsageFilter
 from jobs.queue import Queue
-from jobs.usage import UsageFilter, p95, recent_prompts, usage
+from jobs.reports import p95
 from tests.jobs.factories import rendered, request
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday (ISO week 48)
@@ -43,7 +44,7 @@ async def _history(queue: Queue) -> None:
 
 async def test_usage_per_user_and_totals(queue: Queue) -> None:
     await _history(queue)
-    by_user = {row.key: row for row in await usage(queue.engine, by="user")}
+    by_user = {row.key: row for row in await queue.usage(by="user")}
     alice = by_user["discord:alice"]
     assert (alice.label, alice.jobs, alice.images, alice.done, alice.failures) == ("Alice", 3, 7, 3, 0)
     assert (alice.mean_wait_s, alice.p95_wait_s) == (2.0, 3.0)
@@ -51,39 +52,37 @@ async def test_usage_per_user_and_totals(queue: Queue) -> None:
     bob = by_user["discord:bob"]
     assert (bob.jobs, bob.failures, bob.cancellations, bob.done, bob.gpu_seconds) == (2, 1, 1, 0, 2.0)
     assert (bob.mean_wait_s, bob.mean_render_s) == (4.0, None)
-    [total] = await usage(queue.engine)
+    [total] = await queue.usage()
     assert (total.jobs, total.images, total.queued_or_running, total.gpu_seconds) == (6, 19, 1, 17.0)
 
 
 async def test_usage_per_day_week_guild_model(queue: Queue) -> None:
     await _history(queue)
-    days = {row.key: row.jobs for row in await usage(queue.engine, by="day")}
+    days = {row.key: row.jobs for row in await queue.usage(by="day")}
     assert days == {"2026-11-23": 3, "2026-11-24": 2, "2026-11-29": 1}
-    assert {row.key: row.jobs for row in await usage(queue.engine, by="week")} == {"2026-W48": 6}
-    assert {row.key: row.jobs for row in await usage(queue.engine, by="guild")} == {
+    assert {row.key: row.jobs for row in await queue.usage(by="week")} == {"2026-W48": 6}
+    assert {row.key: row.jobs for row in await queue.usage(by="guild")} == {
         "discord:g1": 4,
         "discord:g2": 2,
     }
-    models = {row.label: row.jobs for row in await usage(queue.engine, by="model")}
+    models = {row.label: row.jobs for row in await queue.usage(by="model")}
     assert models == {"(default model)": 4, "dalle-mini/dalle-mega": 2}
 
 
 async def test_filters_and_recent_prompts(queue: Queue) -> None:
     await _history(queue)
     monday = UsageFilter(since=T0, until=T0 + timedelta(days=1))
-    [total] = await usage(queue.engine, filters=monday)
+    [total] = await queue.usage(filters=monday)
     assert total.jobs == 3
-    assert await usage(queue.engine, filters=UsageFilter(platform="slack")) == []
-    [g2] = await usage(queue.engine, filters=UsageFilter(guild_id="g2", channel_id="c9"))
+    assert await queue.usage(filters=UsageFilter(platform="slack")) == []
+    [g2] = await queue.usage(filters=UsageFilter(guild_id="g2", channel_id="c9"))
     assert g2.jobs == 2
-    newest = await recent_prompts(queue.engine, limit=2)
+    newest = await queue.recent_prompts(limit=2)
     assert [(job.user_id, job.prompt) for job in newest] == [("carol", "a dog"), ("bob", "a cat in a hat")]
-    mega = await recent_prompts(
-        queue.engine, filters=UsageFilter(model="dalle-mini/dalle-mega", user_id="bob")
-    )
+    mega = await queue.recent_prompts(filters=UsageFilter(model="dalle-mini/dalle-mega", user_id="bob"))
     assert len(mega) == 2
     with pytest.raises(ValueError, match="by must be one of"):
-        await usage(queue.engine, by="colour")  # type: ignore[arg-type]
+        await queue.usage(by="colour")  # type: ignore[arg-type]
 
 
 def test_p95_nearest_rank() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.cli import main
 from jobs.db import connect
-from jobs.retention import EXPIRED_PROMPT, Retention, apply_retention
+from jobs.models import EXPIRED_PROMPT, UsageFilter
+from jobs.queue import Queue
+from jobs.retention import Retention
 from jobs.schema import images, jobs
-from jobs.usage import UsageFilter, usage
 from tests.jobs.factories import TOKENS, count_jobs, insert_jobs, job_row
 from tests.jobs.fixtures import *  # noqa: F403  (db_url on SQLite and Postgres, engine)
 
@@ -77,10 +77,10 @@ async def _prompts(engine: AsyncEngine) -> dict[int, tuple[str, str]]:
 async def test_old_pictures_and_prompts_go_usage_rows_stay(engine: AsyncEngine) -> None:
     ids = await _setup(engine)
     since = UsageFilter(since=NOW - timedelta(days=365))
-    usage_before = await usage(engine, by="user", filters=since)
+    usage_before = await Queue(engine=engine).usage(by="user", filters=since)
 
-    gone = await apply_retention(
-        engine, Retention(images=timedelta(days=30), prompts=timedelta(days=10)), now=NOW, batch=1
+    gone = await Queue(engine=engine).apply_retention(
+        Retention(images=timedelta(days=30), prompts=timedelta(days=10)), now=NOW, batch=1
     )
 
     kept = await _images_by_job(engine)
@@ -95,28 +95,28 @@ async def test_old_pictures_and_prompts_go_usage_rows_stay(engine: AsyncEngine) 
         is_blank = (prompt, normalized) == (EXPIRED_PROMPT, EXPIRED_PROMPT)
         assert is_blank == (job_id in blanked), job_id
     assert await count_jobs(engine) == len(ids)
-    assert await usage(engine, by="user", filters=since) == usage_before
+    assert await Queue(engine=engine).usage(by="user", filters=since) == usage_before
 
-    again = await apply_retention(
-        engine, Retention(images=timedelta(days=30), prompts=timedelta(days=10)), now=NOW
+    again = await Queue(engine=engine).apply_retention(
+        Retention(images=timedelta(days=30), prompts=timedelta(days=10)), now=NOW
     )
     assert (again.images_deleted, again.prompts_blanked) == (0, 0)
 
 
 async def test_forever_touches_nothing(engine: AsyncEngine) -> None:
     ids = await _setup(engine)
-    retention = Retention.from_settings(SimpleNamespace(retention_images_days=0, retention_prompts_days=0))
+    retention = Retention.from_days(0, 0)
     assert retention.is_forever
-    gone = await apply_retention(engine, retention, now=NOW)
+    gone = await Queue(engine=engine).apply_retention(retention, now=NOW)
     assert (gone.images_deleted, gone.prompts_blanked) == (0, 0)
     assert set((await _images_by_job(engine)).values()) == {3} and len(await _images_by_job(engine)) == len(
         ids
     )
 
 
-def test_from_settings_reads_days() -> None:
-    settings = SimpleNamespace(retention_images_days=30, retention_prompts_days=0.5)
-    assert Retention.from_settings(settings) == Retention(timedelta(days=30), timedelta(hours=12))
+def test_from_days_reads_days() -> None:
+    assert Retention.from_days(30, 0.5) == Retention(timedelta(days=30), timedelta(hours=12))
+    assert Retention.from_days(0, 0).is_forever
 
 
 def test_imagine_retention_command(db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> None:

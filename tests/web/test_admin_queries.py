@@ -1,4 +1,4 @@
-"""`jobs/admin.py` (the dashboard's read queries and picture deletion) on SQLite and on Postgres."""
+"""`jobs/reports.py` (the dashboard's read queries and picture deletion) on SQLite and on Postgres."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bot.web.metrics import RENDER_SECONDS_BUCKETS
-from jobs import admin
 from jobs.db import connect, migrate
-from jobs.models import EnqueueRequest, Status
+from jobs.metrics import RENDER_SECONDS_BUCKETS
+from jobs.models import EnqueueRequest, JobSearch, Status, UsageFilter
 from jobs.queue import Queue
 from jobs.schema import metadata
-from jobs.usage import UsageFilter, usage
 from tests.jobs.databases import ENGINES, copy_sqlite, fresh_postgres_database, require_postgres
 from tests.web.conftest import WEB_LIMITS
 from tests.web.data import WORKER, seed_history
@@ -50,20 +48,18 @@ async def any_queue(any_db_url: str) -> AsyncIterator[Queue]:
 
 async def test_search_jobs(any_queue: Queue) -> None:
     jobs = await seed_history(any_queue)
-    found, total = await admin.search_jobs(any_queue, admin.JobSearch(text="FoX"))
+    found, total = await any_queue.search_jobs(JobSearch(text="FoX"))
     assert total == 1 and [job.id for job in found] == [jobs["fox"].id]
-    found, total = await admin.search_jobs(any_queue, admin.JobSearch(user="Carol"))  # a display name
+    found, total = await any_queue.search_jobs(JobSearch(user="Carol"))  # a display name
     assert total == 2 and [job.id for job in found] == [jobs["city"].id, jobs["boat"].id]  # newest first
-    _, total = await admin.search_jobs(any_queue, admin.JobSearch(text="100%_"))
+    _, total = await any_queue.search_jobs(JobSearch(text="100%_"))
     assert total == 0
-    found, total = await admin.search_jobs(any_queue, admin.JobSearch(status="failed", platform="discord"))
+    found, total = await any_queue.search_jobs(JobSearch(status="failed", platform="discord"))
     assert [job.id for job in found] == [jobs["failed"].id]
-    page, total = await admin.search_jobs(any_queue, admin.JobSearch(limit=3, offset=3))
+    page, total = await any_queue.search_jobs(JobSearch(limit=3, offset=3))
     assert total == 8 and len(page) == 3 and page[0].id == 5
     since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    found, _ = await admin.search_jobs(
-        any_queue, admin.JobSearch(since=since, until=since + timedelta(days=1))
-    )
+    found, _ = await any_queue.search_jobs(JobSearch(since=since, until=since + timedelta(days=1)))
     assert [job.id for job in found] == [jobs["tree"].id]
 
 
@@ -75,17 +71,17 @@ async def test_queue_shape_and_counters(any_queue: Queue) -> None:
         )
         await any_queue.enqueue(request)
     await any_queue.claim(WORKER, max_images=4)
-    by_user = await admin.depth_by_user(any_queue)
+    by_user = await any_queue.depth_by_user()
     assert [(d.key, d.name, d.queued_jobs, d.queued_images, d.running_jobs) for d in by_user] == [
         ("u1", "U1", 1, 4, 1),
         ("u2", "U2", 1, 4, 0),
     ]
-    by_guild = await admin.depth_by_guild(any_queue)
+    by_guild = await any_queue.depth_by_guild()
     assert [(d.key, d.queued_jobs, d.running_jobs) for d in by_guild] == [("g1", 1, 1), ("g2", 1, 0)]
-    assert len(await admin.jobs_with_status(any_queue, Status.RUNNING)) == 1
+    assert len(await any_queue.jobs_with_status(Status.RUNNING)) == 1
 
-    counts = await admin.counters(
-        any_queue, since=datetime.now(UTC) - timedelta(days=30), buckets=RENDER_SECONDS_BUCKETS
+    counts = await any_queue.counters(
+        since=datetime.now(UTC) - timedelta(days=30), buckets=RENDER_SECONDS_BUCKETS
     )
     assert counts.jobs_by_status == {"done": 6, "failed": 1, "cancelled": 1, "queued": 2, "running": 1}
     assert counts.queued_images == 8 and counts.images_done_total == 14 and counts.images_done_since == 14
@@ -96,19 +92,19 @@ async def test_queue_shape_and_counters(any_queue: Queue) -> None:
 
 async def test_delete_images_keeps_the_job(any_queue: Queue) -> None:
     jobs = await seed_history(any_queue)
-    assert await admin.image_indices(any_queue, jobs["boat"].id) == [-1, 0, 1, 2, 3]
-    assert await admin.delete_images(any_queue, jobs["boat"].id) == 5
-    assert await admin.image_indices(any_queue, jobs["boat"].id) == []
+    assert await any_queue.image_indices(jobs["boat"].id) == [-1, 0, 1, 2, 3]
+    assert await any_queue.delete_images(jobs["boat"].id) == 5
+    assert await any_queue.image_indices(jobs["boat"].id) == []
     assert (await any_queue.get_job(jobs["boat"].id)).status is Status.DONE
-    [total] = await usage(any_queue.engine, filters=UsageFilter(user_id="carol"))
+    [total] = await any_queue.usage(filters=UsageFilter(user_id="carol"))
     assert total.jobs == 2 and total.images == 6  # the usage record is untouched
 
 
 async def test_usage_jobs_match_usage(any_queue: Queue) -> None:
     await seed_history(any_queue)
     filters = UsageFilter(platform="discord", since=datetime.now(UTC) - timedelta(days=3))
-    rows = [job async for job in admin.usage_jobs(any_queue, filters, batch=2)]
-    [total] = await usage(any_queue.engine, filters=filters)
+    rows = [job async for job in any_queue.usage_jobs(filters, batch=2)]
+    [total] = await any_queue.usage(filters=filters)
     assert len(rows) == total.jobs and sum(job.images for job in rows) == total.images
     assert [job.created_at for job in rows] == sorted(job.created_at for job in rows)
 
@@ -117,9 +113,9 @@ async def test_moderation_lists(any_queue: Queue) -> None:
     await any_queue.ban("discord", "u1", reason="spam", banned_by="dashboard")
     await any_queue.ban("slack", "U9", guild_id="T1")
     await any_queue.update_settings("slack", "T1", blocked_words=["gore"])
-    assert {(b.platform, b.user_id, b.guild_id) for b in await admin.all_bans(any_queue)} == {
+    assert {(b.platform, b.user_id, b.guild_id) for b in await any_queue.all_bans()} == {
         ("discord", "u1", ""),
         ("slack", "U9", "T1"),
     }
-    [space] = await admin.all_spaces(any_queue)
+    [space] = await any_queue.all_spaces()
     assert (space.platform, space.guild_id, space.blocked_words) == ("slack", "T1", ("gore",))

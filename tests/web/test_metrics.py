@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bot.web.metrics import Histogram, Sample, counter, format_value, gauge, render
+from jobs.metrics import Histogram, Sample, counter, format_value, gauge, render
 
 
 def test_gauge_with_labels_and_escaping() -> None:

@@ -36,11 +36,12 @@ async def test_signed_out_json_and_posts_get_401(bare_client: TestClient) -> Non
     assert response.status == 401
 
 
-async def test_healthz_and_static_are_public(bare_client: TestClient) -> None:
-    assert (await bare_client.get("/healthz")).status == 200
-    css = await bare_client.get("/static/style.css")
+async def test_healthz_and_static_are_public(client: TestClient) -> None:
+    """Signed out: /healthz asks the database (200), the static files need no session either."""
+    assert (await client.get("/healthz")).status == 200
+    css = await client.get("/static/style.css")
     assert css.status == 200 and "text/css" in css.headers["Content-Type"]
-    assert (await bare_client.get("/static/live.js")).status == 200
+    assert (await client.get("/static/live.js")).status == 200
 
 
 async def test_sign_in_sets_a_strict_http_only_cookie(bare_client: TestClient) -> None:
@@ -84,13 +85,13 @@ async def test_login_rate_limit_per_address(bare_client: TestClient) -> None:
     assert "Too many failed sign-ins" in await response.text()
 
 
-async def test_post_without_csrf_token_is_forbidden(bare_client: TestClient) -> None:
-    assert await sign_in(bare_client) == 302
-    response = await bare_client.post("/logout", data={}, allow_redirects=False)
+async def test_post_without_csrf_token_is_forbidden(client: TestClient) -> None:
+    assert await sign_in(client) == 302
+    response = await client.post("/logout", data={}, allow_redirects=False)
     assert response.status == 403
-    response = await bare_client.post("/logout", data={"csrf_token": "nope"}, allow_redirects=False)
+    response = await client.post("/logout", data={"csrf_token": "nope"}, allow_redirects=False)
     assert response.status == 403
-    assert (await bare_client.get("/healthz")).status == 200
+    assert (await client.get("/healthz")).status == 200
 
 
 async def test_sign_out_ends_the_session(bare_client: TestClient) -> None:

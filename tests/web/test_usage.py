@@ -1,4 +1,4 @@
-"""The usage page and its CSV agree with `jobs.usage` for every filter; charts carry the daily numbers."""
+"""The usage page and its CSV agree with `Queue.usage` for every filter; charts carry the daily numbers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp.test_utils import TestClient
 
-from jobs.models import Job
+from jobs.models import Job, UsageFilter
 from jobs.queue import Queue
-from jobs.usage import UsageFilter, usage
 from tests.web.data import day_start, done_job
 
 TODAY = datetime.now(UTC).date()
@@ -36,7 +35,7 @@ FILTERS = [
 
 
 def expected_filter(params: dict[str, str]) -> UsageFilter:
-    """What the page must ask `jobs.usage` for, written out independently of the page's parser."""
+    """What the page must ask `Queue.usage` for, written out independently of the page's parser."""
     since = datetime.fromisoformat(params.get("since", (TODAY - timedelta(days=29)).isoformat())).replace(
         tzinfo=UTC
     )
@@ -66,7 +65,7 @@ def read_csv(text: str) -> list[dict[str, str]]:
 async def test_page_and_csv_agree_with_usage_queries(
     admin: TestClient, queue: Queue, history: dict[str, Job], params: dict[str, str]
 ) -> None:
-    [expected] = await usage(queue.engine, by="total", filters=expected_filter(params)) or [None]
+    [expected] = await queue.usage(by="total", filters=expected_filter(params)) or [None]
 
     page = await admin.get("/", params=params)
     assert page.status == 200

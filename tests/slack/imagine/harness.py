@@ -20,7 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from bot.slack.poster import SlackPoster
 from generator.delivery import Deliverer
 from generator.grid import make_grid, png_bytes
-from jobs.models import IMAGE_TOKEN_COUNT, Job
+from jobs.models import IMAGE_TOKEN_COUNT, Job, JobSearch
 from jobs.queue import Queue
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_apps import SlackEventsDriver
@@ -76,12 +76,7 @@ class SlackBot:
         )
 
     async def job_count(self) -> int:
-        from sqlalchemy import func, select
-
-        from jobs.schema import jobs
-
-        async with self.queue.engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).select_from(jobs))).scalar_one())
+        return (await self.queue.search_jobs(JobSearch(limit=1)))[1]
 
     async def wait_job(self, job_id: int, predicate: Callable[[Job], bool], what: str = "") -> Job:
         """Poll the queue (bounded) until the job satisfies `predicate`."""

@@ -1,5 +1,9 @@
-"""Prometheus text exposition format (version 0.0.4), written by hand: the dashboard needs a handful of
-gauges, counters and one histogram, which does not justify a client library and its global registry.
+"""The queue's metrics, as both the dashboard's and each generator's `/metrics` serve them.
+
+`queue_families(queue, now)` reads the queue-wide figures (depth, jobs by status, render seconds, delivery
+states, workers alive) in a few aggregate statements; `render` writes them in the Prometheus text exposition
+format (version 0.0.4). Written by hand: a handful of gauges, counters and one histogram computed from the
+database at scrape time.
 
 Reference: https://prometheus.io/docs/instrumenting/exposition_formats/
 """
@@ -10,8 +14,16 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from jobs.models import Delivery, Status
+
+if TYPE_CHECKING:
+    from jobs.queue import Queue
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+RATE_WINDOW_SECONDS = 300.0  # images/s is averaged over the last five minutes
 
 # Render seconds of one job on the generator: tiny checkpoints on a CPU take well under a second, dalle-mega
 # on a slow GPU a minute or more.
@@ -121,3 +133,48 @@ def render(families: Iterable[Family | Histogram]) -> str:
     for family in families:
         lines += family.lines()
     return "\n".join(lines) + "\n"
+
+
+async def queue_families(queue: Queue, now: datetime) -> list[Family | Histogram]:
+    """The queue-wide metrics, the same from the dashboard and from every generator."""
+    counts = await queue.counters(
+        since=now - timedelta(seconds=RATE_WINDOW_SECONDS), buckets=RENDER_SECONDS_BUCKETS
+    )
+    workers = await queue.workers_online(now=now)
+    return [
+        gauge(
+            "imagine_queue_depth_jobs",
+            "Jobs waiting for a generator.",
+            counts.jobs_by_status.get("queued", 0),
+        ),
+        gauge("imagine_queue_depth_images", "Images waiting for a generator.", counts.queued_images),
+        gauge(
+            "imagine_jobs",
+            "Jobs in the database by status.",
+            [Sample(counts.jobs_by_status.get(s.value, 0), {"status": s.value}) for s in Status],
+        ),
+        Histogram(
+            "imagine_render_seconds",
+            "GPU seconds spent rendering each finished job (all its attempts).",
+            counts.render_seconds_buckets,
+            counts.render_seconds_sum,
+            counts.render_seconds_count,
+        ),
+        counter("imagine_images_rendered_total", "Images of finished jobs.", counts.images_done_total),
+        gauge(
+            "imagine_images_per_second",
+            f"Images finished per second over the last {RATE_WINDOW_SECONDS:.0f} seconds.",
+            counts.images_done_since / RATE_WINDOW_SECONDS,
+        ),
+        gauge(
+            "imagine_deliveries",
+            "Finished jobs by delivery state (pending: not yet posted to the chat).",
+            [Sample(counts.delivery_by_state.get(d.value, 0), {"state": d.value}) for d in Delivery],
+        ),
+        counter(
+            "imagine_delivery_failures_total",
+            "Finished jobs whose result could not be posted before the delivery deadline.",
+            counts.delivery_by_state.get(Delivery.UNDELIVERABLE.value, 0),
+        ),
+        gauge("imagine_workers_alive", "Generators that heartbeated within one lease.", len(workers)),
+    ]
