@@ -14,16 +14,18 @@ import math
 from datetime import datetime, timedelta
 
 from jobs.models import Job, Status
+from jobs.options import help_of
 
 # --- help: command and option descriptions (Discord shows at most 100 characters) ------------------------
 
+# The /imagine parameters Discord shows, by parameter name; each option's words are `JobOptions`'.
 HELP_IMAGINE_OPTIONS = {
     "prompt": "What to draw, in words",
-    "images": "How many pictures in the grid, 1 to 9 (default 4)",
-    "seed": "A fixed seed draws the same pictures again (default: a random one)",
-    "guidance": "How closely to follow the prompt, 0 to 100 (default 10)",
-    "temperature": "Randomness of the drawing, 0.01 to 10 (default 1)",
-    "top_k": "Sample among the k likeliest image codes, 1 to 16384 (default 256)",
+    "images": help_of("images"),
+    "seed": help_of("seed"),
+    "guidance": help_of("guidance_scale"),
+    "temperature": help_of("temperature"),
+    "top_k": help_of("top_k"),
 }
 HELP_CANCEL_OPTIONS = {"job": "The job number (default: your newest waiting or drawing job)"}
 HELP_USAGE_OPTIONS = {

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from generator.checkpoints import DALLE_MINI, VQGAN
 from generator.errors import CheckpointError
+from jobs.errors import Refused
+from jobs.options import JobOptions, add_option_arguments, options_from_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,12 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="render one prompt into a grid PNG")
     render.add_argument("prompt")
-    render.add_argument("--images", type=int, default=4, help="1 to 9 (default 4)")
-    render.add_argument("--seed", type=int, default=None)
-    render.add_argument("--top-k", type=int, default=256, help="0: off (default 256)")
-    render.add_argument("--top-p", type=float, default=1.0)
-    render.add_argument("--temperature", type=float, default=1.0)
-    render.add_argument("--guidance-scale", type=float, default=10.0)
+    add_option_arguments(render, skip=("model",))  # --model names the checkpoint here
     render.add_argument("--out", type=Path, default=Path("grid.png"))
     render.add_argument(
         "--model", default=DALLE_MINI, help=f"hub id, alias (mini, mega) or directory ({DALLE_MINI})"
@@ -41,19 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm import tqdm
 
-    from generator.dalle import DTYPES, DalleMini, RenderOptions
-    from generator.grid import grid_shape, make_grid, png_bytes
+    from generator.dalle import DTYPES, DalleMini
+    from generator.grid import make_grid, png_bytes
 
     try:
-        grid_shape(args.images)
-        options = RenderOptions(
-            images=args.images,
-            seed=args.seed,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            temperature=args.temperature,
-            guidance_scale=args.guidance_scale,
-        )
+        options = JobOptions.parse(options_from_arguments(args))
         started = time.perf_counter()
         model = DalleMini.load(
             args.model,
@@ -65,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             int8=args.int8,
         )
         torch.set_grad_enabled(False)
-        with tqdm(total=args.images * model.config.image_length, unit="tok", desc="sampling") as bar:
+        with tqdm(total=options.images * model.config.image_length, unit="tok", desc="sampling") as bar:
 
             def progress(done: int, total: int) -> None:
                 bar.update(done - bar.n)
@@ -73,10 +62,14 @@ def main(argv: list[str] | None = None) -> int:
             tokens = model.tokens([args.prompt], options, progress=progress)[0]
         images = model.decode(tokens)
         args.out.write_bytes(png_bytes(make_grid(images)))
+    except Refused as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return 1
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out} ({args.images} images, {time.perf_counter() - started:.1f} s)")
+    seconds = time.perf_counter() - started
+    print(f"wrote {args.out} ({options.images} images, seed {options.seed}, {seconds:.1f} s)")
     return 0
 
 

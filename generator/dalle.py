@@ -1,19 +1,18 @@
 """The model loaded once: prompts + options → image tokens → PIL images.
 
     model = DalleMini.load("dalle-mini/dalle-mini")        # or a local directory, "mega", a tiny checkpoint
-    images = model.render(["a fox in the snow"], RenderOptions(images=4, seed=7))[0]
+    images = model.render(["a fox in the snow"], JobOptions(images=4, seed=7))[0]
 
 `tokens` gives the 256 codes per image (the worker stores them: variations start from them),
 `decode` turns codes into pictures, `new_sampler` gives the step-wise engine for continuous batching.
-Image i of a prompt is drawn with seed ``options.seed + i``, so adding images never changes the first ones.
+Image i of a prompt is drawn with `SamplingSettings.for_image(options, i)` (seed ``options.seed + i``),
+exactly as the generator's render loop draws a job.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,29 +33,11 @@ from generator.errors import UnsupportedConfig
 from generator.sampler import RowRequest, Sampler, SamplingSettings, generate
 from generator.tokenizer import TextTokenizer
 from generator.vqgan import VQGanDetokenizer
+from jobs.options import JobOptions
 
 logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    images: int = 4
-    seed: int | None = None  # None: a random seed
-    top_k: int = 256
-    top_p: float = 1.0
-    temperature: float = 1.0
-    guidance_scale: float = 10.0
-
-    def settings(self, image_index: int, seed: int) -> SamplingSettings:
-        return SamplingSettings(
-            seed=seed + image_index,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            temperature=self.temperature,
-            guidance_scale=self.guidance_scale,
-        )
 
 
 class DalleMini:
@@ -157,7 +138,7 @@ class DalleMini:
     def tokens(
         self,
         prompts: Sequence[str],
-        options: RenderOptions | Sequence[RenderOptions],
+        options: JobOptions | Sequence[JobOptions],
         *,
         prefixes: Sequence[torch.Tensor | None] | None = None,
         capacity: int | None = None,
@@ -167,15 +148,17 @@ class DalleMini:
 
         `prefixes[p]` (k,) forces the first k codes of every image of prompt p (variations).
         """
-        options_list = [options] * len(prompts) if isinstance(options, RenderOptions) else list(options)
+        options_list = [options] * len(prompts) if isinstance(options, JobOptions) else list(options)
         if len(options_list) != len(prompts):
-            raise ValueError("give one RenderOptions, or one per prompt")
+            raise ValueError("give one JobOptions, or one per prompt")
         text_tokens = self.tokenizer.encode(list(prompts))
         rows = []
         for p, option in enumerate(options_list):
-            seed = option.seed if option.seed is not None else secrets.randbelow(2**31)
             prefix = prefixes[p] if prefixes is not None else None
-            rows += [RowRequest((p, i), p, option.settings(i, seed), prefix) for i in range(option.images)]
+            rows += [
+                RowRequest((p, i), p, SamplingSettings.for_image(option, i), prefix)
+                for i in range(option.images)
+            ]
         sampler = self.new_sampler(capacity or len(rows))
         drawn = generate(sampler, text_tokens, rows, progress=progress)
         return [torch.stack([drawn[(p, i)] for i in range(o.images)]) for p, o in enumerate(options_list)]
@@ -188,7 +171,7 @@ class DalleMini:
     def render(
         self,
         prompts: Sequence[str],
-        options: RenderOptions | Sequence[RenderOptions],
+        options: JobOptions | Sequence[JobOptions],
         *,
         progress: Callable[[int, int], None] | None = None,
     ) -> list[list[Image.Image]]:

@@ -2,8 +2,9 @@
 
 `ModelEngine` wraps `DalleMini` + `Sampler` (generator/dalle.py, generator/sampler.py): rows are keyed by
 (job id, image index), prompts are encoded when rows join, and `resize` rebuilds the sampler with another
-capacity (CUDA out of memory: the render loop halves it). Image i of a job is drawn with seed `seed + i`,
-as `DalleMini.tokens` does, so a job renders the same picture as `python -m generator render`.
+capacity (CUDA out of memory: the render loop halves it). Each row's settings come from
+`SamplingSettings.for_image`, as in `DalleMini.tokens`, so a job renders the same picture as
+`python -m generator render`.
 Everything here blocks: the render loop calls it from a thread.
 """
 

@@ -30,6 +30,7 @@ import torch
 
 from generator.bart import DalleBart
 from generator.decoder import AttentionCache
+from jobs.options import JobOptions
 
 _MASK64 = (1 << 64) - 1
 
@@ -73,23 +74,35 @@ def gumbel_noise(keys: torch.Tensor, positions: torch.Tensor, count: int) -> tor
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """How one image is drawn. ``top_k=0`` and ``top_p=1.0`` switch those filters off."""
+    """How one image is drawn. `None` switches top-k and top-p off, as in `JobOptions`."""
 
     seed: int
-    top_k: int = 256
-    top_p: float = 1.0
+    top_k: int | None = 256
+    top_p: float | None = None
     temperature: float = 1.0
     guidance_scale: float = 10.0  # super-conditioning; 1.0 = plain conditional sampling
 
     def __post_init__(self) -> None:
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be 0 (off) or positive, got {self.top_k}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be positive or None (off), got {self.top_k}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1] or None (off), got {self.top_p}")
         if not self.temperature > 0.0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+
+    @classmethod
+    def for_image(cls, options: JobOptions, index: int) -> SamplingSettings:
+        """Image `index` of a job: its options, with the seed `options.seed + index` (the one rule, so
+        adding images to a grid never changes the first ones)."""
+        return cls(
+            seed=(options.seed + index) % 2**63,
+            top_k=options.top_k,
+            top_p=options.top_p,
+            temperature=options.temperature,
+            guidance_scale=options.guidance_scale,
+        )
 
 
 @dataclass(frozen=True)
@@ -254,7 +267,7 @@ class Sampler:
         self._forced_count[slot] = prefix_count
         self._temperature[slot] = settings.temperature
         self._top_k[slot] = self._row_top_k[-1]
-        self._top_p[slot] = settings.top_p
+        self._top_p[slot] = 1.0 if settings.top_p is None else settings.top_p
         self._guidance[slot] = settings.guidance_scale
         self._noise_keys[slot] = seed_key(settings.seed)
 

@@ -187,7 +187,6 @@ class RenderLoop:
 
     async def _plan(self, job: Job) -> list[RowPlan]:
         """One row per image; a variation starts from the top rows of the picked image's codes."""
-        options = job.options
         prefix = None
         if job.kind is Kind.VARIATION and job.parent_job_id is not None and job.image_index is not None:
             parent = await self.queue.image(job.parent_job_id, job.image_index)
@@ -199,13 +198,7 @@ class RenderLoop:
             RowPlan(
                 key=(job.id, index),
                 prompt=job.prompt_normalized,
-                settings=SamplingSettings(
-                    seed=(options.seed + index) % 2**63,  # image i: seed + i, as DalleMini.tokens
-                    top_k=options.top_k,
-                    top_p=1.0 if options.top_p is None else options.top_p,
-                    temperature=options.temperature,
-                    guidance_scale=options.guidance_scale,
-                ),
+                settings=SamplingSettings.for_image(job.options, index),
                 prefix=prefix,
             )
             for index in range(job.images)

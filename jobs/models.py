@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import enum
-import math
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobs import errors
+from jobs.options import JobOptions
 
 # DALL·E mini draws a 16×16 grid of codes from a 16384-entry VQGAN codebook per image.
 IMAGE_TOKEN_COUNT = 256
 GRID_INDEX = -1  # images.index of the grid made of all a job's images
 EXPIRED_PROMPT = ""  # what a prompt forgotten by retention reads as (jobs/retention.py)
-MAX_SEED = 2**63 - 1
 
 
 class Status(enum.StrEnum):
@@ -60,81 +57,6 @@ def require_aware(value: datetime | None, name: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value!r}")
     return value.astimezone(UTC) if value is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class JobOptions:
-    """How to draw. Defaults follow dalle-mini's inference notebook / min-dalle."""
-
-    images: int = 4  # 1..9 pictures in the grid
-    seed: int = 0  # non-negative; `parse` draws a random one when omitted so every job is reproducible
-    # super-conditioning ("cond_scale" in dalle-mini): uncond + scale·(cond − uncond)
-    guidance_scale: float = 10.0
-    top_k: int = 256  # sample among the k likeliest codes (min-dalle's default); 16384 disables it
-    top_p: float | None = None  # nucleus sampling; None disables it (dalle-mini's default)
-    temperature: float = 1.0
-    model: str = ""  # checkpoint name; "" means the generator's configured model
-
-    NAMES = ("images", "seed", "guidance_scale", "top_k", "top_p", "temperature", "model")
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any], *, models: tuple[str, ...] = ()) -> JobOptions:
-        """Validate options as typed by a user (strings or numbers); raise a `BadOption` subclass."""
-        d = cls()  # defaults (slots dataclasses keep no class-level defaults)
-        unknown = sorted(set(raw) - set(cls.NAMES))
-        if unknown:
-            raise errors.UnknownOption(
-                f"unknown option {', '.join(repr(name) for name in unknown)}: "
-                f"the options are {', '.join(cls.NAMES)}"
-            )
-        images = _integer(raw.get("images", d.images), "images")
-        if not 1 <= images <= 9:
-            raise errors.ImagesOutOfRange(f"images must be from 1 to 9, got {images}")
-        if raw.get("seed") is None:
-            seed = secrets.randbelow(2**31)
-        else:
-            seed = _integer(raw["seed"], "seed")
-            if seed < 0:
-                raise errors.NegativeSeed(f"seed must be 0 or more, got {seed}")
-            if seed > MAX_SEED:
-                raise errors.BadOption(f"seed must be at most {MAX_SEED}, got {seed}")
-        guidance_scale = _number(raw.get("guidance_scale", d.guidance_scale), "guidance_scale", 0.0, 100.0)
-        top_k = _integer(raw.get("top_k", d.top_k), "top_k")
-        if not 1 <= top_k <= 16384:
-            raise errors.BadOption(f"top_k must be from 1 to 16384, got {top_k}")
-        top_p_raw = raw.get("top_p")
-        top_p = None if top_p_raw is None else _number(top_p_raw, "top_p", 0.0, 1.0)
-        if top_p == 0.0:
-            raise errors.BadOption("top_p must be more than 0 and at most 1, got 0")
-        temperature = _number(raw.get("temperature", d.temperature), "temperature", 0.01, 10.0)
-        model = str(raw.get("model") or "")
-        if model and models and model not in models:
-            raise errors.BadOption(f"model must be one of {', '.join(models)}, got {model!r}")
-        return cls(images, seed, guidance_scale, top_k, top_p, temperature, model)
-
-
-def _integer(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise errors.BadOption(f"{name} must be a whole number, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        cls = errors.ImagesOutOfRange if name == "images" else errors.BadOption
-        raise cls(f"{name} must be a whole number, got {str(value)[:20]!r}") from None
-
-
-def _number(value: Any, name: str, low: float, high: float) -> float:
-    try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or not low <= number <= high:
-        raise errors.BadOption(f"{name} must be a number from {low:g} to {high:g}, got {str(value)[:20]!r}")
-    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,15 +154,7 @@ class Job:
             user_name=m["user_name"],
             prompt=m["prompt"],
             prompt_normalized=m["prompt_normalized"],
-            options=JobOptions(
-                images=m["images"],
-                seed=m["seed"],
-                guidance_scale=float(m["guidance_scale"]),
-                top_k=m["top_k"],
-                top_p=None if m["top_p"] is None else float(m["top_p"]),
-                temperature=float(m["temperature"]),
-                model=m["model"],
-            ),
+            options=JobOptions.from_row(m),
             status=Status(m["status"]),
             fair_tag=float(m["fair_tag"]),
             attempts=m["attempts"],

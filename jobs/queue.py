@@ -25,13 +25,13 @@ from jobs.models import (
     Enqueued,
     EnqueueRequest,
     Job,
-    JobOptions,
     Kind,
     RenderedImage,
     SpaceSettings,
     Status,
     StoredImage,
 )
+from jobs.options import JobOptions
 from jobs.reports import ReportsMixin
 from jobs.retention import RetentionMixin
 from jobs.spaces import SpacesMixin
@@ -149,15 +149,9 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
             index = request.image_index
             if index is None or not 0 <= index < parent.images:
                 raise errors.BadParent(f"job {parent.id} has images 0 to {parent.images - 1}, not {index}")
-        raw = {
-            "images": parent.images,
-            "guidance_scale": parent.options.guidance_scale,
-            "top_k": parent.options.top_k,
-            "top_p": parent.options.top_p,
-            "temperature": parent.options.temperature,
-            "model": parent.options.model,
-            **request.options,
-        }
+        # every option of the parent but its seed (a new one is drawn unless the request names one)
+        inherited = {name: value for name, value in parent.options.columns().items() if name != "seed"}
+        raw = {**inherited, **request.options}
         if request.kind is Kind.PICK:
             raw["images"] = 1
         options = JobOptions.parse(raw, models=self.limits.models)
@@ -260,13 +254,7 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
             if request.prompt.strip()
             else prompt,  # as typed; a reroll's: the parent's
             "prompt_normalized": prompt,
-            "images": options.images,
-            "seed": options.seed,
-            "guidance_scale": options.guidance_scale,
-            "top_k": options.top_k,
-            "top_p": options.top_p,
-            "temperature": options.temperature,
-            "model": options.model,
+            **options.columns(),
             # A pick renders nothing: it is born done, with the parent's image, waiting for delivery.
             "status": Status.DONE.value if is_pick else Status.QUEUED.value,
             "fair_tag": tag,

@@ -83,8 +83,8 @@ jobs = Table(
     Column("images", Integer, nullable=False),
     Column("seed", BigInteger, nullable=False),
     Column("guidance_scale", Float, nullable=False),
-    Column("top_k", Integer, nullable=False),
-    Column("top_p", Float, nullable=True),
+    Column("top_k", Integer, nullable=True),  # NULL: off (sample among every code)
+    Column("top_p", Float, nullable=True),  # NULL: off (no nucleus cut)
     Column("temperature", Float, nullable=False),
     Column("model", String(128), nullable=False),
     # the queue

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from bot.cli.registry import command
 from jobs.db import migrate
 from jobs.models import EnqueueRequest, Platform, UsageFilter
+from jobs.options import add_option_arguments, options_from_arguments
 from jobs.queue import Queue
 from jobs.reports import GROUPS
 from jobs.retention import Retention
@@ -41,20 +42,13 @@ async def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _enqueue_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help="what to draw")
-    parser.add_argument("--images", type=int, help="pictures in the grid, 1-9 (default 4)")
-    parser.add_argument("--seed", type=int, help="random seed, 0 or more (default: random)")
-    parser.add_argument("--guidance-scale", type=float, help="super-conditioning scale (default 10)")
-    parser.add_argument("--top-k", type=int, help="sample among the k likeliest codes (default 256)")
-    parser.add_argument("--top-p", type=float, help="nucleus sampling threshold (default off)")
-    parser.add_argument("--temperature", type=float, help="sampling temperature (default 1)")
-    parser.add_argument("--model", help="checkpoint name (default: IMAGINE_MODEL_NAME)")
+    add_option_arguments(parser)
     parser.add_argument("--user", default=getpass.getuser(), help="who asks (default: your login name)")
 
 
 @command("enqueue", "queue a prompt and print its position and ETA", _enqueue_arguments)
 async def run_enqueue(args: argparse.Namespace, settings: Settings) -> int:
-    names = ("images", "seed", "guidance_scale", "top_k", "top_p", "temperature", "model")
-    options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    options = options_from_arguments(args)
     queue = await Queue.open(settings)
     try:
         enqueued = await queue.enqueue(

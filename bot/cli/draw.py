@@ -21,6 +21,7 @@ from bot.cli.registry import command
 from jobs.db import ensure_migrated
 from jobs.errors import ImagineError, Refused
 from jobs.models import GRID_INDEX, EnqueueRequest, Job, Platform, Status
+from jobs.options import add_option_arguments, options_from_arguments
 from jobs.queue import Queue
 from jobs.settings import Settings
 
@@ -31,27 +32,17 @@ BAR_WIDTH = 30
 
 def _render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt")
-    parser.add_argument("--images", type=int, default=4, help="1 to 9 (default 4)")
-    parser.add_argument(
-        "--seed", type=int, default=None, help="fixed seed: the same prompt draws the same grid"
-    )
+    add_option_arguments(parser)
     parser.add_argument(
         "--out", type=Path, default=Path("grid.png"), help="where to write the grid (grid.png)"
     )
-    parser.add_argument("--guidance-scale", type=float, default=None)
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--top-p", type=float, default=None)
-    parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--no-generator", action="store_true", help="never start a generator; only wait")
 
 
 @command("render", "draw one prompt and write the grid PNG (the default command)", _render_arguments)
 async def run_render(args: argparse.Namespace, settings: Settings) -> int:
     await ensure_migrated(settings.db_url)
-    options = {"images": args.images, "seed": args.seed}
-    for name in ("guidance_scale", "top_k", "top_p", "temperature"):
-        if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
+    options = options_from_arguments(args)
     queue = Queue.connect(settings)
     helper = GeneratorHelper(queue, settings, is_allowed=not args.no_generator)
     try:

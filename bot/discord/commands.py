@@ -25,7 +25,8 @@ from bot.buttons import Action, ButtonId
 from bot.discord.embeds import parameters_embed, queued_embed, rendering_embed
 from bot.discord.views import progress_view
 from jobs.errors import JobNotFound, NotAllowed, Refused
-from jobs.models import Enqueued, EnqueueRequest, Job, JobOptions, Kind, MessageRefs, Platform, Status
+from jobs.models import Enqueued, EnqueueRequest, Job, Kind, MessageRefs, Platform, Status
+from jobs.options import JobOptions
 from jobs.validation import clean_prompt
 
 if TYPE_CHECKING:

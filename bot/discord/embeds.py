@@ -107,13 +107,6 @@ def late_result_content(user_id: str) -> str:
 
 
 def _add_option_fields(embed: discord.Embed, job: Job) -> None:
-    options = job.options
-    embed.add_field(name="Seed", value=str(options.seed))
-    embed.add_field(name="Images", value=str(options.images))
-    embed.add_field(name="Guidance", value=f"{options.guidance_scale:g}")
-    embed.add_field(name="Temperature", value=f"{options.temperature:g}")
-    embed.add_field(name="Top-k", value=str(options.top_k))
-    if options.top_p is not None:
-        embed.add_field(name="Top-p", value=f"{options.top_p:g}")
-    # a field value may not be empty: "" means the generator's configured model
-    embed.add_field(name="Model", value=_cut(options.model or "default", MAX_FIELD_VALUE_LENGTH))
+    # a field value may not be empty: "default" stands for the generator's configured model
+    for label, value in job.options.shown():
+        embed.add_field(name=label, value=_cut(value, MAX_FIELD_VALUE_LENGTH))

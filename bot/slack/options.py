@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from jobs import errors
+from jobs.options import JobOptions
 
 USAGE = (
     "Usage: `/imagine <prompt> [--images N] [--seed S] [--guidance G] [--temperature T]"
@@ -113,9 +114,7 @@ def parse_imagine_text(text: str) -> ImagineText:
         name, value = option
         if value is None:
             if index >= len(words) or _read_option(words[index]) is not None:
-                raise errors.BadOption(
-                    f"{_FLAG_OF_OPTION[name]} needs a value, e.g. {_example(name)}. {USAGE}"
-                )
+                raise errors.BadOption(f"{flag_of(name)} needs a value, e.g. {_example(name)}. {USAGE}")
             value = words[index]
             index += 1
         _store(options, name, _normalize_value(value))
@@ -134,17 +133,27 @@ def _read_option(word: str) -> tuple[str, str | None] | None:
         alias = flag["name"].lower().replace("-", "_")
         if alias in _HELP_ALIASES:
             raise HelpRequested(USAGE)
-        if alias in _OPTION_FROM_ALIAS:
-            return _OPTION_FROM_ALIAS[alias], flag["value"] or None
+        if (name := _option_of(alias)) is not None:
+            return name, flag["value"] or None
         if _LONG_PREFIX.match(word):
             raise errors.UnknownOption(f"I don't know the option `{word}`. {USAGE}")
         return None  # "-ish", "-fi": one hyphen before an unknown word is prompt text
     assignment = _ASSIGNMENT.match(word)
     if assignment:
         alias = assignment["name"].lower().replace("-", "_")
-        if alias in _OPTION_FROM_ALIAS and assignment["value"]:
-            return _OPTION_FROM_ALIAS[alias], assignment["value"]
+        if (name := _option_of(alias)) is not None and assignment["value"]:
+            return name, assignment["value"]
     return None
+
+
+def _option_of(alias: str) -> str | None:
+    """The `JobOptions` field a typed name sets: an alias, or the field's own name."""
+    return _OPTION_FROM_ALIAS.get(alias) or (alias if alias in JobOptions.NAMES else None)
+
+
+def flag_of(name: str) -> str:
+    """How option `name` is spelled back to the user (`--guidance`, `--top-k`)."""
+    return _FLAG_OF_OPTION.get(name) or f"--{name.replace('_', '-')}"
 
 
 def _normalize_value(value: str) -> str:
@@ -160,7 +169,7 @@ def _normalize_value(value: str) -> str:
 def _store(options: dict[str, str], name: str, value: str) -> None:
     previous = options.get(name)
     if previous is not None and previous != value:
-        flag = _FLAG_OF_OPTION[name]
+        flag = flag_of(name)
         raise errors.BadOption(f"{flag} is given twice ({previous} and {value}): give it once. {USAGE}")
     options[name] = value
 
@@ -175,4 +184,5 @@ def _unquote(prompt: str) -> str:
 
 
 def _example(name: str) -> str:
-    return f"`{_FLAG_OF_OPTION[name]} {_EXAMPLE_VALUES[name]}`"
+    value = _EXAMPLE_VALUES.get(name)
+    return f"`{flag_of(name)} {value}`" if value else f"`{flag_of(name)} …`"

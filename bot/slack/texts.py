@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bot import messages
-from jobs.models import Ban, Job, JobOptions, SpaceSettings, Status
+from bot.slack.options import flag_of
+from jobs.models import Ban, Job, SpaceSettings, Status
+from jobs.options import JobOptions
 from jobs.reports import UsageRow
 
 PROGRESS_BAR_CELLS = 10
@@ -128,9 +130,7 @@ def parameters(job: Job) -> str:
     lines = [
         f"*Job {job.id}* ({job.kind}, {job.status}) by {escape(job.user_name or job.user_id)}",
         f"*Prompt:* {quoted(job.prompt, 1000)}",
-        f"*Images:* {options.images}   *Seed:* {options.seed}   *Guidance:* {options.guidance_scale:g}",
-        f"*Top-k:* {options.top_k}   *Top-p:* {'off' if options.top_p is None else f'{options.top_p:g}'}"
-        f"   *Temperature:* {options.temperature:g}   *Model:* {escape(options.model or 'default')}",
+        "   ".join(f"*{label}:* {escape(value)}" for label, value in options.shown()),
     ]
     if job.parent_job_id is not None:
         image = "" if job.image_index is None else f", image {job.image_index + 1}"
@@ -142,7 +142,12 @@ def parameters(job: Job) -> str:
 
 
 def reproduce_flags(options: JobOptions) -> str:
-    return f"--images {options.images} --seed {options.seed} --guidance {options.guidance_scale:g}"
+    """`--images 4 --seed 7` and every option that is not at its default: enough to draw it again."""
+    words = []
+    for name, value in options.changed().items():
+        shown = "off" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+        words.append(f"{flag_of(name)} {escape(shown)}")
+    return " ".join(words)
 
 
 # --- the placeholder message in the channel (chat.update as the job moves) ----------------------------

@@ -13,11 +13,12 @@ from bot.web.keys import queue_of
 from bot.web.render import render
 from jobs.errors import Refused
 from jobs.models import EnqueueRequest, JobSearch, Platform
+from jobs.options import JobOptions
 
 routes = web.RouteTableDef()
 
 ADMIN_NAME = "Dashboard admin"
-OPTION_FIELDS = ("images", "seed", "guidance_scale", "top_k", "temperature", "model")
+OPTION_FIELDS = JobOptions.NAMES
 
 
 async def _page(

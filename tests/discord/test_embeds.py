@@ -21,7 +21,8 @@ from bot.discord.embeds import (
     queued_embed,
     rendering_embed,
 )
-from jobs.models import Delivery, Job, JobOptions, Kind, MessageRefs, Status
+from jobs.models import Delivery, Job, Kind, MessageRefs, Status
+from jobs.options import JobOptions
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_client import FAST_GUILD_READY_TIMEOUT_S
 

@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from generator.dalle import DalleMini, RenderOptions
+from generator.dalle import DalleMini
 from generator.grid import grid_shape, make_grid, png_bytes
 from generator.sampler import RowRequest, SamplingSettings, generate
+from jobs.options import JobOptions
 
 PROMPTS = ["a cat wearing a hat", "sunset over a lake", "an avocado armchair"]
 
@@ -30,7 +31,7 @@ def test_many_prompts_times_images_in_one_batch_with_per_row_settings(tiny_model
         SamplingSettings(seed=1),
         SamplingSettings(seed=2, top_k=5, temperature=0.7),
         SamplingSettings(seed=3, top_p=0.5, guidance_scale=3.0),
-        SamplingSettings(seed=4, top_k=0, top_p=0.9),
+        SamplingSettings(seed=4, top_k=None, top_p=0.9),
     ]
     rows = [RowRequest((p, i), p, s) for p in range(len(PROMPTS)) for i, s in enumerate(settings)]
     sampler = tiny_model.new_sampler(capacity=len(rows))
@@ -119,17 +120,17 @@ def test_forced_prefix_variation_keeps_the_first_rows(tiny_model: DalleMini) -> 
 
 def test_bfloat16_sampling_runs(tiny_checkpoints: tuple[Path, Path]) -> None:
     model = DalleMini.load(*tiny_checkpoints, dtype="bfloat16")
-    tokens = model.tokens(["a cat"], RenderOptions(images=2, seed=1))[0]
+    tokens = model.tokens(["a cat"], JobOptions(images=2, seed=1))[0]
     assert tokens.shape == (2, 256) and int(tokens.max()) < model.code_count
 
 
 def test_render_tokens_decode_and_grid(tiny_model: DalleMini) -> None:
     steps = []
     tokens = tiny_model.tokens(
-        PROMPTS[:2], RenderOptions(images=2, seed=3), progress=lambda d, t: steps.append(t)
+        PROMPTS[:2], JobOptions(images=2, seed=3), progress=lambda d, t: steps.append(t)
     )
     assert [t.shape for t in tokens] == [(2, 256), (2, 256)] and len(steps) == 256
-    more = tiny_model.tokens(PROMPTS[:1], RenderOptions(images=3, seed=3))[0]
+    more = tiny_model.tokens(PROMPTS[:1], JobOptions(images=3, seed=3))[0]
     assert torch.equal(more[:2], tokens[0])  # image i uses seed + i: more images keep the first ones
     images = tiny_model.decode(tokens[0])
     size = tiny_model.vqgan.config.resolution
@@ -191,8 +192,8 @@ def test_int8_cpu_mode_draws_valid_codes(tiny_checkpoints: tuple[Path, Path]) ->
     from generator.quantize import quantize_decoder_int8
 
     model = DalleMini.load(*tiny_checkpoints)
-    reference = model.tokens(["a cat"], RenderOptions(images=1, seed=1, top_k=1))[0]
+    reference = model.tokens(["a cat"], JobOptions(images=1, seed=1, top_k=1))[0]
     quantize_decoder_int8(model.bart)
-    tokens = model.tokens(["a cat"], RenderOptions(images=1, seed=1, top_k=1))[0]
+    tokens = model.tokens(["a cat"], JobOptions(images=1, seed=1, top_k=1))[0]
     assert tokens.shape == (1, 256) and int(tokens.max()) < model.code_count
     assert torch.equal(tokens[0, :4], reference[0, :4])  # greedy: the first codes agree

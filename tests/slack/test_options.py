@@ -4,7 +4,7 @@ import pytest
 
 from bot.slack.options import USAGE, HelpRequested, ImagineText, parse_imagine_text
 from jobs import errors
-from jobs.models import JobOptions
+from jobs.options import JobOptions
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,12 @@ import pytest
 from PIL import Image
 
 from bot.outbox import LocalPoster
-from generator.dalle import DalleMini, RenderOptions
+from generator.dalle import DalleMini
 from generator.engine import ModelEngine
 from generator.grid import GUTTER, grid_shape
 from generator.scheduler import RENDER_FAILED_REASON, VARIATION_PREFIX_ROWS, Batching
 from jobs.models import GRID_INDEX, EnqueueRequest, Kind, Status
+from jobs.options import JobOptions
 from jobs.queue import Queue
 from tests.worker.conftest import wait_until
 from tests.worker.harness import FaultyEngine, InjectedOutOfMemory, make_generator
@@ -75,7 +76,7 @@ async def test_prompts_in_grids_out(queue: Queue, tiny_model: DalleMini, tmp_out
     # Reproducible: the same prompt and seed draw the same codes, whatever else shares the batch,
     # and the same as the model's own one-shot API.
     first, third = await queue.images(ids[0]), await queue.images(ids[2])
-    expected = tiny_model.tokens(["a cat"], RenderOptions(images=3, seed=7))[0].numpy()
+    expected = tiny_model.tokens(["a cat"], JobOptions(images=3, seed=7))[0].numpy()
     assert (tokens_of(first[1].tokens) == tokens_of(third[1].tokens)).all()
     assert (tokens_of(third[3].tokens) == expected[2]).all()
     # a 5-image job is bigger than the batch (4): it was split, not starved
@@ -193,7 +194,7 @@ async def test_out_of_memory_halves_the_batch(queue: Queue, tiny_model: DalleMin
         for image in sorted(await queue.images(job_id), key=lambda i: i.index)
         if image.index != GRID_INDEX
     ]
-    expected = tiny_model.tokens(["a cat"], RenderOptions(images=4, seed=5))[0].numpy()
+    expected = tiny_model.tokens(["a cat"], JobOptions(images=4, seed=5))[0].numpy()
     assert all((codes == expected[i]).all() for i, codes in enumerate(stored))  # the same pictures
 
 
