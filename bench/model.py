@@ -25,21 +25,16 @@ import io
 import re
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 from torch import nn
 
 from generator.bart import DalleBart
-from generator.config import DalleBartConfig, VQGanConfig
+from generator.config import MEGA_CONFIG, MINI_CONFIG, DalleBartConfig, VQGanConfig
 from generator.sampler import RowRequest, Sampler, SamplingSettings
 from generator.vqgan import VQGanDetokenizer
 
-MINI = DalleBartConfig(encoder_ffn_dim=2730, decoder_ffn_dim=2730)
-MEGA = replace(MINI, d_model=2048, encoder_layers=24, decoder_layers=24, encoder_attention_heads=32,
-               decoder_attention_heads=32, encoder_ffn_dim=4096, decoder_ffn_dim=4096,
-               encoder_vocab_size=50272,
-               image_vocab_size=16415, decoder_start_token_id=16384)  # fmt: skip
+MINI, MEGA = MINI_CONFIG, MEGA_CONFIG
 CODES = 16384
 STEPS = 256
 PAD, START, END = 1, 0, 2

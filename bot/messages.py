@@ -10,9 +10,9 @@ platform's module; nothing here escapes or formats for a platform.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 
+from jobs.durations import duration
 from jobs.models import Job, Status
 from jobs.options import help_of
 
@@ -63,13 +63,7 @@ STATUS_TITLE = {
 
 def eta_words(eta: timedelta | None) -> str:
     """A plain-words ETA for places that cannot show a live timestamp."""
-    if eta is None:
-        return "no estimate yet"
-    seconds = eta.total_seconds()
-    if seconds < 60:
-        return "less than a minute"
-    minutes = math.ceil(seconds / 60)
-    return f"about {minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"about {minutes} min"
+    return "no estimate yet" if eta is None else f"about {duration(eta)}"
 
 
 def status_queued(position: int) -> str:
@@ -130,7 +124,7 @@ def refused_guild_only(command: str) -> str:
 
 
 def refused_job_not_found(job_id: int) -> str:
-    return f"There is no job #{job_id}; /history lists yours."
+    return f"There is no job #{job_id}: check its number in your history."
 
 
 def refused_not_yours(job_id: int) -> str:

@@ -4,8 +4,9 @@
     <outbox>/job-<id>/failure.txt                    a failed or cancelled job's reason
     <outbox>/posts.jsonl                              one line per post: {"job_id", "what", "how": new|edit}
 
-Idempotent like every poster: the message id is recorded on the job before the files are written, so a
-retry after a crash finds it and edits (overwrites) instead of making a second message.
+Idempotent like every poster: the post is the `posts.jsonl` line, written (and synced) before anything else;
+a retry after a crash finds the job's "new" line there and edits (overwrites the files) instead of making a
+second message, whenever the crash came.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from jobs.models import Job
 from jobs.settings import Settings
 
 OUTBOX_DIR_NAME = "outbox"
+POSTS_FILENAME = "posts.jsonl"
 
 
 def make_poster(settings: Settings) -> LocalPoster:
@@ -40,38 +42,39 @@ class LocalPoster:
     async def post_result(
         self, job: Job, *, grid_png: bytes, images: Sequence[bytes], record_refs: RecordRefs
     ) -> Mapping[str, Any]:
-        how = await self._open_message(job, record_refs)
+        await self._open_message(job, "result", record_refs)
         directory = self.message_dir(job.id)
         _write_atomic(directory / "grid.png", grid_png)
         for index, png in enumerate(images):
             _write_atomic(directory / f"{index}.png", png)
-        self._log(job.id, "result", how)
         return {"final_message_id": _message_id(job.id)}
 
     async def post_failure(self, job: Job, *, reason: str, record_refs: RecordRefs) -> Mapping[str, Any]:
-        how = await self._open_message(job, record_refs)
+        await self._open_message(job, str(job.status), record_refs)
         _write_atomic(self.message_dir(job.id) / "failure.txt", f"{job.status}: {reason}\n".encode())
-        self._log(job.id, str(job.status), how)
         return {"final_message_id": _message_id(job.id)}
 
     async def aclose(self) -> None:
         return None
 
-    async def _open_message(self, job: Job, record_refs: RecordRefs) -> str:
-        """'edit' when this job's message exists already, else record it first and say 'new'."""
-        if job.refs.final_message_id:
-            return "edit"
-        await record_refs(final_message_id=_message_id(job.id))
-        self.message_dir(job.id).mkdir(parents=True, exist_ok=True)
-        return "new"
-
-    def _log(self, job_id: int, what: str, how: str) -> None:
+    async def _open_message(self, job: Job, what: str, record_refs: RecordRefs) -> None:
+        """Post (a "new" line) or edit (an "edit" line) the job's message, synced, then record its id."""
+        how = "edit" if self._has_message(job.id) else "new"
         self.outbox.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"job_id": job_id, "what": what, "how": how}) + "\n"
-        with open(self.outbox / "posts.jsonl", "a", encoding="utf-8") as log_file:
+        line = json.dumps({"job_id": job.id, "what": what, "how": how}) + "\n"
+        with open(self.outbox / POSTS_FILENAME, "a", encoding="utf-8") as log_file:
             log_file.write(line)
             log_file.flush()
             os.fsync(log_file.fileno())
+        if not job.refs.final_message_id:
+            await record_refs(final_message_id=_message_id(job.id))
+
+    def _has_message(self, job_id: int) -> bool:
+        try:
+            lines = (self.outbox / POSTS_FILENAME).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return False
+        return any(json.loads(line)["job_id"] == job_id for line in lines if line.strip())
 
 
 def _message_id(job_id: int) -> str:

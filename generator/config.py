@@ -15,7 +15,7 @@ Published sizes (parameter counts for the BART part):
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +57,20 @@ def read_config_json(directory: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DalleBartConfig:
-    """DalleBart sizes and the few switches the supported variant still has."""
+    """DalleBart sizes and the few switches the supported variant still has.
+
+    The defaults are dalle-mini's own ``DalleBartConfig`` constructor defaults: what a config.json that
+    leaves a key out means. The published checkpoints' sizes are in the module docstring (the mini's ffn
+    is 2730, not the constructor's 4096).
+    """
 
     d_model: int = 1024
     encoder_layers: int = 12
     decoder_layers: int = 12
     encoder_attention_heads: int = 16
     decoder_attention_heads: int = 16
-    encoder_ffn_dim: int = 2730
-    decoder_ffn_dim: int = 2730
+    encoder_ffn_dim: int = 4096
+    decoder_ffn_dim: int = 4096
     encoder_vocab_size: int = 50264
     image_vocab_size: int = 16384  # lm_head and decoder embeddings have one more row: the start token
     max_text_length: int = 64
@@ -91,22 +96,9 @@ class DalleBartConfig:
                 raise UnsupportedConfig(
                     f"{source}: {key} = {data[key]!r} is not supported (only {required!r} is implemented)"
                 )
-        sizes = {
-            "d_model": 1024,
-            "encoder_layers": 12,
-            "decoder_layers": 12,
-            "encoder_attention_heads": 16,
-            "decoder_attention_heads": 16,
-            "encoder_ffn_dim": 4096,
-            "decoder_ffn_dim": 4096,
-            "encoder_vocab_size": 50264,
-            "image_vocab_size": 16384,
-            "max_text_length": 64,
-            "image_length": 256,
-        }  # dalle-mini's constructor defaults, used when a key is absent
         values: dict[str, Any] = {}
-        for key, default in sizes.items():
-            value = data.get(key, default)
+        for key in _SIZE_KEYS:
+            value = data.get(key, _DEFAULTS[key])
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise UnsupportedConfig(f"{source}: {key} must be a positive integer, got {value!r}")
             values[key] = value
@@ -189,6 +181,35 @@ class DalleBartConfig:
             "use_subln_init": False,
             "use_swin_position_embeddings": False,
         }
+
+
+_DEFAULTS = {spec.name: spec.default for spec in fields(DalleBartConfig)}
+
+# The published checkpoints' sizes (their config.json), for benches that build random-weight models.
+MINI_CONFIG = DalleBartConfig(encoder_ffn_dim=2730, decoder_ffn_dim=2730)
+MEGA_CONFIG = DalleBartConfig(
+    d_model=2048,
+    encoder_layers=24,
+    decoder_layers=24,
+    encoder_attention_heads=32,
+    decoder_attention_heads=32,
+    encoder_vocab_size=50272,
+    image_vocab_size=16415,  # padded for sharding; 16384 real codes
+    decoder_start_token_id=16384,
+)
+_SIZE_KEYS = (
+    "d_model",
+    "encoder_layers",
+    "decoder_layers",
+    "encoder_attention_heads",
+    "decoder_attention_heads",
+    "encoder_ffn_dim",
+    "decoder_ffn_dim",
+    "encoder_vocab_size",
+    "image_vocab_size",
+    "max_text_length",
+    "image_length",
+)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.posters import Poster, PosterError
-from generator.dbretry import is_transient, retrying
+from generator.dbretry import DB_DEADLINE_SECONDS, is_transient, retrying, ride_out
 from jobs.models import GRID_INDEX, Job, Status
 from jobs.queue import DELIVERY_HOLD_SECONDS, Queue
 
@@ -30,7 +30,6 @@ DELIVERY_BATCH_COUNT = 20  # jobs taken, and posted concurrently, per pass
 POSTER_TIMEOUT_SECONDS = 30.0  # one post may take this long before it counts as a transient failure
 PROGRESS_POST_SECONDS = 5.0  # at most one progress post per job per this many seconds
 NO_POSTER_RETRY_SECONDS = 60.0  # a platform this process has no poster for: look again this much later
-DB_DEADLINE_SECONDS = 30.0  # ride out a database outage this long per operation
 
 
 @dataclass
@@ -89,9 +88,7 @@ class Deliverer:
                 taken = await self.deliver_due()
                 await self.post_progress_due()
             except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning("database unavailable, delivery paused: %s", exc, extra={"action": "db_retry"})
+                ride_out(exc, "delivery")
                 taken = 0
             if taken >= self.batch_count:
                 continue  # more may be waiting

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from generator.dbretry import is_transient
+from generator.dbretry import ride_out
 from generator.worker import SideTask
 from jobs import metrics
 from jobs.health import NOW, OWN_FAMILIES, QUEUE, healthz, metrics_page, serving
@@ -44,13 +44,7 @@ def retention_task(
             try:
                 await queue.apply_retention(retention)
             except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning(
-                    "retention skipped, database unavailable: %s",
-                    str(exc).splitlines()[0][:200],
-                    extra={"action": "db_retry"},
-                )
+                ride_out(exc, "retention")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 

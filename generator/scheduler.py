@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from generator.dbretry import is_transient, retrying
+from generator.dbretry import DB_DEADLINE_SECONDS, is_transient, retrying, ride_out
 from generator.delivery import wait_any
 from generator.engine import Engine, RowPlan, oom_errors
 from generator.grid import make_grid, png_bytes
@@ -48,7 +48,6 @@ IDLE_POLL_SECONDS = 1.0  # nothing to draw: poll the queue this often (a NOTIFY 
 PROGRESS_SECONDS = 1.0  # write progress and extend leases at most this often (never per token)
 STOP_GRACE_SECONDS = 5.0  # on stop: finish what can finish within this, release the rest
 VARIATION_PREFIX_ROWS = 8  # a variation keeps the top 8 of the 16 rows of codes of the picked image
-DB_DEADLINE_SECONDS = 30.0  # ride out a database outage this long per operation
 RENDER_FAILED_REASON = "the generator failed while drawing this picture"
 OUT_OF_MEMORY_REASON = "the generator ran out of memory drawing this picture"
 PARENT_GONE_REASON = "the picture this variation starts from is no longer stored"
@@ -164,13 +163,7 @@ class RenderLoop:
         try:
             jobs = await self.queue.claim(self.worker_id, budget, self.lease_seconds)
         except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning(
-                "claim failed, database unavailable: %s",
-                str(exc).splitlines()[0][:200],
-                extra={"action": "db_retry"},
-            )
+            ride_out(exc, "claim")
             await asyncio.sleep(self.idle_poll_seconds)
             return
         for job in jobs:
@@ -339,13 +332,7 @@ class RenderLoop:
             try:
                 beat = await self.queue.heartbeat([job_id], self.worker_id, progress, self.lease_seconds)
             except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning(
-                    "heartbeat failed, database unavailable: %s",
-                    str(exc).splitlines()[0][:200],
-                    extra={"action": "db_retry", "job_id": job_id},
-                )
+                ride_out(exc, "heartbeat", job_id=job_id)
                 return  # keep drawing; try again next time
             if job_id in beat.lost:
                 self._drop(job_id)
@@ -387,10 +374,7 @@ class RenderLoop:
             extra={"action": "batch_oom", "worker_id": self.worker_id, "jobs": sorted(self.active)},
         )
         await asyncio.to_thread(self.engine.resize, capacity)
-        for active in self.active.values():
-            active.pending = list(active.plans)
-            active.tokens.clear()
-            active.in_engine.clear()
+        self._restart_active_rows()
 
     async def _batch_failed(
         self, exc: BaseException, *, job_ids: set[int], reason: str = RENDER_FAILED_REASON
@@ -411,7 +395,12 @@ class RenderLoop:
         except Exception:
             log.exception("could not reset the engine", extra={"action": "engine_reset_error"})
             raise
-        for active in self.active.values():  # the others lost their rows with the reset: start them again
+        self._restart_active_rows()  # the others lost their rows with the reset: start them again
+
+    def _restart_active_rows(self) -> None:
+        """The engine was emptied (resized or reset): every active job draws all its images again (the
+        same seeds draw the same pictures)."""
+        for active in self.active.values():
             active.pending = list(active.plans)
             active.tokens.clear()
             active.in_engine.clear()

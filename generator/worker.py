@@ -23,7 +23,7 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
-from generator.dbretry import is_transient
+from generator.dbretry import ride_out
 from jobs.errors import ImagineError
 from jobs.queue import Queue
 
@@ -153,13 +153,7 @@ class Worker:
                 )
                 await self.queue.reap()
             except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning(
-                    "worker heartbeat failed, database unavailable: %s",
-                    str(exc).splitlines()[0][:200],
-                    extra={"action": "db_retry", "worker_id": self.worker_id},
-                )
+                ride_out(exc, "worker heartbeat", worker_id=self.worker_id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.registry_seconds)
 
@@ -181,12 +175,6 @@ class Worker:
                         notified.clear()
                         self.render.wake.set()
             except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.info(
-                    "LISTEN connection lost, polling meanwhile: %s",
-                    str(exc).splitlines()[0][:200],
-                    extra={"action": "listen_retry", "worker_id": self.worker_id},
-                )
+                ride_out(exc, "LISTEN (polling meanwhile)", worker_id=self.worker_id)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)

@@ -6,7 +6,6 @@ finish, fail, release, deliveries) call. Each operation is one transaction; stat
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from jobs import queries as q
 from jobs.base import RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_SECONDS, Limits
 from jobs.base import now_or_utcnow as _now
 from jobs.delivery import DELIVERY_HOLD_SECONDS, DeliveryMixin
+from jobs.durations import duration
 from jobs.models import (
     GRID_INDEX,
     Delivery,
@@ -74,11 +74,6 @@ class Heartbeat:
 
 def _midnight(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _in_words(delta: timedelta) -> str:
-    minutes = max(1, math.ceil(delta.total_seconds() / 60))
-    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
 def _stored_image(row: Any) -> StoredImage:
@@ -209,7 +204,7 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
                 resets_at = midnight + timedelta(days=1)
                 raise errors.QuotaExceeded(
                     f"you have used {used} of your {quota} images for today and asked for {options.images}; "
-                    f"the quota resets at 00:00 UTC (in {_in_words(resets_at - now)})",
+                    f"the quota resets at 00:00 UTC (in {duration(resets_at - now)})",
                     resets_at=resets_at,
                 )
         return fair.weight, fair.last_finish_tag

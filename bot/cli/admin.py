@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.cli.registry import command
 from jobs.db import migrate
+from jobs.durations import duration
 from jobs.models import EnqueueRequest, Platform, UsageFilter
 from jobs.options import add_option_arguments, options_from_arguments
 from jobs.queue import Queue
@@ -28,9 +29,7 @@ from jobs.settings import Settings
 
 
 def _eta(eta: timedelta | None) -> str:
-    if eta is None:
-        return "unknown (no recent renders)"
-    return f"about {max(1, round(eta.total_seconds()))} s"
+    return "unknown (no recent renders)" if eta is None else f"about {duration(eta)}"
 
 
 @command("migrate", "create or upgrade the database schema (safe to run again)")

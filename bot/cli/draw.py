@@ -19,6 +19,7 @@ from pathlib import Path
 from bot.cli.children import generator_command, stop_child, stop_on_signals
 from bot.cli.registry import command
 from jobs.db import ensure_migrated
+from jobs.durations import duration
 from jobs.errors import ImagineError, Refused
 from jobs.models import GRID_INDEX, EnqueueRequest, Job, Platform, Status
 from jobs.options import add_option_arguments, options_from_arguments
@@ -143,7 +144,7 @@ async def wait_for_job(queue: Queue, job_id: int, helper: GeneratorHelper, stop:
             await helper.ensure()
             position, eta = await queue.position(job_id)
             line = f"queued: position {position}" + (
-                f", ready in about {_seconds(eta.total_seconds())}" if eta else ""
+                f", ready in about {duration(eta)}" if eta else ""
             )
         else:
             done = int(job.progress * BAR_WIDTH)
@@ -177,5 +178,3 @@ def _terminal_user() -> str:
         return "cli"
 
 
-def _seconds(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from bot import messages
 from bot.slack.options import flag_of
+from jobs.durations import duration
 from jobs.models import Ban, Job, SpaceSettings, Status
 from jobs.options import JobOptions
 from jobs.reports import UsageRow
@@ -109,7 +110,7 @@ def refused_bad_button() -> str:
 
 
 def refused_job_not_found(job_id: int) -> str:
-    return f"⚠️ Job {job_id} doesn't exist any more."
+    return f"⚠️ {messages.refused_job_not_found(job_id)}"
 
 
 def refused_not_yours(job_id: int) -> str:
@@ -375,4 +376,4 @@ def usage_report(
 
 
 def _seconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f} s"
+    return "–" if value is None else duration(value)

@@ -10,6 +10,7 @@ import jinja2
 from aiohttp import web
 
 from bot.web.keys import SESSION, TEMPLATES
+from jobs.durations import duration
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -30,25 +31,13 @@ def format_time(value: datetime | None) -> str:
 
 
 def format_seconds(value: float | timedelta | None) -> str:
-    if value is None:
-        return "—"
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    return "—" if value is None else duration(value)
 
 
 def format_ago(value: datetime | None, now: datetime | None = None) -> str:
     if value is None:
         return "never"
-    seconds = max(0.0, ((now or datetime.now(UTC)) - value).total_seconds())
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
+    return f"{duration((now or datetime.now(UTC)) - value)} ago"
 
 
 def make_environment() -> jinja2.Environment:

@@ -108,7 +108,7 @@ async def test_cancel_command_cancels_your_newest_job_or_names_a_missing_one(
 
     other = await fake_discord.send_slash_command("cancel", {"job": 999})
     await fake_discord.wait_for_callback(other)
-    assert ephemeral_text(fake_discord, other) == "There is no job #999; /history lists yours."
+    assert ephemeral_text(fake_discord, other) == "There is no job #999: check its number in your history."
 
 
 async def test_cancel_while_rendering_stops_the_job_and_edits_its_message(

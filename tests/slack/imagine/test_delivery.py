@@ -269,7 +269,7 @@ async def test_unknown_button_and_missing_job(bot: SlackBot) -> None:
     response = await bot.slack.send_block_action("imagine:info:999", channel_id=CHANNEL)
     url = bot.fake.response_urls[response.response_url_id]
     await bot.fake.wait_until(lambda: url.bodies)
-    assert "Job 999 doesn't exist" in url.bodies[0]["text"]
+    assert "There is no job #999" in url.bodies[0]["text"]
     bad = await bot.slack.send_block_action("imagine:explode:1", channel_id=CHANNEL)
     bad_url = bot.fake.response_urls[bad.response_url_id]
     await bot.fake.wait_until(lambda: bad_url.bodies)
