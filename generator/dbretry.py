@@ -56,8 +56,8 @@ async def retrying(
 def ride_out(exc: BaseException, what: str, **log_extra: object) -> None:
     """In a loop that tries again anyway: log a transient database fault and return; raise anything else.
 
-        except Exception as exc:
-            ride_out(exc, "claim")      # the next pass claims again
+    except Exception as exc:
+        ride_out(exc, "claim")      # the next pass claims again
     """
     if not is_transient(exc):
         raise exc

@@ -143,9 +143,7 @@ async def wait_for_job(queue: Queue, job_id: int, helper: GeneratorHelper, stop:
         if job.status is Status.QUEUED:
             await helper.ensure()
             position, eta = await queue.position(job_id)
-            line = f"queued: position {position}" + (
-                f", ready in about {duration(eta)}" if eta else ""
-            )
+            line = f"queued: position {position}" + (f", ready in about {duration(eta)}" if eta else "")
         else:
             done = int(job.progress * BAR_WIDTH)
             line = f"drawing [{'#' * done}{'.' * (BAR_WIDTH - done)}] {job.progress:4.0%}"
@@ -176,5 +174,3 @@ def _terminal_user() -> str:
         return getpass.getuser()
     except (OSError, KeyError):
         return "cli"
-
-
