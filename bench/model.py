@@ -116,8 +116,9 @@ class Ours:
         self.encode_s = timed(lambda: self.sampler.add_rows(text, rows), self.device)
         if position:  # bench only: pretend the rows are at `position` (cache contents do not change the cost)
             with torch.inference_mode():
-                self.sampler._positions[:images] = position
-            self.sampler._row_positions = [position] * images
+                self.sampler._state.positions[:images] = position
+            for row in self.sampler._rows:
+                row.position = position
 
     def step(self) -> None:
         self.sampler.step()
@@ -209,7 +210,7 @@ def top1_agreement(reference: DalleBart, other: DalleBart, steps: int) -> float:
             top[name].append(int(sampler.next_logits()[0].argmax()))
             sampler.step()
         if name == "reference":
-            drawn = sampler._tokens[0, :steps].tolist()
+            drawn = sampler._state.tokens[0, :steps].tolist()
     return sum(a == b for a, b in zip(top["reference"], top["other"], strict=True)) / steps
 
 

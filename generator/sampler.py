@@ -12,9 +12,9 @@ token at its own position, so rows may join (`add_rows`) or leave (`drop_rows`) 
 - self-attention keys/values: (layers, 2·capacity, h, 256, hd), written in place at each row's position;
 - cross-attention keys/values: a table of prompts (layers, h, (capacity+1)·T, hd), computed once per prompt
   when its rows join and shared by all its rows; entry 0 is the empty prompt, shared by every row;
-- per-row settings (temperature, top-k, top-p, guidance scale, seed) and positions live on the device;
-  the host keeps a copy of positions, so the loop never waits on the device except to hand back the
-  256 tokens of a finished row.
+- per-row state (position, tokens, temperature, top-k, top-p, guidance scale, noise key) lives on the
+  device in one `RowTensors`; the host keeps a `Row` per slot (key, position, effective top-k), so the
+  loop never waits on the device except to hand back the 256 tokens of a finished row.
 
 Determinism: the random draw of a row at position p uses noise derived only from (seed, p) by a
 counter-based hash (SplitMix64) and the Gumbel-max trick, so a row's tokens depend on its prompt, seed and
@@ -24,7 +24,8 @@ settings, not on which rows share the batch or when it joined (up to float round
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import torch
 
@@ -123,6 +124,56 @@ class FinishedRow:
     tokens: torch.Tensor  # (image_length,) long, on the CPU
 
 
+def _per_row(dtype: torch.dtype, fill: float = 0, *, per_position: bool = False) -> dict[str, Any]:
+    """A `RowTensors` field's metadata: its dtype, initial value and whether it has one entry per position."""
+    return {"dtype": dtype, "fill": fill, "per_position": per_position}
+
+
+@dataclass
+class RowTensors:
+    """Every row's state on the device, indexed by slot (dim 0). A per-row setting is one field here:
+    `allocate` makes it, `move` keeps it with its row when slots are compacted; `Sampler._add_row` fills
+    it and `Sampler._draw` (or the step) reads it."""
+
+    positions: torch.Tensor = field(metadata=_per_row(torch.long))  # tokens drawn so far
+    last_token: torch.Tensor = field(metadata=_per_row(torch.long))  # the decoder's input at the next step
+    # (capacity, image_length): the codes drawn, and those forced (a variation's prefix)
+    tokens: torch.Tensor = field(metadata=_per_row(torch.long, per_position=True))
+    forced: torch.Tensor = field(metadata=_per_row(torch.long, per_position=True))
+    forced_count: torch.Tensor = field(metadata=_per_row(torch.long))
+    temperature: torch.Tensor = field(metadata=_per_row(torch.float32, 1.0))
+    top_k: torch.Tensor = field(metadata=_per_row(torch.long))  # effective k: code_count when off
+    top_p: torch.Tensor = field(metadata=_per_row(torch.float32, 1.0))  # 1.0 when off
+    guidance: torch.Tensor = field(metadata=_per_row(torch.float32, 1.0))
+    noise_keys: torch.Tensor = field(metadata=_per_row(torch.int64))  # seed_key(seed)
+
+    @classmethod
+    def allocate(cls, capacity: int, image_length: int, device: torch.device) -> RowTensors:
+        tensors = {}
+        for spec in fields(cls):
+            shape = (capacity, image_length) if spec.metadata["per_position"] else (capacity,)
+            tensors[spec.name] = torch.full(
+                shape, spec.metadata["fill"], dtype=spec.metadata["dtype"], device=device
+            )
+        return cls(**tensors)
+
+    def move(self, source: int, target: int) -> None:
+        """Copy slot `source`'s state into slot `target`."""
+        for spec in fields(self):
+            tensor = getattr(self, spec.name)
+            tensor[target] = tensor[source]
+
+
+@dataclass
+class Row:
+    """What the host keeps of a row, so the loop never waits on the device."""
+
+    key: Hashable
+    prompt_entry: int  # its prompt's entry in the cross-attention table
+    top_k: int  # effective k (for the step's widest top-k)
+    position: int = 0
+
+
 class Sampler:
     """Preallocated decoding state for up to `capacity` rows; see the module docstring."""
 
@@ -165,24 +216,11 @@ class Sampler:
             self._cross_mask = torch.zeros(
                 (1, 1, 2 * capacity, (capacity + 1) * t), dtype=torch.bool, device=device
             )
-            self._positions = torch.zeros(capacity, dtype=torch.long, device=device)
-            self._last_token = torch.zeros(capacity, dtype=torch.long, device=device)
-            self._tokens = torch.zeros((capacity, n), dtype=torch.long, device=device)
-            self._forced = torch.zeros((capacity, n), dtype=torch.long, device=device)
-            self._forced_count = torch.zeros(capacity, dtype=torch.long, device=device)
-            self._temperature = torch.ones(capacity, dtype=torch.float32, device=device)
-            self._top_k = torch.zeros(capacity, dtype=torch.long, device=device)
-            self._top_p = torch.ones(capacity, dtype=torch.float32, device=device)
-            self._guidance = torch.ones(capacity, dtype=torch.float32, device=device)
-            self._noise_keys = torch.zeros(capacity, dtype=torch.int64, device=device)
+            self._state = RowTensors.allocate(capacity, n, device)
             self._key_index = torch.arange(n, device=device)  # self-attention key positions
             self._rank = torch.arange(code_count, device=device)  # ranks of the sorted candidates
 
-        # host-side mirror: what the loop needs without asking the device
-        self._row_keys: list[Hashable] = []
-        self._row_positions: list[int] = []
-        self._row_top_k: list[int] = []
-        self._row_prompt: list[int] = []
+        self._rows: list[Row] = []  # by slot; the host's mirror of what the loop needs
         self._prompt_refs: dict[int, int] = {}  # table entry → rows using it (entry 0: the empty prompt)
         with torch.inference_mode():
             self._write_prompts([0], unconditional_tokens.to(device))
@@ -191,15 +229,15 @@ class Sampler:
 
     @property
     def active_count(self) -> int:
-        return len(self._row_keys)
+        return len(self._rows)
 
     @property
     def free_count(self) -> int:
-        return self.capacity - len(self._row_keys)
+        return self.capacity - len(self._rows)
 
     def positions(self) -> dict[Hashable, int]:
         """Tokens drawn so far by each active row (256 = finished)."""
-        return dict(zip(self._row_keys, self._row_positions, strict=True))
+        return {row.key: row.position for row in self._rows}
 
     # ---- rows joining and leaving ----
 
@@ -213,7 +251,7 @@ class Sampler:
             raise ValueError(
                 f"{len(rows)} rows do not fit: {self.free_count} of {self.capacity} slots are free"
             )
-        known = set(self._row_keys)
+        known = {row.key for row in self._rows}
         for row in rows:
             if row.key in known:
                 raise ValueError(f"row key {row.key!r} is already active")
@@ -244,12 +282,10 @@ class Sampler:
             self._prompt_refs[entry] = 0
 
     def _add_row(self, row: RowRequest, entry: int) -> None:
-        slot = len(self._row_keys)
+        slot = len(self._rows)
         t, settings = self._text_length, row.settings
-        self._row_keys.append(row.key)
-        self._row_positions.append(0)
-        self._row_top_k.append(min(settings.top_k or self.code_count, self.code_count))
-        self._row_prompt.append(entry)
+        top_k = min(settings.top_k or self.code_count, self.code_count)
+        self._rows.append(Row(key=row.key, prompt_entry=entry, top_k=top_k))
         self._prompt_refs[entry] += 1
         self._prompt_refs[0] += 1
         cond, uncond = 2 * slot, 2 * slot + 1
@@ -257,56 +293,43 @@ class Sampler:
         self._cross_mask[0, 0, cond, entry * t : (entry + 1) * t] = self._prompt_is_token[entry]
         self._cross_mask[0, 0, uncond].zero_()
         self._cross_mask[0, 0, uncond, :t] = self._prompt_is_token[0]
-        self._positions[slot] = 0
-        self._last_token[slot] = self.config.decoder_start_token_id
+        state = self._state
+        state.positions[slot] = 0
+        state.last_token[slot] = self.config.decoder_start_token_id
         prefix_count = 0 if row.prefix is None else row.prefix.numel()
-        if prefix_count:
-            self._forced[slot, :prefix_count] = (
+        if row.prefix is not None and prefix_count:
+            state.forced[slot, :prefix_count] = (
                 row.prefix.reshape(-1).to(self.device).clamp(0, self.code_count - 1)
             )
-        self._forced_count[slot] = prefix_count
-        self._temperature[slot] = settings.temperature
-        self._top_k[slot] = self._row_top_k[-1]
-        self._top_p[slot] = 1.0 if settings.top_p is None else settings.top_p
-        self._guidance[slot] = settings.guidance_scale
-        self._noise_keys[slot] = seed_key(settings.seed)
+        state.forced_count[slot] = prefix_count
+        state.temperature[slot] = settings.temperature
+        state.top_k[slot] = top_k
+        state.top_p[slot] = 1.0 if settings.top_p is None else settings.top_p
+        state.guidance[slot] = settings.guidance_scale
+        state.noise_keys[slot] = seed_key(settings.seed)
 
     @torch.inference_mode()
     def drop_rows(self, keys: Iterable[Hashable]) -> None:
         """Remove rows (cancelled jobs) before the next step; unknown keys are ignored."""
         wanted = set(keys)
-        for slot in sorted((i for i, k in enumerate(self._row_keys) if k in wanted), reverse=True):
+        for slot in sorted((i for i, row in enumerate(self._rows) if row.key in wanted), reverse=True):
             self._remove_slot(slot)
 
     def _remove_slot(self, slot: int) -> None:
-        entry = self._row_prompt[slot]
+        entry = self._rows[slot].prompt_entry
         self._prompt_refs[entry] -= 1
         self._prompt_refs[0] -= 1
         if entry != 0 and self._prompt_refs[entry] == 0:
             del self._prompt_refs[entry]
-        last = len(self._row_keys) - 1
+        last = len(self._rows) - 1
         if slot != last:  # keep slots compact: move the last row into the hole
             c = self.cache
             for buffer in (c.self_keys, c.self_values):
                 buffer[:, 2 * slot : 2 * slot + 2] = buffer[:, 2 * last : 2 * last + 2]
             self._cross_mask[0, 0, 2 * slot : 2 * slot + 2] = self._cross_mask[0, 0, 2 * last : 2 * last + 2]
-            for state in (
-                self._positions,
-                self._last_token,
-                self._tokens,
-                self._forced,
-                self._forced_count,
-                self._temperature,
-                self._top_k,
-                self._top_p,
-                self._guidance,
-                self._noise_keys,
-            ):
-                state[slot] = state[last]
-            for mirror in (self._row_keys, self._row_positions, self._row_top_k, self._row_prompt):
-                mirror[slot] = mirror[last]
-        for mirror in (self._row_keys, self._row_positions, self._row_top_k, self._row_prompt):
-            mirror.pop()
+            self._state.move(last, slot)
+            self._rows[slot] = self._rows[last]
+        self._rows.pop()
 
     # ---- one step ----
 
@@ -314,29 +337,31 @@ class Sampler:
     def next_logits(self) -> torch.Tensor:
         """The guided logits (active rows, code_count) the next `step` draws from, in slot order of
         `positions()`; for inspection and tests (it runs the decoder once more: not for the hot loop)."""
-        return self._guided_logits(len(self._row_keys)) if self._row_keys else torch.empty(0, self.code_count)
+        return self._guided_logits(len(self._rows)) if self._rows else torch.empty(0, self.code_count)
 
     @torch.inference_mode()
     def step(self) -> list[FinishedRow]:
         """Draw one token for every active row; return the rows that drew their last token."""
-        n = len(self._row_keys)
+        n = len(self._rows)
         if n == 0:
             return []
-        positions = self._positions[:n]
+        state = self._state
+        positions = state.positions[:n]
         logits = self._guided_logits(n)  # (n, code_count) float32
         drawn = self._draw(logits, n)
-        forced = self._forced[:n].gather(1, positions[:, None])[:, 0]
-        token = torch.where(positions < self._forced_count[:n], forced, drawn)
-        self._tokens[:n].scatter_(1, positions[:, None], token[:, None])
-        self._last_token[:n] = token
-        self._positions[:n] += 1
-        self._row_positions = [p + 1 for p in self._row_positions]
+        forced = state.forced[:n].gather(1, positions[:, None])[:, 0]
+        token = torch.where(positions < state.forced_count[:n], forced, drawn)
+        state.tokens[:n].scatter_(1, positions[:, None], token[:, None])
+        state.last_token[:n] = token
+        state.positions[:n] += 1
+        for row in self._rows:
+            row.position += 1
 
-        finished_slots = [i for i, p in enumerate(self._row_positions) if p >= self.image_length]
+        finished_slots = [i for i, row in enumerate(self._rows) if row.position >= self.image_length]
         if not finished_slots:
             return []
-        tokens = self._tokens[finished_slots].cpu()  # the only device → host copy: finished rows
-        finished = [FinishedRow(self._row_keys[s], tokens[i]) for i, s in enumerate(finished_slots)]
+        tokens = state.tokens[finished_slots].cpu()  # the only device → host copy: finished rows
+        finished = [FinishedRow(self._rows[s].key, tokens[i]) for i, s in enumerate(finished_slots)]
         for slot in reversed(finished_slots):
             self._remove_slot(slot)
         return finished
@@ -344,9 +369,9 @@ class Sampler:
     def _guided_logits(self, n: int) -> torch.Tensor:
         """Logits over the real codes after super-conditioning: (n, code_count) float32."""
         s = 2 * n
-        positions = self._positions[:n].repeat_interleave(2)  # (S,) cond, uncond of each row
-        tokens = self._last_token[:n].repeat_interleave(2)
-        key_count = max(self._row_positions) + 1  # keys 0..L-1 can be visible to someone
+        positions = self._state.positions[:n].repeat_interleave(2)  # (S,) cond, uncond of each row
+        tokens = self._state.last_token[:n].repeat_interleave(2)
+        key_count = max(row.position for row in self._rows) + 1  # keys 0..L-1 can be visible to someone
         self_mask = (self._key_index[None, :key_count] <= positions[:, None]).view(s, 1, 1, key_count)
         cross_count = (max(self._prompt_refs) + 1) * self._text_length
         hidden = self.model.decoder.forward_step(
@@ -354,18 +379,19 @@ class Sampler:
         )
         logits = self.model.decoder.logits(hidden, self.code_count).float().view(n, 2, self.code_count)
         cond, uncond = logits[:, 0], logits[:, 1]
-        return uncond + self._guidance[:n, None] * (cond - uncond)
+        return uncond + self._state.guidance[:n, None] * (cond - uncond)
 
     def _draw(self, logits: torch.Tensor, n: int) -> torch.Tensor:
         """temperature → top-k → top-p → categorical (Gumbel-max with per-row counter noise)."""
-        logits = logits / self._temperature[:n, None]
-        k_max = max(self._row_top_k)
+        state = self._state
+        logits = logits / state.temperature[:n, None]
+        k_max = max(row.top_k for row in self._rows)
         values, codes = logits.topk(k_max, dim=-1)  # (n, k_max), sorted descending
-        values = values.masked_fill(self._rank[None, :k_max] >= self._top_k[:n, None], float("-inf"))
+        values = values.masked_fill(self._rank[None, :k_max] >= state.top_k[:n, None], float("-inf"))
         probabilities = values.softmax(dim=-1)
         mass_before = probabilities.cumsum(dim=-1) - probabilities  # keep while the mass before is < top_p
-        values = values.masked_fill(mass_before >= self._top_p[:n, None], float("-inf"))
-        noise = gumbel_noise(self._noise_keys[:n], self._positions[:n], k_max)
+        values = values.masked_fill(mass_before >= state.top_p[:n, None], float("-inf"))
+        noise = gumbel_noise(state.noise_keys[:n], state.positions[:n], k_max)
         choice = (values + noise).argmax(dim=-1, keepdim=True)
         return codes.gather(1, choice)[:, 0]
 
