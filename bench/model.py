@@ -29,10 +29,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from generator.bart import DalleBart
-from generator.config import MEGA_CONFIG, MINI_CONFIG, DalleBartConfig, VQGanConfig
-from generator.sampler import RowRequest, Sampler, SamplingSettings
-from generator.vqgan import VQGanDetokenizer
+from generator.model.bart import DalleBart
+from generator.model.config import MEGA_CONFIG, MINI_CONFIG, DalleBartConfig, VQGanConfig
+from generator.model.sampler import RowRequest, Sampler, SamplingSettings
+from generator.model.vqgan import VQGanDetokenizer
 
 MINI, MEGA = MINI_CONFIG, MEGA_CONFIG
 CODES = 16384
@@ -245,7 +245,7 @@ def main() -> None:
     if not args.no_min_dalle:
         engines.append(MinDalle(*min_dalle_models(model, device), config))
     if args.int8:
-        from generator.quantize import quantize_decoder_int8
+        from generator.model.quantize import quantize_decoder_int8
 
         engines.append(
             Ours(quantize_decoder_int8(random_bart(config, dtype=dtype, device=device)), "ours-int8")

@@ -31,14 +31,14 @@ from pathlib import Path
 
 import torch
 
-from generator.checkpoints import load_vqgan
-from generator.config import VQGanConfig
-from generator.dalle import DalleMini
 from generator.engine import ModelEngine
+from generator.model.checkpoints import load_vqgan
+from generator.model.config import VQGanConfig
+from generator.model.dalle import DalleMini
+from generator.model.tokenizer import TextTokenizer
+from generator.model.vqgan import VQGanDetokenizer
 from generator.scheduler import Batching, RenderLoop
 from generator.testing import TINY_VQGAN, make_tiny_checkpoints
-from generator.tokenizer import TextTokenizer
-from generator.vqgan import VQGanDetokenizer
 from jobs.db import connect, migrate
 from jobs.models import EnqueueRequest, Status
 from jobs.queue import Limits, Queue
@@ -167,7 +167,7 @@ async def first_token_wait(model: DalleMini, batching: Batching, *, directory: P
 def step_seconds(model: DalleMini, rows: int) -> float:
     """Calibration: seconds per step with `rows` images in flight (after warm-up)."""
     from generator.engine import RowPlan
-    from generator.sampler import SamplingSettings
+    from generator.model.sampler import SamplingSettings
 
     engine = ModelEngine(model, capacity=CAPACITY, model_name="bench")
     engine.add_rows([RowPlan((0, i), "a fox", SamplingSettings(seed=i)) for i in range(rows)])

@@ -3,7 +3,7 @@
 A button carries its whole state in its custom_id, so a click on a message posted before a restart is
 routed by pattern (`discord.ui.DynamicItem` with `template(action)`) and needs no memory of the message
 (discord.py examples/views/dynamic_counter.py). Discord allows 1-100 characters per custom_id and
-5 buttons in each of at most 5 action rows (developers/components/reference.mdx).
+5 buttons in each of at most 5 action rows (Discord's component reference).
 
 `image_index` is 0-based, as in the jobs table (`jobs.models.Image.index`); labels show it 1-based (U1..U9).
 """

@@ -66,10 +66,6 @@ def eta_words(eta: timedelta | None) -> str:
     return "no estimate yet" if eta is None else f"about {duration(eta)}"
 
 
-def status_queued(position: int) -> str:
-    return f"Queued — position {position}"
-
-
 def status_line(job: Job, position: int | None = None) -> str:
     """One line for /queue and /history: `#12 Queued (position 3)`, `#11 Done`, `#10 Failed: reason`."""
     line = f"#{job.id} {STATUS_TITLE[job.status]}"
@@ -80,10 +76,6 @@ def status_line(job: Job, position: int | None = None) -> str:
     elif job.status is Status.FAILED and job.error:
         line += f": {job.error}"
     return line
-
-
-def status_cancelled(job: Job) -> str:
-    return f"Job #{job.id} was cancelled."
 
 
 def result_ready_mention(user_mention: str) -> str:

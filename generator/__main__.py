@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from generator.checkpoints import DALLE_MINI, VQGAN
-from generator.errors import CheckpointError
+from generator.model.checkpoints import DALLE_MINI, VQGAN
+from generator.model.errors import CheckpointError
 from jobs.errors import Refused
 from jobs.options import JobOptions, add_option_arguments, options_from_arguments
 
@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm import tqdm
 
-    from generator.dalle import DTYPES, DalleMini
-    from generator.grid import make_grid, png_bytes
+    from generator.model.dalle import DTYPES, DalleMini
+    from generator.model.grid import make_grid, png_bytes
 
     try:
         options = JobOptions.parse(options_from_arguments(args))

@@ -1,7 +1,7 @@
 """The delivery loop: post what is finished and not yet delivered (and the progress of running jobs)
 through the poster of each job's platform (`bot.posters`).
 
-At-least-once with idempotency (DESIGN.md, "finish"): `Queue.due_deliveries` holds a job for
+At-least-once with idempotency (docs/design.md, "A job's life"): `Queue.due_deliveries` holds a job for
 `hold_seconds` so only one deliverer posts it; the poster records its message refs before posting, so a
 crash between posting and `mark_delivered` leads to an edit of the same message, never a second one and
 never a re-render (the images are read back from the database). A `PosterError` (429/5xx) is retried after
@@ -63,7 +63,6 @@ class Deliverer:
         self.poster_timeout_seconds = min(poster_timeout_seconds, hold_seconds / 2)
         self.progress_seconds = progress_seconds
         self.wake = asyncio.Event()  # set by the render loop when a job finishes
-        self.delivered_count = 0
         self._progress: dict[int, _Progress] = {}
 
     # --- called by the render loop ------------------------------------------------------------------
@@ -149,7 +148,6 @@ class Deliverer:
             deadline_seconds=DB_DEADLINE_SECONDS,
             **extra,
         )
-        self.delivered_count += 1
         log.info("delivered", extra={"action": "job_delivered", **extra, "status": job.status.value})
 
     async def _post(self, poster: Poster, job: Job, record_refs: Any) -> Mapping[str, Any]:

@@ -1,11 +1,10 @@
 """What the render loop needs from the model: the step-wise sampler behind a small interface.
 
-`ModelEngine` wraps `DalleMini` + `Sampler` (generator/dalle.py, generator/sampler.py): rows are keyed by
-(job id, image index), prompts are encoded when rows join, and `resize` rebuilds the sampler with another
-capacity (CUDA out of memory: the render loop halves it). Each row's settings come from
+`ModelEngine` wraps `DalleMini` + `Sampler` (generator/model/dalle.py, generator/model/sampler.py): rows
+are keyed by (job id, image index), prompts are encoded when rows join, and `resize` rebuilds the sampler
+with another capacity (CUDA out of memory: the render loop halves it). Each row's settings come from
 `SamplingSettings.for_image`, as in `DalleMini.tokens`, so a job renders the same picture as
-`python -m generator render`.
-Everything here blocks: the render loop calls it from a thread.
+`python -m generator render`. Everything here blocks: the render loop calls it from a thread.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ from typing import Protocol
 import torch
 from PIL import Image
 
-from generator.dalle import DalleMini
-from generator.sampler import FinishedRow, RowRequest, SamplingSettings
+from generator.model.dalle import DalleMini
+from generator.model.sampler import FinishedRow, RowRequest, SamplingSettings
 
 RowKey = tuple[int, int]  # (job id, image index)
 

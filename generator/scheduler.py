@@ -34,8 +34,8 @@ import torch
 from generator.dbretry import DB_DEADLINE_SECONDS, is_transient, retrying, ride_out
 from generator.delivery import wait_any
 from generator.engine import Engine, RowPlan, oom_errors
-from generator.grid import make_grid, png_bytes
-from generator.sampler import SamplingSettings
+from generator.model.grid import make_grid, png_bytes
+from generator.model.sampler import SamplingSettings
 from jobs.errors import LeaseLost
 from jobs.models import Job, Kind, RenderedImage
 from jobs.queue import Queue

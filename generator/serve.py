@@ -34,7 +34,7 @@ TRY_TINY_HINT = (
 
 @dataclass(frozen=True)
 class LoadedModel:
-    model: Any  # generator.dalle.DalleMini (imported lazily: torch)
+    model: Any  # generator.model.dalle.DalleMini (imported lazily: torch)
     name: str  # what the registry shows
     device: str
 
@@ -47,9 +47,9 @@ def load_model(settings: Settings) -> LoadedModel:
     """Load DalleBart + VQGAN once (converted weights cached as safetensors: the next start is warm)."""
     import torch
 
-    from generator.checkpoints import CheckpointNotFound, HubUnreachable
-    from generator.dalle import DalleMini
-    from generator.errors import CheckpointError
+    from generator.model.checkpoints import CheckpointNotFound, HubUnreachable
+    from generator.model.dalle import DalleMini
+    from generator.model.errors import CheckpointError
 
     device = settings.device
     if device == "auto":

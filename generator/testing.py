@@ -11,7 +11,7 @@
 - ``root/vqgan``: ``config.json`` + ``flax_model.msgpack`` as in ``dalle-mini/vqgan_imagenet_f16_16384``.
 
 The flax trees are built from flax's own naming rules (``LayerNorm_0``, ``Dense_2``, ``up_3/block_0``),
-independently of `generator.checkpoints`, so loading them tests the converter.
+independently of `generator.model.checkpoints`, so loading them tests the converter.
 
 The tiny VQGAN keeps the f16 code grid (16 × 16 = 256 codes per image, the sequence the decoder samples)
 but has fewer channels and levels, so its images are ``16 * 2**(len(ch_mult) - 1)`` pixels square
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.config import DalleBartConfig, VQGanConfig
-from generator.flax_format import MAX_CHUNK_BYTES, write_flax_msgpack
-from generator.tokenizer_files import write_tiny_tokenizer, write_tiny_word_frequency
+from generator.model.config import DalleBartConfig, VQGanConfig
+from generator.model.flax_format import MAX_CHUNK_BYTES, write_flax_msgpack
+from generator.model.tokenizer_files import write_tiny_tokenizer, write_tiny_word_frequency
 
 TINY_DALLE = DalleBartConfig(
     d_model=32,

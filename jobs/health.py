@@ -22,7 +22,6 @@ from jobs.queue import Queue
 log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 2.0
-Families = Callable[[], list[metrics.Family]]
 
 QUEUE = web.AppKey("queue", Queue)
 NOW = web.AppKey("now", Callable[[], datetime])  # type: ignore[type-abstract]  # aiohttp types a class here

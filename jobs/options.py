@@ -6,7 +6,7 @@ filter off (`top_k`: sample among every code; `top_p`: no nucleus cut).
 
 Adding a sampling knob: a column in `jobs/schema.py` (+ a migration), a field here (its default, label and
 help in the field's metadata, its check in `parse`), and its use in the sampler
-(`generator/sampler.py`, `SamplingSettings.for_image`). The jobs row, the CLI flags, the Slack option
+(`generator/model/sampler.py`, `SamplingSettings.for_image`). The jobs row, the CLI flags, the Slack option
 parser, the dashboard's form and the parameter displays follow from the field list.
 """
 

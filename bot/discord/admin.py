@@ -2,7 +2,7 @@
 
 Discord hides them from members without Manage Server (`default_permissions`) and offers them only in
 servers (`guild_only`), but a server's admins can re-scope a command under Integrations, so every one of
-them checks again here (`is_admin`) before reading or changing anything (PLATFORMS.md, "App commands").
+them checks again here (`is_admin`) before reading or changing anything.
 """
 
 from __future__ import annotations

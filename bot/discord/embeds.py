@@ -1,8 +1,8 @@
 """The embeds of an /imagine message in Discord, one per state of the job: queued, rendering, done, failed.
 
-The message made at enqueue time is edited through these states (DESIGN.md, "A job's life"). Prompts are
+The message made at enqueue time is edited through these states (docs/design.md, "A job's life"). Prompts are
 shown as the user typed them: markdown escaped, so `**x**` or `<@123>` reads as text. Every string is cut
-to Discord's embed limits (developers/resources/message.mdx, embed limits: title 256, description 4096,
+to Discord's embed limits (description 4096,
 field value 1024, footer 2048, 6000 in all).
 """
 
@@ -14,7 +14,6 @@ import discord
 
 from jobs.models import Job
 
-MAX_TITLE_LENGTH = 256
 MAX_DESCRIPTION_LENGTH = 4096
 MAX_FIELD_VALUE_LENGTH = 1024
 MAX_FOOTER_LENGTH = 2048
@@ -96,14 +95,6 @@ def cancelled_embed(job: Job) -> discord.Embed:
     embed = discord.Embed(title="Cancelled", description=prompt_text(job.prompt), color=CANCELLED_COLOR)
     embed.set_footer(text=f"Job #{job.id}")
     return embed
-
-
-def late_result_content(user_id: str) -> str:
-    """The text of a result posted as a new channel message once the interaction token has expired.
-
-    Send it with `allowed_mentions=discord.AllowedMentions(users=True, everyone=False, roles=False)`.
-    """
-    return f"<@{user_id}> your picture is ready."
 
 
 def _add_option_fields(embed: discord.Embed, job: Job) -> None:

@@ -3,7 +3,7 @@
 Runs in the generator's delivery loop (generator/delivery.py), so it speaks REST only (no gateway) with
 aiohttp, against `discord.http.Route.BASE` (read per request: tests point it at the fake Discord).
 
-Where a result goes (DESIGN.md, "finish"; PLATFORMS.md, "Ack within 3 s; token valid 15 min"):
+Where a result goes (docs/design.md, "A job's life"; an interaction token is valid for 15 minutes):
 - while the interaction token lives (`TOKEN_LIFETIME` after the interaction, less `TOKEN_MARGIN` so an
   upload never straddles the deadline): edit the interaction's original response (`@original`), the
   message that said "Queued", with the grid, its embed and its buttons. An edit is idempotent.

@@ -1,5 +1,5 @@
 """Sync the slash commands only when their definitions changed (Discord allows 200 creates a day per
-guild, and a bulk overwrite on every start would spend them: PLATFORMS.md, "App commands").
+guild, and a bulk overwrite on every start would spend them; Discord's application commands reference).
 
 The definitions discord.py would send (`Command.to_dict`) are hashed; the hash of the last successful
 sync is kept per application and target (global, or the dev guild) in a small JSON file in the data

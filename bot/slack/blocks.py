@@ -5,7 +5,7 @@ Buttons carry their whole state in their ``action_id``, in the same ``imagine:<a
 message posted before a restart is routed by pattern (``@app.action(ACTION_ID_PATTERN)``) and
 parsed with `parse_action`, with no memory of the message.
 
-Slack's limits (Block Kit reference, via PLATFORMS.md): ``action_id`` ≤ 255 characters, unique
+Slack's limits (its Block Kit reference): ``action_id`` ≤ 255 characters, unique
 within its block; ``value`` ≤ 2000; button text ≤ 75; ``style`` ``primary`` or ``danger``; 50 blocks
 a message. Actions blocks keep to 5 buttons each, the long-documented limit (newer docs allow 25).
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot import messages
 from bot.buttons import (
     Action,
     ButtonId,
@@ -29,12 +30,12 @@ MAX_SECTION_TEXT_LENGTH = 3000
 #: What ``@app.action(…)`` registers to receive every /imagine button.
 ACTION_ID_PATTERN = re.compile(r"^imagine:")
 
-_LABELS = {
-    Action.PICK: "U{number}",
-    Action.VARIATION: "V{number}",
-    Action.REROLL: "🔄 Reroll",
-    Action.CANCEL: "Cancel",
-    Action.INFO: "Parameters",
+_LABELS = {  # the words are bot/messages.py's, shared with Discord
+    Action.PICK: messages.LABEL_PICK,
+    Action.VARIATION: messages.LABEL_VARIATION,
+    Action.REROLL: f"🔄 {messages.LABEL_REROLL}",
+    Action.CANCEL: messages.LABEL_CANCEL,
+    Action.INFO: messages.LABEL_INFO,
 }
 _STYLES = {Action.CANCEL: "danger"}
 

@@ -130,7 +130,7 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
 def tiny_model(tiny_checkpoints: tuple[Path, Path]) -> Any:
     import torch
 
-    from generator.dalle import DalleMini
+    from generator.model.dalle import DalleMini
 
     # Two cores shared by many: one thread per step is several times faster than fighting for two.
     torch.set_num_threads(1)

@@ -14,7 +14,6 @@ from bot.discord.embeds import (
     MAX_DESCRIPTION_LENGTH,
     done_embed,
     failed_embed,
-    late_result_content,
     parameters_embed,
     progress_bar,
     prompt_text,
@@ -120,10 +119,6 @@ def test_failed_says_why() -> None:
     embed = failed_embed(make_job(status=Status.FAILED, error="The generator ran out of memory."))
     assert fields(embed) == {"Why": "The generator ran out of memory."}
     assert fields(failed_embed(make_job(error=None)))["Why"] == "The job failed."
-
-
-def test_late_result_mentions_the_user() -> None:
-    assert late_result_content("42").startswith("<@42>")
 
 
 class EmbedClient(discord.Client):

@@ -15,7 +15,7 @@ What it does, in the shape discord.py 2.7 parses (every field checked against it
   injectable clock (`advance_clock`) for 10062, `callback_delay_s`, `request_reconnect` (op 7),
   `close_gateway` (4000 -> resume), `invalidate_session` (op 9).
 
-Platform rules it enforces (docs: developers/interactions/receiving-and-responding.mdx): the initial
+Platform rules it enforces (Discord's "Receiving and Responding" reference): the initial
 callback within 3 s of the interaction, tokens valid 15 minutes, one callback per interaction.
 Responses carry `Content-Type: application/json` exactly: discord.py's `json_or_text` parses nothing else.
 """

@@ -27,7 +27,7 @@ ADMINISTRATOR = 1 << 3
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31)
 ALL_PERMISSIONS = (1 << 53) - 1
 
-# Interaction types and callback types (developers/interactions/receiving-and-responding.mdx)
+# Interaction types and callback types (Discord's "Receiving and Responding" reference)
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
 CHANNEL_MESSAGE_WITH_SOURCE = 4

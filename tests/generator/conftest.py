@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from generator.dalle import DalleMini
+from generator.model.dalle import DalleMini
 from generator.testing import make_tiny_checkpoints
 
 

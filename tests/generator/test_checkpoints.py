@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from generator.checkpoints import CACHE_FILE, load_dalle_bart, load_vqgan, resolve_checkpoint
-from generator.errors import (
+from generator.model.checkpoints import CACHE_FILE, load_dalle_bart, load_vqgan, resolve_checkpoint
+from generator.model.errors import (
     CheckpointError,
     CheckpointNotFound,
     CorruptCheckpoint,

@@ -17,12 +17,12 @@ import pytest
 import torch
 from min_dalle.models import DalleBartDecoder, DalleBartEncoder, VQGanDetokenizer
 
-from generator.checkpoints import vqgan_state_from_flax
-from generator.config import DalleBartConfig, VQGanConfig
-from generator.dalle import DalleMini
-from generator.sampler import RowRequest, SamplingSettings
+from generator.model.checkpoints import vqgan_state_from_flax
+from generator.model.config import DalleBartConfig, VQGanConfig
+from generator.model.dalle import DalleMini
+from generator.model.sampler import RowRequest, SamplingSettings
+from generator.model.vqgan import VQGanDetokenizer as OurDetokenizer
 from generator.testing import dalle_bart_flax_params, vqgan_flax_params
-from generator.vqgan import VQGanDetokenizer as OurDetokenizer
 
 TOLERANCE = 1e-4
 MIN_DALLE_LAYER = {
@@ -200,7 +200,7 @@ def test_vqgan_decode_matches_min_dalle(config: VQGanConfig) -> None:
 
 def test_tiny_checkpoint_round_trips_through_the_files(tiny_checkpoints: tuple[Path, Path]) -> None:
     """The reference fixture regenerates the params from the seed: they must be what is on disk."""
-    from generator.flax_format import read_flax_msgpack
+    from generator.model.flax_format import read_flax_msgpack
 
     on_disk = read_flax_msgpack(tiny_checkpoints[0] / "flax_model.msgpack")
     config = DalleBartConfig.from_directory(tiny_checkpoints[0])

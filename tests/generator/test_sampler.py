@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from generator.dalle import DalleMini
-from generator.grid import grid_shape, make_grid, png_bytes
-from generator.sampler import RowRequest, SamplingSettings, generate
+from generator.model.dalle import DalleMini
+from generator.model.grid import grid_shape, make_grid, png_bytes
+from generator.model.sampler import RowRequest, SamplingSettings, generate
 from jobs.options import JobOptions
 
 PROMPTS = ["a cat wearing a hat", "sunset over a lake", "an avocado armchair"]
@@ -189,7 +189,7 @@ def test_cli_renders_a_grid(tiny_checkpoints: tuple[Path, Path], tmp_path: Path)
 
 
 def test_int8_cpu_mode_draws_valid_codes(tiny_checkpoints: tuple[Path, Path]) -> None:
-    from generator.quantize import quantize_decoder_int8
+    from generator.model.quantize import quantize_decoder_int8
 
     model = DalleMini.load(*tiny_checkpoints)
     reference = model.tokens(["a cat"], JobOptions(images=1, seed=1, top_k=1))[0]

@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from generator.tokenizer_files import write_tiny_tokenizer, write_tiny_word_frequency
+from generator.model.tokenizer_files import write_tiny_tokenizer, write_tiny_word_frequency
 
 
 def _load_reference_text_module() -> ModuleType:

@@ -1,4 +1,4 @@
-"""generator.text against dalle-mini's own TextNormalizer (see conftest for how it is loaded)."""
+"""generator.model.text against dalle-mini's own TextNormalizer (see conftest for how it is loaded)."""
 
 import logging
 import random
@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from generator.text import HashtagSplitter, TextNormalizer, WordFrequencyError
+from generator.model.text import HashtagSplitter, TextNormalizer, WordFrequencyError
 
 from .prompts import PROMPTS
 
@@ -101,7 +101,7 @@ def test_fallback_keeps_hashtag_words_unsplit(
 
 
 def test_fallback_warns_once_when_built(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="generator.text"):
+    with caplog.at_level(logging.WARNING, logger="generator.model.text"):
         normalizer = TextNormalizer(None)
         normalizer("#one #two")
         normalizer("#three")

@@ -1,4 +1,5 @@
-"""generator.tokenizer on tiny BPE files in the published layout, against BART as dalle-mini calls it."""
+"""generator.model.tokenizer on tiny BPE files in the published layout, against BART as dalle-mini calls
+it."""
 
 import random
 import shutil
@@ -10,9 +11,9 @@ import torch
 from tokenizers import Tokenizer
 from transformers import BartTokenizerFast
 
-from generator.errors import CheckpointNotFound, CorruptCheckpoint
-from generator.tokenizer import TOKENIZER_FILENAMES, TextTokenizer, TokenizerFilesMissingError
-from generator.tokenizer_files import write_tiny_tokenizer, write_tiny_word_frequency
+from generator.model.errors import CheckpointNotFound, CorruptCheckpoint
+from generator.model.tokenizer import TOKENIZER_FILENAMES, TextTokenizer, TokenizerFilesMissingError
+from generator.model.tokenizer_files import write_tiny_tokenizer, write_tiny_word_frequency
 
 from .prompts import PROMPTS
 

@@ -213,7 +213,7 @@ async def tiny_model(
         return
 
     def load() -> Any:
-        from generator.dalle import DalleMini
+        from generator.model.dalle import DalleMini
         from generator.testing import make_tiny_checkpoints
 
         return DalleMini.load(*make_tiny_checkpoints(tmp_path_factory.mktemp("tiny"), seed=0))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from generator.dalle import DalleMini
+from generator.model.dalle import DalleMini
 from generator.testing import make_tiny_checkpoints
 from tests.jobs.fixtures import *  # noqa: F403  (the queue's real databases: db_url, queue, make_queue, …)
 

@@ -13,7 +13,7 @@ from PIL import Image
 from bot.posters import Poster
 from generator.delivery import Deliverer
 from generator.engine import ModelEngine, RowPlan
-from generator.sampler import FinishedRow
+from generator.model.sampler import FinishedRow
 from generator.scheduler import RenderLoop
 from generator.worker import Worker
 from jobs.queue import Queue

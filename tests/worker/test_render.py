@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from bot.outbox import LocalPoster
-from generator.dalle import DalleMini
 from generator.engine import ModelEngine
-from generator.grid import GUTTER, grid_shape
+from generator.model.dalle import DalleMini
+from generator.model.grid import GUTTER, grid_shape
 from generator.scheduler import RENDER_FAILED_REASON, VARIATION_PREFIX_ROWS, Batching
 from jobs.models import GRID_INDEX, EnqueueRequest, Kind, Status
 from jobs.options import JobOptions

@@ -19,7 +19,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 
 from bot.slack.poster import SlackPoster
 from generator.delivery import Deliverer
-from generator.grid import make_grid, png_bytes
+from generator.model.grid import make_grid, png_bytes
 from jobs.models import IMAGE_TOKEN_COUNT, Job, JobSearch
 from jobs.queue import Queue
 from tests.fakes.slack import FakeSlack

@@ -32,7 +32,7 @@ TINY_PICTURE_SIZE = 32  # pixels: the tiny VQGAN's images
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> object:
     import torch
 
-    from generator.dalle import DalleMini
+    from generator.model.dalle import DalleMini
     from generator.testing import make_tiny_checkpoints
 
     torch.manual_seed(0)

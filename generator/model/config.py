@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from generator.errors import CheckpointNotFound, UnsupportedConfig
+from generator.model.errors import CheckpointNotFound, UnsupportedConfig
 
 # What a supported DalleBart config must say for each variant flag (key: required value).
 _DALLE_BART_REQUIRED: dict[str, Any] = {

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from transformers import BartTokenizerFast, PreTrainedTokenizerBase
 
-from generator.errors import CheckpointNotFound, CorruptCheckpoint
-from generator.text import WORD_FREQUENCY_FILENAME, TextNormalizer
+from generator.model.errors import CheckpointNotFound, CorruptCheckpoint
+from generator.model.text import WORD_FREQUENCY_FILENAME, TextNormalizer
 
 MAX_TEXT_LENGTH = 64  # dalle-mini's config.max_text_length for mini and mega
 TOKENIZER_FILENAMES = ("vocab.json", "merges.txt", "tokenizer.json")

@@ -15,7 +15,7 @@ import warnings
 import torch
 from torch import nn
 
-from generator.bart import DalleBart
+from generator.model.bart import DalleBart
 
 
 def quantize_decoder_int8(model: DalleBart) -> DalleBart:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from taming.modules.diffusionmodules.model import AttnBlock, Decoder, ResnetBlock, Upsample
 from torch import nn
 
-from generator.config import VQGanConfig
+from generator.model.config import VQGanConfig
 
 
 def _norm_swish(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ import msgpack
 import numpy as np
 import torch
 
-from generator.errors import CorruptCheckpoint
+from generator.model.errors import CorruptCheckpoint
 
 EXT_NDARRAY = 1
 EXT_COMPLEX = 2
@@ -100,7 +100,7 @@ def read_flax_msgpack(path: Path) -> dict[str, torch.Tensor]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        from generator.errors import CheckpointNotFound
+        from generator.model.errors import CheckpointNotFound
 
         raise CheckpointNotFound(f"{path} is missing") from None
     try:
@@ -160,15 +160,3 @@ def write_flax_msgpack(path: Path, tree: Mapping[str, Any], *, chunk_bytes: int 
     """
     packed = msgpack.packb(_with_chunks(tree, chunk_bytes), default=_ext_pack, strict_types=True)
     path.write_bytes(packed)
-
-
-def nest(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """``{"a/b": x}`` → ``{"a": {"b": x}}``."""
-    tree: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = tree
-        *parents, leaf = key.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree

@@ -31,7 +31,7 @@ import emoji
 import ftfy
 from unidecode import unidecode
 
-from generator.errors import CheckpointError
+from generator.model.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from generator.config import DalleBartConfig
-from generator.layers import GLU, Attention, LayerNorm, linear_rows, project
+from generator.model.config import DalleBartConfig
+from generator.model.layers import GLU, Attention, LayerNorm, linear_rows, project
 
 
 @dataclass

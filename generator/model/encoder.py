@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from generator.config import DalleBartConfig
-from generator.layers import GLU, Attention, LayerNorm
+from generator.model.config import DalleBartConfig
+from generator.model.layers import GLU, Attention, LayerNorm
 
 
 class EncoderLayer(nn.Module):

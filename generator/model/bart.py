@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from generator.config import DalleBartConfig
-from generator.decoder import DalleBartDecoder
-from generator.encoder import DalleBartEncoder
+from generator.model.config import DalleBartConfig
+from generator.model.decoder import DalleBartDecoder
+from generator.model.encoder import DalleBartEncoder
 
 
 class DalleBart(nn.Module):

@@ -29,8 +29,8 @@ from typing import Any
 
 import torch
 
-from generator.bart import DalleBart
-from generator.decoder import AttentionCache
+from generator.model.bart import DalleBart
+from generator.model.decoder import AttentionCache
 from jobs.options import JobOptions
 
 _MASK64 = (1 << 64) - 1

@@ -4,7 +4,7 @@
 `tokenizer.json`, `special_tokens_map.json` and `tokenizer_config.json`, plus the word-frequency list
 `enwiki-words-frequency.txt` that the text normalizer uses to split hashtags. `write_tiny_tokenizer`
 trains a small byte-level BPE with the `tokenizers` library and writes the same five files, so tests
-load them through the production path (`generator.tokenizer.TextTokenizer.from_pretrained`);
+load them through the production path (`generator.model.tokenizer.TextTokenizer.from_pretrained`);
 `write_tiny_word_frequency` writes a short word list in the published format ("word count" per line,
 most frequent first).
 """

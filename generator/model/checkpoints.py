@@ -27,11 +27,11 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from generator.bart import DalleBart
-from generator.config import DalleBartConfig, VQGanConfig
-from generator.errors import CheckpointNotFound, HubUnreachable, WeightMismatch
-from generator.flax_format import read_flax_msgpack
-from generator.vqgan import VQGanDetokenizer
+from generator.model.bart import DalleBart
+from generator.model.config import DalleBartConfig, VQGanConfig
+from generator.model.errors import CheckpointNotFound, HubUnreachable, WeightMismatch
+from generator.model.flax_format import read_flax_msgpack
+from generator.model.vqgan import VQGanDetokenizer
 
 logger = logging.getLogger(__name__)
 

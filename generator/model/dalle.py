@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from generator.bart import DalleBart
-from generator.checkpoints import (
+from generator.model.bart import DalleBart
+from generator.model.checkpoints import (
     DALLE_FILES,
     DALLE_MINI,
     VQGAN,
@@ -28,11 +28,11 @@ from generator.checkpoints import (
     load_dalle_bart,
     load_vqgan,
 )
-from generator.config import DalleBartConfig
-from generator.errors import UnsupportedConfig
-from generator.sampler import RowRequest, Sampler, SamplingSettings, generate
-from generator.tokenizer import TextTokenizer
-from generator.vqgan import VQGanDetokenizer
+from generator.model.config import DalleBartConfig
+from generator.model.errors import UnsupportedConfig
+from generator.model.sampler import RowRequest, Sampler, SamplingSettings, generate
+from generator.model.tokenizer import TextTokenizer
+from generator.model.vqgan import VQGanDetokenizer
 from jobs.options import JobOptions
 
 logger = logging.getLogger(__name__)
@@ -83,9 +83,9 @@ class DalleMini:
 
         The VQGAN always runs in float32 (it is small, and its last convolutions are sensitive).
         `int8` (CPU, float32 only) quantizes the decoder layers' weights: ~4× less memory traffic per
-        token, tokens no longer identical to float32 (see generator/quantize.py).
+        token, tokens no longer identical to float32 (see generator/model/quantize.py).
         """
-        from generator.checkpoints import resolve_checkpoint
+        from generator.model.checkpoints import resolve_checkpoint
 
         dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
         dalle_dir = resolve_checkpoint(
@@ -104,7 +104,7 @@ class DalleMini:
         )
         bart, bart_loaded = load_dalle_bart(dalle_dir, dtype=dtype, device=device)
         if int8:
-            from generator.quantize import quantize_decoder_int8
+            from generator.model.quantize import quantize_decoder_int8
 
             quantize_decoder_int8(bart)
         detokenizer, vqgan_loaded = load_vqgan(vqgan_dir, dtype=torch.float32, device=device)
@@ -126,7 +126,7 @@ class DalleMini:
         return cls(bart=bart, vqgan=detokenizer, tokenizer=tokenizer, loaded=(bart_loaded, vqgan_loaded))
 
     def new_sampler(self, capacity: int) -> Sampler:
-        """A step-wise engine for up to `capacity` images at once (see `generator.sampler`)."""
+        """A step-wise engine for up to `capacity` images at once (see `generator.model.sampler`)."""
         return Sampler(
             self.bart,
             capacity=capacity,
