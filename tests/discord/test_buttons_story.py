@@ -7,7 +7,6 @@ from typing import Any
 
 from bot.buttons import Action, ButtonId
 from jobs.models import Kind, Status
-from tests.discord.stories import *  # noqa: F403
 from tests.discord.stories import Generator, ephemeral_text, image_of, jobs_of, wait_for_grid
 from tests.fakes.discord import ADMINISTRATOR, FakeDiscord
 

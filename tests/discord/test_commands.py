@@ -12,7 +12,6 @@ from discord import app_commands
 from bot import messages
 from bot.discord.client import ImagineBot
 from jobs.models import Platform
-from tests.discord.stories import *  # noqa: F403
 from tests.discord.stories import Generator, ephemeral_text, jobs_of, wait_delivered, wait_for_grid
 from tests.fakes.discord import ADMINISTRATOR, FakeDiscord
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from bot.buttons import ButtonId
 from jobs.models import Delivery
-from tests.discord.stories import *  # noqa: F403
 from tests.discord.stories import (
     Clock,
     Generator,

@@ -10,9 +10,9 @@ import pytest
 
 from bot.buttons import grid_button_rows
 from jobs.models import Status
-from tests.discord.stories import *  # noqa: F403
-from tests.discord.stories import ENGINES, Generator, image_of, wait_delivered, wait_for_grid
+from tests.discord.stories import Generator, image_of, wait_delivered, wait_for_grid
 from tests.fakes.discord import FakeDiscord
+from tests.jobs.databases import ENGINES
 
 CHANNEL_MESSAGE_WITH_SOURCE = 4
 

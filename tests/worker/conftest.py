@@ -1,5 +1,6 @@
-"""Fixtures for the generator-process tests: the queue's real databases (SQLite and Postgres, from
-tests/jobs), a tiny checkpoint made once per session, and an in-process worker harness."""
+"""Fixtures for the generator-process tests: a tiny checkpoint made once per session and an in-process
+worker harness. The queue's real databases (`db_url` on SQLite and Postgres, `engine`, `queue`,
+`make_queue`) come from tests/jobs/fixtures.py, a plugin of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pytest
 
 from generator.dalle import DalleMini
 from generator.testing import make_tiny_checkpoints
-from tests.jobs.fixtures import *  # noqa: F403  (the queue's real databases: db_url, queue, make_queue, …)
 
 
 @pytest.fixture(scope="session")

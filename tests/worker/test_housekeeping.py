@@ -18,7 +18,6 @@ from generator.serve import EXIT_OK, serve
 from jobs.schema import images, jobs
 from jobs.settings import Settings
 from tests.jobs.factories import insert_jobs, job_row
-from tests.jobs.fixtures import *  # noqa: F403  (db_url on SQLite and Postgres, engine)
 
 PASSWORD = "scrape-me-please"
 
