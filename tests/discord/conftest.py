@@ -4,13 +4,15 @@
         client = await discord_client_runner(MyBot(..., guild_ready_timeout=FAST_GUILD_READY_TIMEOUT_S))
         interaction = await fake_discord.send_slash_command("imagine", {"prompt": "a cat"})
         await fake_discord.wait_for_callback(interaction, timeout=3.0)       # the ack
-        message = await fake_discord.wait_for(lambda: (m := fake_discord.original_message(interaction))
-                                              and m.attachments and m)       # the grid
+        message = await fake_discord.wait_until(lambda: (m := fake_discord.original_message(interaction))
+                                                and m.attachments and m)     # the grid
         click = await fake_discord.click_button(message.id, message.custom_ids[0])
 
-Faults: `fake_discord.rate_limit_next(r"^/webhooks/", retry_after=0.1)`, `fail_next(pattern, status=502)`,
-`upload_limit_bytes = n`, `advance_clock(16 * 60)` or `expire_token(token)` (10062), `callback_delay_s`,
-`await request_reconnect()` (op 7), `await close_gateway(4000)`, `await invalidate_session()` (op 9).
+Faults, as on every fake (tests/fakes/server.py): `fake_discord.rate_limit(r"^/webhooks/", retry_after=0.1)`,
+`server_error(r"PATCH ^/channels/", times=2, status=502)`, `fail(route, status=403)`, `slow(route, 0.3)`,
+`clear_faults()`; Discord's own: `upload_limit_bytes = n`, `advance_clock(16 * 60)` or
+`expire_token(token)` (10062), `await request_reconnect()` (op 7), `await close_gateway(4000)`,
+`await invalidate_session()` (op 9).
 Reads: `requests` / `find_requests(method, path_regex)`, `messages`, `channel_messages()`, `interactions`,
 `global_commands`, `guild_commands`, `command_sync_count`, `identify_count`, `resume_count`.
 

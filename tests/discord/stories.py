@@ -110,7 +110,7 @@ async def wait_for_grid(
     fake: FakeDiscord, interaction: InteractionRecord, timeout: float = 30.0
 ) -> StoredMessage:
     """The interaction's answer once it carries the finished picture."""
-    return await fake.wait_for(
+    return await fake.wait_until(
         lambda: (m := fake.original_message(interaction)) is not None and m.attachments and m, timeout=timeout
     )
 

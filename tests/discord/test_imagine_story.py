@@ -74,7 +74,7 @@ async def test_a_failed_job_shows_its_reason_in_its_message(
     await generator.start(render=False)  # only the delivery loop
     message = fake_discord.original_message(interaction)
     assert message is not None
-    await fake_discord.wait_for(lambda: message.embeds[0]["title"] == "Failed", timeout=10)
+    await fake_discord.wait_until(lambda: message.embeds[0]["title"] == "Failed", timeout=10)
     fields = {field["name"]: field["value"] for field in message.embeds[0]["fields"]}
     assert fields["Why"] == "the generator ran out of memory"
     assert message.components == []  # no cancel button on a job that is over
