@@ -25,24 +25,6 @@ def tiny_model(tiny_checkpoints: tuple[Path, Path]) -> DalleMini:
     return DalleMini.load(*tiny_checkpoints)
 
 
-async def wait_until(
-    condition: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
-) -> Any:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-
-    async def poll() -> Any:
-        while True:
-            value = await condition()
-            if value:
-                return value
-            await asyncio.sleep(interval)
-
-    try:
-        return await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
-
-
 @pytest.fixture
 def tmp_outbox(tmp_path: Path) -> Path:
     return tmp_path / "outbox"

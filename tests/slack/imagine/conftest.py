@@ -27,11 +27,13 @@ from jobs.queue import Limits, Queue
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_apps import HttpStarter, web_client_for
 from tests.jobs.databases import copy_sqlite
-from tests.slack.imagine.harness import SlackBot, drain_listeners, fast_retry_handlers
+from tests.slack.imagine.harness import (
+    TEST_ACK_DEADLINE_SECONDS,
+    SlackBot,
+    drain_listeners,
+    fast_retry_handlers,
+)
 
-# Tests assert what the ack says, so they give the enqueue Slack's whole window on a busy machine; the
-# deferred ack (position on the response_url) has its own test.
-TEST_ACK_DEADLINE_SECONDS = 2.5
 LIMITS = Limits(
     max_queued_per_user=50, max_running_per_user=50, daily_quota_images=0, retry_backoff_seconds=0.0
 )
