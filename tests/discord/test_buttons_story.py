@@ -7,7 +7,6 @@ from typing import Any
 
 from bot.buttons import Action, ButtonId
 from jobs.models import Kind, Status
-from tests.discord.stories import *  # noqa: F403
 from tests.discord.stories import Generator, ephemeral_text, image_of, jobs_of, wait_for_grid
 from tests.fakes.discord import ADMINISTRATOR, FakeDiscord
 
@@ -90,7 +89,7 @@ async def test_cancel_button_is_for_the_requester_or_an_admin(
     assert (await generator.queue.get_job(job_id)).status is Status.CANCELLED
 
     await generator.start()  # the delivery loop edits the queued message into "Cancelled"
-    await fake_discord.wait_for(lambda: queued.embeds[0]["title"] == "Cancelled", timeout=10)
+    await fake_discord.wait_until(lambda: queued.embeds[0]["title"] == "Cancelled", timeout=10)
     assert queued.components == []
 
 
@@ -129,4 +128,4 @@ async def test_cancel_while_rendering_stops_the_job_and_edits_its_message(
     assert beat.cancel_requested == {job.id}  # the drawing generator learns it at its next heartbeat
     await generator.queue.cancelled(job.id, "busy-generator")
     await generator.start(render=False)
-    await fake_discord.wait_for(lambda: queued.embeds[0]["title"] == "Cancelled", timeout=10)
+    await fake_discord.wait_until(lambda: queued.embeds[0]["title"] == "Cancelled", timeout=10)

@@ -12,7 +12,6 @@ from discord import app_commands
 from bot import messages
 from bot.discord.client import ImagineBot
 from jobs.models import Platform
-from tests.discord.stories import *  # noqa: F403
 from tests.discord.stories import Generator, ephemeral_text, jobs_of, wait_delivered, wait_for_grid
 from tests.fakes.discord import ADMINISTRATOR, FakeDiscord
 
@@ -212,7 +211,7 @@ async def test_a_busy_queue_is_acked_at_once_and_answered_after(
     await make_bot(ack_budget_seconds=0.0)  # the queue never answers in time: every /imagine defers
     ok = await fake_discord.send_slash_command("imagine", {"prompt": "a patient heron", "images": 1})
     assert (await fake_discord.wait_for_callback(ok, timeout=3.0))["type"] == 5  # thinking…
-    queued = await fake_discord.wait_for(
+    queued = await fake_discord.wait_until(
         lambda: (m := fake_discord.original_message(ok)) and not m.is_loading and m, timeout=15
     )
     assert queued.embeds[0]["title"] == "Queued" and not queued.is_ephemeral
@@ -222,7 +221,7 @@ async def test_a_busy_queue_is_acked_at_once_and_answered_after(
     )
     banned = await fake_discord.send_slash_command("imagine", {"prompt": "a cat"})
     await fake_discord.wait_for_callback(banned, timeout=3.0)
-    [followup] = await fake_discord.wait_for(lambda: banned.followup_message_ids, timeout=15)
+    [followup] = await fake_discord.wait_until(lambda: banned.followup_message_ids, timeout=15)
     assert fake_discord.original_message(banned).is_deleted  # type: ignore[union-attr]
     answer = fake_discord.messages[followup]
     assert answer.is_ephemeral and "banned" in answer.content

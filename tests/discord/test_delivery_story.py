@@ -7,7 +7,6 @@ from typing import Any
 
 from bot.buttons import ButtonId
 from jobs.models import Delivery
-from tests.discord.stories import *  # noqa: F403
 from tests.discord.stories import (
     Clock,
     Generator,
@@ -31,7 +30,7 @@ async def _queued(fake: FakeDiscord, prompt: str, **options: Any) -> Any:
     await fake.wait_for_callback(interaction, timeout=3.0)
     # A loaded machine defers first ("thinking…") and edits in "Queued" after the enqueue: wait for that
     # edit, or a test that then deletes the message races the bot's own edit.
-    await fake.wait_for(
+    await fake.wait_until(
         lambda: (message := fake.original_message(interaction)) is not None and not message.is_loading,
         timeout=30.0,
     )
@@ -81,8 +80,8 @@ async def test_429_storms_and_5xx_never_post_twice(
 ) -> None:
     await make_bot()
     live = [await _queued(fake_discord, f"a storm {index}", images=1) for index in range(3)]
-    fake_discord.rate_limit_next(r"^/webhooks/", count=8, retry_after=0.05)
-    fake_discord.fail_next(r"^/webhooks/", count=2, status=502)
+    fake_discord.rate_limit(r"^/webhooks/", times=8, retry_after=0.05)
+    fake_discord.server_error(r"^/webhooks/", times=2, status=502)
 
     await generator.start()
     messages = [await wait_for_grid(fake_discord, interaction) for interaction in live]
@@ -92,10 +91,10 @@ async def test_429_storms_and_5xx_never_post_twice(
     # the same again for late results, which go to the channel through create-then-upload
     late = [await _queued(fake_discord, f"a late storm {index}", images=1) for index in range(3)]
     advance(fake_discord, clock, 16 * 60)
-    fake_discord.rate_limit_next(r"^/channels/\d+/messages", count=10, retry_after=0.05)
-    fake_discord.fail_next(r"^/channels/\d+/messages/\d+$", count=2, status=500, method="PATCH")
+    fake_discord.rate_limit(r"^/channels/\d+/messages", times=10, retry_after=0.05)
+    fake_discord.server_error(r"PATCH ^/channels/\d+/messages/\d+$", times=2, status=500)
     await generator.start()
-    await fake_discord.wait_for(
+    await fake_discord.wait_until(
         lambda: (
             len([m for m in fake_discord.channel_messages() if m.created_by == "channel" and m.attachments])
             == 3

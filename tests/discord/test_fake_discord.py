@@ -110,7 +110,7 @@ async def run_ping(fake: FakeDiscord) -> StoredMessage:
     interaction = await fake.send_slash_command("ping")
     callback = await fake.wait_for_callback(interaction, timeout=3.0)
     assert callback["type"] == 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
-    return await fake.wait_for(
+    return await fake.wait_until(
         lambda: (message := fake.original_message(interaction)) and message.attachments and message
     )
 
@@ -183,7 +183,7 @@ async def test_button_click_routes_to_dynamic_item_even_after_restart(
     click = await fake_discord.click_button(message.id, "ping:pick:42:2")
     assert (await fake_discord.wait_for_callback(click))["type"] == 6
     assert first.clicks == [(42, 2)]
-    await fake_discord.wait_for(lambda: message.content == "picked 2")
+    await fake_discord.wait_until(lambda: message.content == "picked 2")
 
     await first.close()
     second = await discord_client_runner(PingClient())
@@ -192,7 +192,7 @@ async def test_button_click_routes_to_dynamic_item_even_after_restart(
     assert (await fake_discord.wait_for_callback(click))["type"] == 6
     assert second.clicks == [(42, 1)]
     assert fake_discord.identify_count == 2
-    await fake_discord.wait_for(lambda: message.content == "picked 1")
+    await fake_discord.wait_until(lambda: message.content == "picked 1")
     assert message.edited_by == ["webhook", "webhook", "webhook"]  # the grid, then one edit per click
 
 
@@ -200,7 +200,7 @@ async def test_rate_limited_followup_is_retried_and_posted_once(
     fake_discord: FakeDiscord, discord_client_runner: Any
 ) -> None:
     await discord_client_runner(PingClient())
-    fake_discord.rate_limit_next(r"^/webhooks/\d+/[^/]+$", method="POST", retry_after=0.2)
+    fake_discord.rate_limit(r"POST ^/webhooks/\d+/[^/]+$", retry_after=0.2)
 
     interaction = await fake_discord.send_slash_command("echo", {"text": "hello"})
     posts = await fake_discord.wait_for_request("POST", r"^/webhooks/\d+/[^/]+$", count=2)
@@ -224,7 +224,7 @@ async def test_expired_token_surfaces_as_not_found_10062(
     else:
         fake_discord.expire_token(interaction.token)
     client.go_on.set()
-    [error] = await fake_discord.wait_for(lambda: client.errors)
+    [error] = await fake_discord.wait_until(lambda: client.errors)
 
     assert isinstance(error, discord.NotFound) and error.code == 10062
 
@@ -246,9 +246,9 @@ async def test_gateway_reconnect_resumes_and_interactions_still_arrive(
     await discord_client_runner(PingClient())
 
     await fake_discord.request_reconnect()
-    await fake_discord.wait_for(lambda: fake_discord.resume_count == 1)
+    await fake_discord.wait_until(lambda: fake_discord.resume_count == 1)
     await fake_discord.close_gateway(4000)
-    await fake_discord.wait_for(lambda: fake_discord.resume_count == 2)
+    await fake_discord.wait_until(lambda: fake_discord.resume_count == 2)
     interaction = await fake_discord.send_slash_command("echo", {"text": "after resume"})
 
     await fake_discord.wait_for_callback(interaction, timeout=3.0)
@@ -262,7 +262,7 @@ async def test_gateway_reconnect_resumes_and_interactions_still_arrive(
 
 async def test_server_error_then_success(fake_discord: FakeDiscord, discord_client_runner: Any) -> None:
     client = await discord_client_runner(PingClient())
-    fake_discord.fail_next(r"^/channels/\d+/messages$", status=502)
+    fake_discord.server_error(r"^/channels/\d+/messages$", status=502)
     channel = client.get_channel(fake_discord.channel_id)
     assert isinstance(channel, discord.TextChannel)
 
@@ -300,7 +300,7 @@ async def test_invalid_session_makes_the_client_identify_again(
     await discord_client_runner(QuickReidentifyClient())
 
     await fake_discord.invalidate_session(resumable=False)
-    await fake_discord.wait_for(lambda: fake_discord.identify_count == 2)
+    await fake_discord.wait_until(lambda: fake_discord.identify_count == 2)
     interaction = await fake_discord.send_slash_command("echo", {"text": "after identify"})
 
     await fake_discord.wait_for_callback(interaction, timeout=3.0)
@@ -325,7 +325,7 @@ async def test_slow_callback_still_counts_as_acked(
     fake_discord: FakeDiscord, discord_client_runner: Any
 ) -> None:
     await discord_client_runner(PingClient())
-    fake_discord.callback_delay_s = 0.3
+    fake_discord.slow(r"POST /callback$", 0.3, times=None)
 
     interaction = await fake_discord.send_slash_command("echo", {"text": "slow"})
     await fake_discord.wait_for_message(lambda m: m.content == "slow")
@@ -339,7 +339,7 @@ async def test_global_rate_limit_on_channel_messages(
     fake_discord: FakeDiscord, discord_client_runner: Any
 ) -> None:
     client = await discord_client_runner(PingClient())
-    fake_discord.rate_limit_next(r"^/channels/\d+/messages$", retry_after=0.1, is_global=True)
+    fake_discord.rate_limit(r"^/channels/\d+/messages$", retry_after=0.1, is_global=True)
     channel = client.get_channel(fake_discord.channel_id)
     assert isinstance(channel, discord.TextChannel)
 
@@ -347,6 +347,29 @@ async def test_global_rate_limit_on_channel_messages(
 
     assert [p.status for p in fake_discord.find_requests("POST", r"^/channels/")] == [429, 200]
     assert [m.content for m in fake_discord.messages.values()] == ["after the storm"]
+
+
+async def test_fault_switches_shared_with_every_fake(
+    fake_discord: FakeDiscord, discord_client_runner: Any
+) -> None:
+    client = await discord_client_runner(PingClient())
+    channel = client.get_channel(fake_discord.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    route = r"POST ^/channels/\d+/messages$"
+
+    fake_discord.fail(route, times=None, status=403, error="Missing Access")
+    for _ in range(2):
+        with pytest.raises(discord.Forbidden) as refused:
+            await channel.send("refused")
+        assert refused.value.text == "Missing Access"
+    fake_discord.clear_faults()
+    fake_discord.slow(route, 0.3)
+    started = time.monotonic()
+    await channel.send("late but sent")
+
+    assert time.monotonic() - started >= 0.3
+    assert [p.status for p in fake_discord.find_requests("POST", r"^/channels/")] == [403, 403, 200]
+    assert [m.content for m in fake_discord.messages.values()] == ["late but sent"]
 
 
 async def test_unknown_routes_are_404_and_recorded(

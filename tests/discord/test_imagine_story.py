@@ -9,9 +9,9 @@ import pytest
 
 from bot.buttons import grid_button_rows
 from jobs.models import Status
-from tests.discord.stories import *  # noqa: F403
-from tests.discord.stories import ENGINES, Generator, image_of, wait_delivered, wait_for_grid
+from tests.discord.stories import Generator, image_of, wait_delivered, wait_for_grid
 from tests.fakes.discord import FakeDiscord
+from tests.jobs.databases import ENGINES
 
 CHANNEL_MESSAGE_WITH_SOURCE = 4
 DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
@@ -29,7 +29,7 @@ async def test_imagine_acks_with_the_position_then_edits_through_progress_to_the
     callback = await fake_discord.wait_for_callback(interaction, timeout=3.0)
     assert interaction.ack_latency_s is not None and interaction.ack_latency_s < 3.0
     if callback["type"] == DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE:  # a busy machine: "thinking…", then edited
-        original = await fake_discord.wait_for(
+        original = await fake_discord.wait_until(
             lambda: (m := fake_discord.original_message(interaction)) is not None and not m.is_loading and m,
             timeout=30.0,
         )
@@ -83,7 +83,7 @@ async def test_a_failed_job_shows_its_reason_in_its_message(
     await generator.start(render=False)  # only the delivery loop
     message = fake_discord.original_message(interaction)
     assert message is not None
-    await fake_discord.wait_for(lambda: message.embeds[0]["title"] == "Failed", timeout=10)
+    await fake_discord.wait_until(lambda: message.embeds[0]["title"] == "Failed", timeout=10)
     fields = {field["name"]: field["value"] for field in message.embeds[0]["fields"]}
     assert fields["Why"] == "the generator ran out of memory"
     assert message.components == []  # no cancel button on a job that is over

@@ -101,6 +101,6 @@ async def test_a_client_without_a_handler_fails_loudly(
     await fake_discord.click_button(message_id, "imagine:info:9")
 
     # discord.py logs a dynamic item's exception (discord.ui.view) rather than calling View.on_error.
-    record = await fake_discord.wait_for(lambda: next((r for r in caplog.records if r.exc_info), None))
+    record = await fake_discord.wait_until(lambda: next((r for r in caplog.records if r.exc_info), None))
     error = record.exc_info[1]  # type: ignore[index]
     assert isinstance(error, TypeError) and "on_imagine_button" in str(error)

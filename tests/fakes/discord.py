@@ -1,4 +1,4 @@
-"""A fake Discord, REST and gateway, on 127.0.0.1, for a real discord.py client.
+r"""A fake Discord, REST and gateway, on 127.0.0.1, for a real discord.py client.
 
 Point a client at it by patching `discord.http.Route.BASE` to `fake.api_base` and
 `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY` to `fake.gateway_url`: discord_client.py does it, and
@@ -11,9 +11,11 @@ What it does, in the shape discord.py 2.7 parses (every field checked against it
   and every message stored with its attachments' bytes and its edit history (`fake.messages`).
 - Gateway at /gateway: HELLO, heartbeat ACK, IDENTIFY -> READY + GUILD_CREATE, RESUME -> replay + RESUMED.
   Tests dispatch slash commands and button clicks with `send_slash_command` and `click_button`.
-- Fault switches: `rate_limit_next`, `fail_next`, `upload_limit_bytes` (413/40005), `expire_token` and the
-  injectable clock (`advance_clock`) for 10062, `callback_delay_s`, `request_reconnect` (op 7),
-  `close_gateway` (4000 -> resume), `invalidate_session` (op 9).
+- Fault switches, per route (a regex searched in the path after /api/v10, optionally after an HTTP method:
+  `r"PATCH ^/channels/\d+/messages/\d+$"`): those every fake has (tests/fakes/server.py: `rate_limit`,
+  `server_error`, `fail`, `slow`, `clear_faults`), and Discord's own: `upload_limit_bytes` (413/40005),
+  `expire_token` and the injectable clock (`advance_clock`) for 10062, `request_reconnect` (op 7),
+  `close_gateway` (4000 -> resume), `invalidate_session` (op 9). `wait_until` waits (bounded).
 
 Platform rules it enforces (Discord's "Receiving and Responding" reference): the initial
 callback within 3 s of the interaction, tokens valid 15 minutes, one callback per interaction.
@@ -22,14 +24,13 @@ Responses carry `Content-Type: application/json` exactly: discord.py's `json_or_
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
 import re
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
@@ -57,7 +58,6 @@ from tests.fakes.discord_payloads import (
     UPDATE_MESSAGE,
     FakeGuild,
     FakeUser,
-    Fault,
     GatewayConnection,
     GatewaySession,
     InteractionRecord,
@@ -73,6 +73,7 @@ from tests.fakes.discord_payloads import (
     options_payload,
     resolved_payload,
 )
+from tests.fakes.server import DEFAULT_WAIT_SECONDS, FakeServer, Fault
 
 __all__ = [
     "ADMINISTRATOR",
@@ -91,21 +92,25 @@ __all__ = [
     "StoredMessage",
 ]
 
-T = TypeVar("T")
-
 INTERACTION_TOKEN_IN_PATH = re.compile(r"^/(?:webhooks/\d+|interactions/\d+)/([^/]+)")
 
 ACK_WINDOW_S = 3.0
 TOKEN_LIFETIME_S = 15 * 60.0
 HEARTBEAT_INTERVAL_MS = 41_250
-WAIT_TICK_S = 0.02  # how often wait_for re-checks a predicate when nothing in the fake changed
+# A fault's route: an optional HTTP method, then the path regex.
+FAULT_ROUTE = re.compile(r"(?:(GET|POST|PUT|PATCH|DELETE) )?(.*)", re.DOTALL)
+# When an API request arrived, on the fake's clock: Discord's 3 s and 15 min windows are judged by it.
+ARRIVED_AT = web.RequestKey("arrived_at", float)
 
 # ---------------------------------------------------------------------------------------------------------
 # The fake
 
 
-class FakeDiscord:
+class FakeDiscord(FakeServer):
     """A Discord for one bot application, with guilds, channels and users made on demand."""
+
+    name = "Discord"
+    default_retry_after = 0.05
 
     def __init__(
         self,
@@ -114,9 +119,8 @@ class FakeDiscord:
         clock: Callable[[], float] = time.monotonic,
         heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS,
     ) -> None:
+        super().__init__(clock=clock)
         self.token = token
-        self._clock = clock
-        self._clock_offset_s = 0.0
         self._heartbeat_interval_ms = heartbeat_interval_ms
         self._ids = itertools.count(1)
         self.bot_user = FakeUser(id=self.snowflake(), username="imagine-bot", is_bot=True)
@@ -142,51 +146,28 @@ class FakeDiscord:
 
         self.handler_errors: list[Exception] = []
 
-        # fault switches
-        self.faults: list[Fault] = []
+        # Discord's own fault switches (the shared ones are FakeServer's)
         self.upload_limit_bytes: int | None = None
-        self.callback_delay_s = 0.0
         self.expired_tokens: set[str] = set()
 
         self._session: GatewaySession | None = None
         self._sequence = 0
         self._ws: web.WebSocketResponse | None = None  # the identified or resumed connection
         self._sockets: set[web.WebSocketResponse] = set()
-        self._changed = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._record_and_inject_faults], client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/gateway/resume", self._gateway)
         app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._attachment)
         self._add_api_routes(app.router)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return app
 
-    async def close(self) -> None:
+    async def _close_connections(self) -> None:
         for ws in list(self._sockets):
             await ws.close(code=1001)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeDiscord:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def api_base(self) -> str:
@@ -230,27 +211,25 @@ class FakeDiscord:
             }
         return guild
 
-    # -- the clock --------------------------------------------------------------------------------------
+    # -- fault switches (rate_limit, server_error, fail, slow, clear_faults: see FakeServer) ----------------
 
-    def now(self) -> float:
-        return self._clock() + self._clock_offset_s
-
-    def advance_clock(self, seconds: float) -> None:
-        """Move the fake's clock forward: tokens age (15 min -> 10062) without waiting."""
-        self._clock_offset_s += seconds
-
-    # -- fault switches -----------------------------------------------------------------------------
-
-    def rate_limit_next(
+    def rate_limit(
         self,
-        pattern: str,
+        route: str,
         *,
-        count: int = 1,
-        retry_after: float = 0.05,
+        times: int | None = 1,
+        retry_after: float | None = None,
         is_global: bool = False,
-        method: str | None = None,
     ) -> None:
-        """Answer the next `count` requests whose path (after /api/v10) matches `pattern` with 429."""
+        """429 for the next ``times`` requests to ``route``, as Discord sends it (``is_global``: the bot's
+        global limit rather than a route's)."""
+        seconds = self.default_retry_after if retry_after is None else retry_after
+        body, headers = self._rate_limit_answer(seconds, is_global=is_global)
+        self._arm(Fault(route, times, status=429, body=body, headers=headers))
+
+    def _rate_limit_answer(
+        self, retry_after: float, *, is_global: bool = False
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
         headers = {
             "Retry-After": str(max(1, round(retry_after))),
@@ -264,74 +243,56 @@ class FakeDiscord:
         }
         if is_global:
             headers["X-RateLimit-Global"] = "true"
-        self._add_fault(pattern, method, count, 429, body, headers)
+        return body, headers
 
-    def fail_next(
-        self, pattern: str, *, status: int = 502, count: int = 1, method: str | None = None
-    ) -> None:
-        """Answer the next `count` matching requests with a server error."""
-        self._add_fault(pattern, method, count, status, {"code": 0, "message": f"{status}: fake outage"}, {})
+    def _error_body(self, status: int, error: str | None) -> dict[str, Any]:
+        return {"code": 0, "message": error or f"{status}: fake outage"}
 
-    def _add_fault(
-        self,
-        pattern: str,
-        method: str | None,
-        count: int,
-        status: int,
-        body: dict[str, Any],
-        headers: dict[str, str],
-    ) -> None:
-        self.faults.append(Fault(re.compile(pattern), method, count, status, body, headers))
+    @staticmethod
+    def _route_matches(route: str, method: str, path: str) -> bool:
+        route_method, pattern = FAULT_ROUTE.fullmatch(route).groups()  # type: ignore[union-attr]
+        return route_method in (None, method) and re.search(pattern, path) is not None
 
     def expire_token(self, token: str) -> None:
         """Make an interaction token answer 10062 from now on."""
         self.expired_tokens.add(token)
 
-    def _is_token_live(self, interaction: InteractionRecord) -> bool:
-        too_old = self.now() - interaction.created_at > TOKEN_LIFETIME_S
+    def _is_token_live(self, interaction: InteractionRecord, at: float) -> bool:
+        too_old = at - interaction.created_at > TOKEN_LIFETIME_S
         return interaction.token not in self.expired_tokens and not too_old
 
     # -- waiting --------------------------------------------------------------------------------------
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_for(self, predicate: Callable[[], T | None], *, timeout: float = 5.0) -> T:
-        """Wait, at most `timeout` seconds, until `predicate()` is truthy; return its value."""
-
-        async def until() -> T:
-            while not (result := predicate()):
-                # Woken by every change in the fake; the short tick also sees changes in the client's state.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), WAIT_TICK_S)
-            return result
-
-        return await asyncio.wait_for(until(), timeout)
-
     async def wait_for_callback(
-        self, interaction: InteractionRecord, *, timeout: float = 5.0
+        self, interaction: InteractionRecord, *, timeout: float = DEFAULT_WAIT_SECONDS
     ) -> dict[str, Any]:
-        return await self.wait_for(lambda: interaction.callback, timeout=timeout)
+        return await self.wait_until(
+            lambda: interaction.callback,
+            timeout=timeout,
+            what=f"the callback of interaction {interaction.id}",
+        )
 
     async def wait_for_request(
-        self, method: str, pattern: str, *, count: int = 1, timeout: float = 5.0
+        self, method: str, pattern: str, *, count: int = 1, timeout: float = DEFAULT_WAIT_SECONDS
     ) -> list[RecordedRequest]:
         """Wait until `count` requests matching `method` and the path regex `pattern` were answered."""
-        return await self.wait_for(
+        return await self.wait_until(
             lambda: (
                 (found := self.find_requests(method, pattern, answered=True))
                 and len(found) >= count
                 and found
             ),
             timeout=timeout,
+            what=f"{count} answered {method} {pattern}",
         )
 
     async def wait_for_message(
-        self, predicate: Callable[[StoredMessage], bool], *, timeout: float = 5.0
+        self, predicate: Callable[[StoredMessage], bool], *, timeout: float = DEFAULT_WAIT_SECONDS
     ) -> StoredMessage:
-        return await self.wait_for(
-            lambda: next((m for m in self.messages.values() if predicate(m)), None), timeout=timeout
+        return await self.wait_until(
+            lambda: next((m for m in self.messages.values() if predicate(m)), None),
+            timeout=timeout,
+            what="a matching message",
         )
 
     def find_requests(self, method: str, pattern: str, *, answered: bool = False) -> list[RecordedRequest]:
@@ -577,6 +538,7 @@ class FakeDiscord:
     async def _record_and_inject_faults(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if not request.path.startswith(API_PREFIX):
             return await handler(request)
+        request[ARRIVED_AT] = self.now()
         record = await self._record(request)
         request[RECORD] = record
         try:
@@ -616,10 +578,10 @@ class FakeDiscord:
         return record
 
     async def _fault_for(self, record: RecordedRequest) -> web.Response | None:
-        for fault in self.faults:
-            if fault.matches(record.method, record.path):
-                fault.remaining -= 1
-                return json_response(fault.body, status=fault.status, headers=fault.headers)
+        """The answer a fault or Discord's upload limit gives instead of the route (after a `slow` delay)."""
+        fault = await self._due_fault(lambda f: self._route_matches(f.route, record.method, record.path))
+        if fault is not None and fault.status is not None:
+            return json_response(fault.body, status=fault.status, headers=fault.headers)
         limit = self._upload_limit(record.path)
         if limit is not None and any(len(part.data) > limit for part in record.files):
             return json_response(REQUEST_TOO_LARGE, status=413)
@@ -732,23 +694,22 @@ class FakeDiscord:
 
     # -- REST: interactions and webhooks -------------------------------------------------------------------
 
-    def _live_interaction(self, token: str) -> InteractionRecord | None:
-        interaction = self.interactions.get(token)
-        if interaction is None or not self._is_token_live(interaction):
+    def _live_interaction(self, request: web.Request) -> InteractionRecord | None:
+        """The interaction of the token in the request's path, if that token was live when it arrived."""
+        interaction = self.interactions.get(request.match_info["token"])
+        if interaction is None or not self._is_token_live(interaction, request[ARRIVED_AT]):
             return None
         return interaction
 
     async def _callback(self, request: web.Request) -> web.Response:
-        interaction = self._live_interaction(request.match_info["token"])
+        interaction = self._live_interaction(request)
         if interaction is None or str(interaction.id) != request.match_info["interaction_id"]:
             return json_response(UNKNOWN_INTERACTION, status=404)
         if interaction.callback is not None:
             return json_response(ALREADY_ACKNOWLEDGED, status=400)
-        if self.now() - interaction.created_at > ACK_WINDOW_S:
+        if request[ARRIVED_AT] - interaction.created_at > ACK_WINDOW_S:
             self.expire_token(interaction.token)  # Discord invalidates a token not acked within 3 s
             return json_response(UNKNOWN_INTERACTION, status=404)
-        if self.callback_delay_s:
-            await asyncio.sleep(self.callback_delay_s)  # a slow platform: the ack arrived in time
         record: RecordedRequest = request[RECORD]
         body = record.json or {}
         interaction.callback = body
@@ -804,7 +765,7 @@ class FakeDiscord:
         return None
 
     async def _followup(self, request: web.Request) -> web.Response:
-        interaction = self._live_interaction(request.match_info["token"])
+        interaction = self._live_interaction(request)
         if interaction is None:
             return json_response(UNKNOWN_INTERACTION, status=404)
         record: RecordedRequest = request[RECORD]
@@ -830,7 +791,7 @@ class FakeDiscord:
         return web.Response(status=204)
 
     def _webhook_message(self, request: web.Request) -> tuple[StoredMessage | None, web.Response | None]:
-        interaction = self._live_interaction(request.match_info["token"])
+        interaction = self._live_interaction(request)
         if interaction is None:
             return None, json_response(UNKNOWN_INTERACTION, status=404)
         raw_id = request.match_info["message_id"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,19 +186,6 @@ class InteractionRecord:
     @property
     def ack_latency_s(self) -> float | None:
         return None if self.callback_at is None else self.callback_at - self.dispatched_at
-
-
-@dataclass
-class Fault:
-    pattern: re.Pattern[str]
-    method: str | None
-    remaining: int
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str]
-
-    def matches(self, method: str, path: str) -> bool:
-        return self.remaining > 0 and (self.method in (None, method)) and bool(self.pattern.search(path))
 
 
 @dataclass

@@ -11,7 +11,9 @@ Tests push slash commands and button clicks over the socket with ``socket_send_*
 mode, sign and POST them to the app with ``tests.fakes.slack_apps.SlackEventsDriver``; then they
 assert on what the fake recorded: ``calls`` (every request, in order), ``messages``,
 ``ephemerals``, ``uploads`` (with their bytes), ``response_urls``, ``home_views``,
-``socket_acks``. Faults are switched on per method with `FakeSlack.fail` and its shorthands.
+``socket_acks``. Faults are switched on per Web API method (or `UPLOAD_STEP`) with the switches every
+fake has (tests/fakes/server.py: ``rate_limit``, ``server_error``, ``fail``, ``slow``, ``clear_faults``)
+and Slack's own ``api_error``; ``wait_until`` waits (bounded) for what the app does.
 
 How slack_sdk 3.48 puts arguments on the wire (``slack_sdk/web/internal_utils.py``
 ``_build_req_args``): ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral`` and
@@ -41,13 +43,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.server import DEFAULT_WAIT_SECONDS, FakeServer
+
 #: Slack lets an app use one response_url this many times ...
 RESPONSE_URL_MAX_USES = 5
 #: ... within this many seconds of the interaction.
 RESPONSE_URL_LIFETIME_SECONDS = 30 * 60
-#: How long the test-side helpers wait for the app before failing, in seconds.
-DEFAULT_WAIT_SECONDS = 5.0
-
 # Methods that need the app-level (xapp-) token instead of the bot token.
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 # Arguments that carry JSON; the others stay strings even when they look like JSON (a prompt "[x]").
@@ -136,17 +137,6 @@ class SocketAck:
     at: float
 
 
-@dataclass
-class Fault:
-    """How the next matching requests misbehave. See `FakeSlack.fail`."""
-
-    times: int | None  # None: until cleared
-    status: int = 200
-    error: str | None = None
-    retry_after: int | None = None
-    delay: float = 0.0
-
-
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 
@@ -189,11 +179,15 @@ class _ApiError(Exception):
 # The fake
 
 
-class FakeSlack:
+class FakeSlack(FakeServer):
     """A local Slack: Web API, upload host, response_urls and Socket Mode on one port.
 
-    Use as ``async with FakeSlack() as slack:`` or call `start` / `close` yourself.
+    Use as ``async with FakeSlack() as slack:`` or call `start` / `close` yourself. Its clock (`now`,
+    `advance_clock`) is wall-clock time: message ts and response_url expiry read it.
     """
+
+    name = "Slack"
+    default_retry_after = 1  # Slack's Retry-After is whole seconds
 
     def __init__(
         self,
@@ -206,6 +200,7 @@ class FakeSlack:
         bot_id: str = "B0BOT",
         app_id: str = "A0APP",
     ) -> None:
+        super().__init__(clock=time.time)
         self.bot_token = bot_token
         self.app_token = app_token
         self.team_id = team_id
@@ -227,66 +222,34 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
 
-        self._faults: dict[str, list[Fault]] = {}
-        self._time_offset = 0.0
         self._ids = itertools.count(1)
-        self._changed = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
         self._retired_sockets: set[int] = set()  # id()s of sockets told to disconnect
         self.socket_connections_total = 0
         self._socket_tickets: set[str] = set()
         self._pending_acks: dict[str, asyncio.Future[SocketAck]] = {}
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    async def start(self) -> FakeSlack:
+    def _build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response_url/{id}", self._handle_response_url)
         app.router.add_get("/link/", self._handle_socket)
         app.router.add_get("/link", self._handle_socket)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
+        return app
 
-    async def close(self) -> None:
+    async def _close_connections(self) -> None:
         for ws in list(self._sockets):
             await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"fake slack closing")
         for future in self._pending_acks.values():
             future.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeSlack:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def api_url(self) -> str:
         """What to pass as ``AsyncWebClient(base_url=…)``; slack_sdk needs the trailing slash."""
         return f"{self.base_url}/api/"
-
-    # -- the clock (response_url expiry, message ts) --------------------------------------------
-
-    def now(self) -> float:
-        """Wall-clock seconds as the fake sees them; `advance_clock` moves it forward."""
-        return time.time() + self._time_offset
-
-    def advance_clock(self, seconds: float) -> None:
-        self._time_offset += seconds
 
     # -- workspace configuration ---------------------------------------------------------------
 
@@ -329,60 +292,21 @@ class FakeSlack:
             "is_member": True,
         }
 
-    # -- fault switches ------------------------------------------------------------------------
+    # -- fault switches (rate_limit, server_error, fail, slow, clear_faults: see FakeServer) -----------
+    #
+    # A route is a Web API method, `UPLOAD_STEP` (the POST of the bytes), or ``"*"`` (any; a fault armed
+    # for the method itself goes first).
 
-    def fail(
-        self,
-        method: str,
-        *,
-        times: int | None = 1,
-        status: int = 200,
-        error: str | None = None,
-        retry_after: int | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Make the next ``times`` calls of ``method`` misbehave.
-
-        ``method`` is a Web API method, `UPLOAD_STEP` (the POST of the bytes), or ``"*"`` (any).
-
-        ``status``/``error`` pick the answer (``error`` alone: HTTP 200 ``{"ok": false, "error"}``),
-        ``retry_after`` adds a ``Retry-After`` header, ``delay`` answers late (seconds).
-        ``times=None`` keeps the fault until `clear_faults`. Faults queue up in order.
-        """
-        self._faults.setdefault(method, []).append(
-            Fault(times=times, status=status, error=error, retry_after=retry_after, delay=delay)
-        )
-
-    def rate_limit(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
-        """HTTP 429 + ``Retry-After`` + ``{"ok": false, "error": "ratelimited"}``, as Slack answers."""
-        self.fail(method, times=times, status=429, error="ratelimited", retry_after=retry_after)
-
-    def api_error(self, method: str, error: str, *, times: int = 1) -> None:
+    def api_error(self, method: str, error: str, *, times: int | None = 1) -> None:
         """HTTP 200 ``{"ok": false, "error": error}``, e.g. ``channel_not_found``."""
-        self.fail(method, times=times, error=error)
+        self.fail(method, times=times, status=200, error=error)
 
-    def server_error(self, method: str, *, times: int = 1, status: int = 500) -> None:
-        self.fail(method, times=times, status=status, error="fatal_error")
+    def _error_body(self, status: int, error: str | None) -> dict[str, Any]:
+        return _error(error or "fatal_error")
 
-    def slow(self, method: str, seconds: float, *, times: int | None = 1) -> None:
-        """Answer ``method`` correctly but only after ``seconds``."""
-        self.fail(method, times=times, delay=seconds)
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-
-    def _take_fault(self, method: str) -> Fault | None:
-        for key in (method, "*"):
-            queue = self._faults.get(key)
-            if not queue:
-                continue
-            fault = queue[0]
-            if fault.times is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    queue.pop(0)
-            return fault
-        return None
+    def _rate_limit_answer(self, retry_after: float) -> tuple[dict[str, Any], dict[str, str]]:
+        # Slack: HTTP 429 + Retry-After + {"ok": false, "error": "ratelimited"}.
+        return _error("ratelimited"), {"Retry-After": str(retry_after)}
 
     # -- queries for assertions ---------------------------------------------------------------
 
@@ -405,22 +329,6 @@ class FakeSlack:
             if upload.is_completed and (channel_id is None or upload.channel_id == channel_id)
         ]
 
-    async def wait_until(
-        self, predicate: Callable[[], Any], *, timeout: float = DEFAULT_WAIT_SECONDS, what: str = ""
-    ) -> Any:
-        """Wait (bounded) until ``predicate()`` is truthy after some request; return its value."""
-
-        async def _wait() -> Any:
-            async with self._changed:
-                return await self._changed.wait_for(predicate)
-
-        try:
-            return await asyncio.wait_for(_wait(), timeout)
-        except TimeoutError:
-            raise AssertionError(
-                f"fake Slack: timed out after {timeout}s waiting for {what or predicate}"
-            ) from None
-
     async def wait_for_calls(
         self, method: str, count: int = 1, *, timeout: float = DEFAULT_WAIT_SECONDS
     ) -> list[ApiCall]:
@@ -431,10 +339,6 @@ class FakeSlack:
             what=f"{count} answered {method} call(s)",
         )
         return self.calls_to(method)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):07d}"
@@ -451,7 +355,7 @@ class FakeSlack:
         call = await self._record(method, request, args, files, token)
         status, body, headers = await self._answer(method, args, token)
         call.status, call.response = status, body
-        await self._notify()
+        self._notify()
         return web.json_response(body, status=status, headers=headers)
 
     async def _answer(
@@ -505,20 +409,15 @@ class FakeSlack:
             at=time.monotonic(),
         )
         self.calls.append(call)
-        await self._notify()
+        self._notify()
         return call
 
     async def _apply_fault(self, method: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
-        """Sleep for a delay fault; return the failing answer for a status/error fault."""
-        fault = self._take_fault(method)
-        if fault is None:
+        """Sleep for a `slow` fault; return the failing answer (status, body, headers) of the others."""
+        fault = await self._due_fault(lambda f: f.route == method, lambda f: f.route == "*")
+        if fault is None or fault.status is None:
             return None
-        if fault.delay:
-            await asyncio.sleep(fault.delay)  # the fake's own latency, not a test wait
-        if fault.status == 200 and not fault.error:
-            return None
-        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-        return fault.status, _error(fault.error or "fatal_error"), headers
+        return fault.status, fault.body, fault.headers
 
     @staticmethod
     def _token_of(request: web.Request, args: dict[str, Any]) -> str | None:
@@ -720,12 +619,12 @@ class FakeSlack:
         failure = await self._apply_fault(UPLOAD_STEP)
         if failure is not None or upload is None:
             call.status = failure[0] if failure else 404
-            await self._notify()
+            self._notify()
             return web.Response(status=call.status, text="upload failed")
         upload.content = content
         upload.content_type = request.content_type
         call.status = 200
-        await self._notify()
+        self._notify()
         # Slack: the upload host answers 200 text/plain "OK - <bytes>".
         return web.Response(text=f"OK - {len(content)}")
 
@@ -753,7 +652,7 @@ class FakeSlack:
             else:
                 response_url.bodies.append(body)
         call.status, call.response = status, answer
-        await self._notify()
+        self._notify()
         return web.json_response(answer, status=status)
 
     def _response_url_refusal(self, response_url: ResponseUrl) -> str | None:
@@ -899,7 +798,7 @@ class FakeSlack:
                 "connection_info": {"app_id": self.app_id},
             }
         )
-        await self._notify()
+        self._notify()
         try:
             async for frame in ws:
                 if frame.type == aiohttp.WSMsgType.TEXT:
@@ -907,7 +806,7 @@ class FakeSlack:
         finally:
             self._sockets.remove(ws)
             self._retired_sockets.discard(id(ws))
-            await self._notify()
+            self._notify()
         return ws
 
     async def _receive_ack(self, text: str) -> None:
@@ -919,7 +818,7 @@ class FakeSlack:
         future = self._pending_acks.pop(ack.envelope_id, None)
         if future is not None and not future.done():
             future.set_result(ack)
-        await self._notify()
+        self._notify()
 
     async def socket_send(
         self,
@@ -988,7 +887,6 @@ __all__ = [
     "UPLOAD_STEP",
     "ApiCall",
     "FakeSlack",
-    "Fault",
     "Message",
     "ResponseUrl",
     "SocketAck",

@@ -1,7 +1,9 @@
 """Database fixtures: `db_url` runs a test once on SQLite and once on Postgres; `engine`, `queue`,
-`make_queue(**limits)` build on it. Other suites use them with
+`make_queue(**limits)` build on it.
 
-    from tests.jobs.fixtures import *  # noqa: F403
+A pytest plugin, loaded for every suite by `pytest_plugins` in tests/conftest.py: never import these
+fixtures into a module. A suite that wants other databases or limits redefines `db_url`, `make_queue` or
+`queue` in its own conftest.py; the fixtures here that depend on them then use its versions.
 """
 
 from __future__ import annotations

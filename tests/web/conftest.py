@@ -15,16 +15,11 @@ from bot.web.app import create_app
 from bot.web.config import DashboardConfig
 from jobs.db import connect, migrate
 from jobs.models import Job
-from jobs.queue import Limits, Queue
+from jobs.queue import Queue
 from jobs.settings import Settings, load_settings
 from tests.jobs.databases import copy_sqlite, sqlite_url
-from tests.web.data import seed_history
+from tests.web.data import WEB_LIMITS, seed_history
 from tests.web.helpers import PASSWORD, sign_in
-
-# Generous limits: each test tightens only what it checks.
-WEB_LIMITS = Limits(
-    max_queued_per_user=1000, max_running_per_user=1000, daily_quota_images=0, retry_backoff_seconds=0.0
-)
 
 
 @pytest.fixture(scope="session")

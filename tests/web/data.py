@@ -9,8 +9,12 @@ from typing import Any
 from PIL import Image
 
 from jobs.models import EnqueueRequest, Job, RenderedImage
-from jobs.queue import Queue
+from jobs.queue import Limits, Queue
 
+# Generous limits: each test tightens only what it checks.
+WEB_LIMITS = Limits(
+    max_queued_per_user=1000, max_running_per_user=1000, daily_quota_images=0, retry_backoff_seconds=0.0
+)
 TOKENS = bytes(512)  # 256 uint16 codes
 WORKER = "gpu-box-1:1234"
 

@@ -15,8 +15,7 @@ from jobs.models import EnqueueRequest, JobSearch, Status, UsageFilter
 from jobs.queue import Queue
 from jobs.schema import metadata
 from tests.jobs.databases import ENGINES, copy_sqlite, fresh_postgres_database, require_postgres
-from tests.web.conftest import WEB_LIMITS
-from tests.web.data import WORKER, seed_history
+from tests.web.data import WEB_LIMITS, WORKER, seed_history
 
 
 @pytest.fixture(scope="session")

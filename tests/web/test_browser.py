@@ -25,8 +25,7 @@ from jobs.models import EnqueueRequest, Job
 from jobs.queue import Queue
 from jobs.settings import Settings
 from tests.web.browser import chromium, fresh_page, require_browser, screenshot
-from tests.web.conftest import WEB_LIMITS
-from tests.web.data import WORKER, png
+from tests.web.data import WEB_LIMITS, WORKER, png
 from tests.web.helpers import PASSWORD
 
 # One Chromium for the module, so every test and fixture here runs on the module's event loop.

@@ -1,5 +1,6 @@
-"""Fixtures for the generator-process tests: the queue's real databases (SQLite and Postgres, from
-tests/jobs), a tiny checkpoint made once per session, and an in-process worker harness."""
+"""Fixtures for the generator-process tests: a tiny checkpoint made once per session and an in-process
+worker harness. The queue's real databases (`db_url` on SQLite and Postgres, `engine`, `queue`,
+`make_queue`) come from tests/jobs/fixtures.py, a plugin of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pytest
 
 from generator.model.dalle import DalleMini
 from generator.testing import make_tiny_checkpoints
-from tests.jobs.fixtures import *  # noqa: F403  (the queue's real databases: db_url, queue, make_queue, …)
 
 
 @pytest.fixture(scope="session")
@@ -23,24 +23,6 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoints: tuple[Path, Path]) -> DalleMini:
     return DalleMini.load(*tiny_checkpoints)
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
-) -> Any:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-
-    async def poll() -> Any:
-        while True:
-            value = await condition()
-            if value:
-                return value
-            await asyncio.sleep(interval)
-
-    try:
-        return await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
 
 
 @pytest.fixture

@@ -1,12 +1,16 @@
-"""Building in-process generators for the tests: the real render and delivery loops, fast knobs, and an
-engine wrapper that injects faults (the only stand-in: the queue and the model are real)."""
+"""Building in-process generators for the tests: the real render and delivery loops, fast knobs, an
+engine wrapper that injects faults (the only stand-in: the queue and the model are real), and
+`wait_until`, the bounded poll the worker tests wait with."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import pytest
 import torch
 from PIL import Image
 
@@ -24,6 +28,24 @@ FAST_RENDER = {
     "idle_poll_seconds": 0.05,
     "progress_seconds": 0.05,
 }
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+
+    async def poll() -> Any:
+        while True:
+            value = await condition()
+            if value:
+                return value
+            await asyncio.sleep(interval)
+
+    try:
+        return await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
 
 
 class InjectedOutOfMemory(RuntimeError):

@@ -21,7 +21,7 @@ from jobs.models import EnqueueRequest, Job
 from jobs.queue import Queue
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_apps import web_client_for
-from tests.worker.conftest import wait_until
+from tests.worker.harness import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from jobs.models import EnqueueRequest, Job, Status
 from jobs.queue import Queue
 from tests.jobs.databases import admin_url
-from tests.worker.conftest import wait_until
+from tests.worker.harness import wait_until
 from tests.worker.processes import Process, generator_env, start, start_generator
 
 pytestmark = pytest.mark.timeout(120)

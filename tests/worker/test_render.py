@@ -20,8 +20,7 @@ from generator.scheduler import RENDER_FAILED_REASON, VARIATION_PREFIX_ROWS, Bat
 from jobs.models import GRID_INDEX, EnqueueRequest, Kind, Status
 from jobs.options import JobOptions
 from jobs.queue import Queue
-from tests.worker.conftest import wait_until
-from tests.worker.harness import FaultyEngine, InjectedOutOfMemory, make_generator
+from tests.worker.harness import FaultyEngine, InjectedOutOfMemory, make_generator, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 # Tests of the loop's own logic (not of the database) run on SQLite only, to keep the suite short.

@@ -27,17 +27,20 @@ from jobs.queue import Limits, Queue
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_apps import HttpStarter, web_client_for
 from tests.jobs.databases import copy_sqlite
-from tests.jobs.fixtures import *  # noqa: F403  (the queue's real databases; db_url and make_queue are redefined below)
-from tests.slack.imagine.harness import SlackBot, drain_listeners, fast_retry_handlers
+from tests.slack.imagine.harness import (
+    TEST_ACK_DEADLINE_SECONDS,
+    SlackBot,
+    drain_listeners,
+    fast_retry_handlers,
+)
 
-# Tests assert what the ack says, so they give the enqueue Slack's whole window on a busy machine; the
-# deferred ack (position on the response_url) has its own test.
-TEST_ACK_DEADLINE_SECONDS = 2.5
 LIMITS = Limits(
     max_queued_per_user=50, max_running_per_user=50, daily_quota_images=0, retry_backoff_seconds=0.0
 )
 
 
+# `db_url`, `make_queue` and `queue` override tests/jobs/fixtures.py's (its `engine` and the session's
+# `sqlite_template` and `postgres_url` are used as they are): SQLite by default, and this suite's limits.
 @pytest.fixture(params=["sqlite"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """SQLite; a test opts into Postgres too with `@pytest.mark.parametrize("db_url", …, indirect=True)`."""

@@ -14,8 +14,7 @@ from jobs.models import EnqueueRequest, Status
 from jobs.queue import Queue
 from tests.fakes.slack import FakeSlack, iter_actions
 from tests.fakes.slack_apps import HttpStarter
-from tests.slack.imagine.conftest import TEST_ACK_DEADLINE_SECONDS
-from tests.slack.imagine.harness import CHANNEL, USER, SlackBot
+from tests.slack.imagine.harness import CHANNEL, TEST_ACK_DEADLINE_SECONDS, USER, SlackBot
 
 ADMIN = "U0ADMIN"
 

@@ -16,8 +16,7 @@ from jobs.queue import Queue
 from jobs.settings import load_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_apps import SlackEventsDriver
-from tests.slack.imagine.conftest import TEST_ACK_DEADLINE_SECONDS
-from tests.slack.imagine.harness import CHANNEL, USER, SlackBot
+from tests.slack.imagine.harness import CHANNEL, TEST_ACK_DEADLINE_SECONDS, USER, SlackBot
 
 
 def settings(**values: Any) -> Any:

@@ -19,7 +19,6 @@ from jobs.queue import Queue
 from jobs.retention import Retention
 from jobs.schema import images, jobs
 from tests.jobs.factories import TOKENS, count_jobs, insert_jobs, job_row
-from tests.jobs.fixtures import *  # noqa: F403  (db_url on SQLite and Postgres, engine)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 FINISHED = {"status": "done", "delivery": "delivered", "gpu_seconds": 2.0, "attempts": 0}

@@ -18,21 +18,9 @@ from generator.serve import EXIT_OK, serve
 from jobs.schema import images, jobs
 from jobs.settings import Settings
 from tests.jobs.factories import insert_jobs, job_row
-from tests.jobs.fixtures import *  # noqa: F403  (db_url on SQLite and Postgres, engine)
+from tests.worker.harness import wait_until
 
 PASSWORD = "scrape-me-please"
-
-
-async def _wait_for(condition: Any, what: str, timeout: float = 20.0) -> Any:
-    async def poll() -> Any:
-        while not (value := await condition()):
-            await asyncio.sleep(0.05)
-        return value
-
-    try:
-        return await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
 
 
 async def _image_count(engine: AsyncEngine) -> int:
@@ -69,8 +57,8 @@ async def test_generator_serves_health_metrics_and_applies_retention(
             found = [r for r in caplog.records if getattr(r, "action", "") == "health_started"]
             return found[0].url if found else None  # type: ignore[attr-defined, no-any-return]
 
-        base = await _wait_for(url, "the health server")
-        await _wait_for(lambda: _is_zero(engine), "retention to delete the old pictures")
+        base = await wait_until(url, timeout=20.0, what="the health server")
+        await wait_until(lambda: _is_zero(engine), timeout=20.0, what="retention to delete the old pictures")
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/healthz") as response:
                 assert response.status == 200 and (await response.json()) == {"status": "ok"}
