@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from jobs.settings import Settings
 
@@ -27,7 +27,7 @@ class Frontend:
 
     def load(self) -> RunFrontend:
         module_name, _, function_name = self.run.partition(":")
-        return getattr(importlib.import_module(module_name), function_name)  # type: ignore[no-any-return]
+        return cast(RunFrontend, getattr(importlib.import_module(module_name), function_name))
 
 
 FRONTENDS: tuple[Frontend, ...] = (

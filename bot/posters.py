@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from jobs.errors import ImagineError
 from jobs.models import Job
@@ -81,7 +81,7 @@ class Poster(Protocol):
 
 def load_factory(spec: str) -> PosterFactory:
     module_name, _, function_name = spec.partition(":")
-    return getattr(importlib.import_module(module_name), function_name)  # type: ignore[no-any-return]
+    return cast(PosterFactory, getattr(importlib.import_module(module_name), function_name))
 
 
 def make_posters(

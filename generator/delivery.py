@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.posters import Poster, PosterError
-from generator.dbretry import DB_DEADLINE_SECONDS, is_transient, retrying, ride_out
+from generator.dbretry import DB_DEADLINE_SECONDS, retrying, ride_out
+from jobs.db import is_transient
 from jobs.models import GRID_INDEX, Job, Status
 from jobs.queue import DELIVERY_HOLD_SECONDS, Queue
 

@@ -23,19 +23,22 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
 
-from generator.dbretry import DB_DEADLINE_SECONDS, is_transient, retrying, ride_out
+from generator.dbretry import DB_DEADLINE_SECONDS, retrying, ride_out
 from generator.delivery import wait_any
-from generator.engine import Engine, RowPlan, oom_errors
+from generator.engine import Engine, RowKey, RowPlan, oom_errors
 from generator.model.grid import make_grid, png_bytes
 from generator.model.sampler import SamplingSettings
+from jobs.db import is_transient
 from jobs.errors import LeaseLost
 from jobs.models import Job, Kind, RenderedImage
 from jobs.queue import Queue
@@ -247,14 +250,14 @@ class RenderLoop:
                     self.on_first_token(job_id)
         completed = []
         for row in finished:
-            job_id, index = row.key  # type: ignore[misc]
-            active = self.active.get(job_id)
-            if active is None:
+            job_id, index = cast(RowKey, row.key)
+            owner = self.active.get(job_id)
+            if owner is None:
                 continue
-            active.tokens[index] = row.tokens
-            active.in_engine.discard(index)
-            if len(active.tokens) == active.job.images:
-                completed.append(active)
+            owner.tokens[index] = row.tokens
+            owner.in_engine.discard(index)
+            if len(owner.tokens) == owner.job.images:
+                completed.append(owner)
         for active in completed:
             # Decode, PNG and store off the loop's path: the next steps go on meanwhile.
             del self.active[active.job.id]
@@ -484,4 +487,4 @@ class RenderLoop:
 
 
 def _grid_side(image_length: int) -> int:
-    return round(image_length**0.5)
+    return math.isqrt(image_length)

@@ -47,9 +47,8 @@ def load_model(settings: Settings) -> LoadedModel:
     """Load DalleBart + VQGAN once (converted weights cached as safetensors: the next start is warm)."""
     import torch
 
-    from generator.model.checkpoints import CheckpointNotFound, HubUnreachable
     from generator.model.dalle import DalleMini
-    from generator.model.errors import CheckpointError
+    from generator.model.errors import CheckpointError, CheckpointNotFound, HubUnreachable
 
     device = settings.device
     if device == "auto":

@@ -27,6 +27,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,8 @@ TINY_VQGAN = VQGanConfig(
     embed_dim=8,
 )
 
+Params = dict[str, Any]  # flax params: nested dicts of arrays, as flax serializes them
+
 
 def _normal(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
     return (rng.standard_normal(shape) * std).astype(np.float32)
@@ -81,30 +84,32 @@ def _dense(
     return {"kernel": _normal(rng, shape, n_in**-0.5)}
 
 
-def _stacked(make: Callable[[], dict], layer_count: int) -> dict:
+def _stacked(make: Callable[[], Params], layer_count: int) -> Params:
     """One layer's param dict with a leading layer axis on every leaf (flax nn.scan's layout)."""
     layers = [make() for _ in range(layer_count)]
 
-    def stack(nodes: list) -> dict | np.ndarray:
+    def stack(nodes: list[Any]) -> Params | np.ndarray:
         if isinstance(nodes[0], dict):
             return {k: stack([n[k] for n in nodes]) for k in nodes[0]}
         return np.stack(nodes)
 
-    return stack(layers)  # type: ignore[return-value]
+    stacked = stack(layers)
+    assert isinstance(stacked, dict)  # layers are dicts, so the stack is one
+    return stacked
 
 
-def dalle_bart_flax_params(config: DalleBartConfig, *, seed: int = 0, is_scanned: bool = True) -> dict:
+def dalle_bart_flax_params(config: DalleBartConfig, *, seed: int = 0, is_scanned: bool = True) -> Params:
     """Random params nested as dalle-mini's DalleBart stores them (``params`` without the top key)."""
     rng = np.random.default_rng(seed)
     d = config.d_model
     bias_only = config.force_ln_scale  # pre-norms and GLU norms: scale only if force_ln_scale
 
-    def attention() -> dict:
+    def attention() -> Params:
         return {
             name: _dense(rng, d, d, layer_count=None) for name in ("q_proj", "k_proj", "v_proj", "out_proj")
         }
 
-    def glu(ffn: int) -> dict:
+    def glu(ffn: int) -> Params:
         return {
             "LayerNorm_0": _layer_norm(rng, d, is_scaled=bias_only),
             "Dense_0": _dense(rng, d, ffn, layer_count=None),
@@ -113,7 +118,7 @@ def dalle_bart_flax_params(config: DalleBartConfig, *, seed: int = 0, is_scanned
             "Dense_2": _dense(rng, ffn, d, layer_count=None),
         }
 
-    def encoder_layer() -> dict:
+    def encoder_layer() -> Params:
         return {
             "LayerNorm_0": _layer_norm(rng, d, is_scaled=bias_only),
             "FlaxBartAttention_0": attention(),
@@ -121,7 +126,7 @@ def dalle_bart_flax_params(config: DalleBartConfig, *, seed: int = 0, is_scanned
             "GLU_0": glu(config.encoder_ffn_dim),
         }
 
-    def decoder_layer() -> dict:
+    def decoder_layer() -> Params:
         return {
             "LayerNorm_0": _layer_norm(rng, d, is_scaled=bias_only),
             "FlaxBartAttention_0": attention(),
@@ -132,14 +137,14 @@ def dalle_bart_flax_params(config: DalleBartConfig, *, seed: int = 0, is_scanned
             "GLU_0": glu(config.decoder_ffn_dim),
         }
 
-    def stack(name: str, make: Callable[[], dict], count: int) -> dict:
+    def stack(name: str, make: Callable[[], Params], count: int) -> Params:
         if is_scanned:
             return {f"{name}s": _stacked(make, count)}
         return {f"{name}_{i}": make() for i in range(count)}
 
     def codec(
-        vocab: int, length: int, name: str, make: Callable[[], dict], count: int, has_final_ln: bool
-    ) -> dict:
+        vocab: int, length: int, name: str, make: Callable[[], Params], count: int, has_final_ln: bool
+    ) -> Params:
         params = {
             "embed_tokens": {"embedding": _normal(rng, (vocab, d), 1.0)},
             "embed_positions": {"embedding": _normal(rng, (length, d), 1.0)},
@@ -173,7 +178,7 @@ def dalle_bart_flax_params(config: DalleBartConfig, *, seed: int = 0, is_scanned
     }
 
 
-def vqgan_flax_params(config: VQGanConfig, *, seed: int = 0) -> dict:
+def vqgan_flax_params(config: VQGanConfig, *, seed: int = 0) -> Params:
     """Random params nested as vqgan-jax's VQModel stores them (NHWC conv kernels (kh, kw, in, out))."""
     rng = np.random.default_rng(seed)
 
@@ -186,7 +191,7 @@ def vqgan_flax_params(config: VQGanConfig, *, seed: int = 0) -> dict:
     def norm(n: int) -> dict[str, np.ndarray]:
         return _layer_norm(rng, n, is_scaled=True)
 
-    def resnet(n_in: int, n_out: int) -> dict:
+    def resnet(n_in: int, n_out: int) -> Params:
         block = {
             "norm1": norm(n_in),
             "conv1": conv(n_in, n_out, 3),
@@ -197,7 +202,7 @@ def vqgan_flax_params(config: VQGanConfig, *, seed: int = 0) -> dict:
             block["nin_shortcut"] = conv(n_in, n_out, 1)
         return block
 
-    def attention(n: int) -> dict:
+    def attention(n: int) -> Params:
         return {
             "norm": norm(n),
             "q": conv(n, n, 1),
@@ -208,7 +213,7 @@ def vqgan_flax_params(config: VQGanConfig, *, seed: int = 0) -> dict:
 
     ch, mult, levels = config.ch, config.ch_mult, len(config.ch_mult)
     top = ch * mult[-1]
-    decoder: dict = {
+    decoder: Params = {
         "conv_in": conv(config.z_channels, top, 3),
         "mid": {"block_1": resnet(top, top), "attn_1": attention(top), "block_2": resnet(top, top)},
     }
@@ -216,7 +221,7 @@ def vqgan_flax_params(config: VQGanConfig, *, seed: int = 0) -> dict:
         block_in = ch * (mult[level + 1] if level < levels - 1 else mult[-1])
         block_out = ch * mult[level]
         resolution = config.resolution // 2**level
-        up: dict = {}
+        up: Params = {}
         for j in range(config.num_res_blocks + 1):
             up[f"block_{j}"] = resnet(block_in if j == 0 else block_out, block_out)
             if resolution in config.attn_resolutions:
@@ -236,7 +241,7 @@ def vqgan_flax_params(config: VQGanConfig, *, seed: int = 0) -> dict:
     }
 
 
-def _cast(tree: dict, dtype: np.dtype) -> dict:
+def _cast(tree: Params, dtype: np.dtype[Any]) -> Params:
     return {k: _cast(v, dtype) if isinstance(v, dict) else v.astype(dtype) for k, v in tree.items()}
 
 

@@ -20,8 +20,8 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
 
 from generator.dbretry import ride_out
 from jobs.errors import ImagineError
@@ -37,7 +37,9 @@ REGISTRY_SECONDS = 10.0  # worker heartbeat and reaping of expired leases, this 
 LISTEN_REFRESH_SECONDS = 30.0  # re-open the LISTEN connection this often (it may have died with the server)
 STOP_TIMEOUT_SECONDS = 30.0  # after stop, wait this long for the loops before cancelling them
 
-SideTask = Callable[[asyncio.Event], Awaitable[None]]  # runs until the Event is set; cancelled after
+SideTask = Callable[
+    [asyncio.Event], Coroutine[Any, Any, None]
+]  # runs until the Event is set; cancelled after
 
 
 class WorkerTaskDied(ImagineError):
@@ -49,7 +51,7 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _died(task: asyncio.Task[None], stop: asyncio.Event) -> bool:
+def _died(task: asyncio.Task[Any], stop: asyncio.Event) -> bool:
     return task.cancelled() or task.exception() is not None or not stop.is_set()
 
 
@@ -96,7 +98,7 @@ class Worker:
             extra={"action": "worker_started", "worker_id": self.worker_id, "tasks": sorted([*main, *side])},
         )
         stopper = asyncio.create_task(stop.wait(), name="stop")
-        died: asyncio.Task[None] | None = None
+        died: asyncio.Task[Any] | None = None
         try:
             done, _ = await asyncio.wait(
                 [stopper, *main.values(), *side.values()], return_when=asyncio.FIRST_COMPLETED

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from jobs import errors
 from jobs import queries as q
 from jobs.db import check_schema, connect
-from jobs.models import Job, require_aware, utcnow
+from jobs.models import Job, SpaceSettings, require_aware, utcnow
 from jobs.settings import Settings
 
 RETRY_BACKOFF_SECONDS = 10.0  # first retry after a failed render; doubles per attempt
@@ -60,7 +60,7 @@ class Limits:
 
 def now_or_utcnow(now: datetime | None) -> datetime:
     """The caller's `now` (refused if naive), else the current UTC time."""
-    return require_aware(now, "now") or utcnow()  # type: ignore[return-value]
+    return utcnow() if now is None else require_aware(now, "now")
 
 
 PING_TIMEOUT_SECONDS = 2.0
@@ -130,3 +130,19 @@ class QueueBase:
         if row is None:
             raise errors.JobNotFound(job_id)
         return Job.from_row(row)
+
+    async def _space(self, conn: AsyncConnection, platform: str, guild_id: str) -> SpaceSettings:
+        row = (await conn.execute(q.space_by_id(platform, guild_id))).one_or_none()
+        if row is None:
+            return SpaceSettings(platform=platform, guild_id=guild_id)
+        return SpaceSettings(
+            platform=platform,
+            guild_id=guild_id,
+            allowed_channels=tuple(row.allowed_channels),
+            max_running_per_user=row.max_running_per_user,
+            max_queued_per_user=row.max_queued_per_user,
+            daily_quota_images=row.daily_quota_images,
+            blocked_words=tuple(row.blocked_words),
+            admin_role_ids=tuple(row.admin_role_ids),
+            admin_user_ids=tuple(row.admin_user_ids),
+        )

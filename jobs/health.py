@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 HEALTH_TIMEOUT_SECONDS = 2.0
 
 QUEUE = web.AppKey("queue", Queue)
-NOW = web.AppKey("now", Callable[[], datetime])  # type: ignore[type-abstract]  # aiohttp types a class here
-OWN_FAMILIES = web.AppKey("own_families", Callable[[], list[metrics.Family]])  # type: ignore[type-abstract]
+NOW: web.AppKey[Callable[[], datetime]] = web.AppKey("now")
+OWN_FAMILIES: web.AppKey[Callable[[], list[metrics.Family]]] = web.AppKey("own_families")
 
 
 async def healthz(request: web.Request) -> web.Response:

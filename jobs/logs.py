@@ -206,13 +206,13 @@ FORMATTERS: dict[str, type[logging.Formatter]] = {"text": TextFormatter, "json":
 _OURS = "_imagine_handler"
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """A StreamHandler on the current `sys.stderr` (as `logging.lastResort`), never a stale one."""
 
     def __init__(self) -> None:
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property  # logging.StreamHandler.stream is a plain attribute: this reads sys.stderr each time
     def stream(self) -> TextIO:
         return sys.stderr
 

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from jobs.options import JobOptions
 
@@ -52,6 +52,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def require_aware(value: datetime, name: str) -> datetime: ...
+@overload
+def require_aware(value: None, name: str) -> None: ...
 def require_aware(value: datetime | None, name: str) -> datetime | None:
     """Naive datetimes are refused: every time in the queue is timezone-aware UTC."""
     if value is not None and value.tzinfo is None:

@@ -39,12 +39,12 @@ from jobs.models import ACTIVE, EXPIRED_PROMPT, FINAL, Delivery, Kind, Status
 from jobs.schema import UTCDateTime, bans, fair_users, images, jobs, spaces, workers
 
 
-def upsert(table: Any, dialect: str) -> Any:
+def upsert(table: Any, dialect: str) -> postgresql.Insert | sqlite.Insert:
     """INSERT … ON CONFLICT for the engine at hand (both dialects spell it the same in SQLAlchemy)."""
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
-def ping() -> Select:
+def ping() -> Select[Any]:
     """The cheapest statement: is the database there (health checks)?"""
     return select(literal(1))
 
@@ -64,7 +64,7 @@ def lock_fair_user(dialect: str, platform: str, user_id: str) -> Insert:
     )
 
 
-def virtual_time() -> Select:
+def virtual_time() -> Select[Any]:
     """Start-time fair queueing's virtual time: the lowest tag still queued or running (the job in
     service), or, when the queue is idle, the highest finish tag ever given (SFQ's idle rule)."""
     active = select(func.min(jobs.c.fair_tag)).where(jobs.c.status.in_(ACTIVE)).scalar_subquery()
@@ -90,7 +90,7 @@ def set_weight(dialect: str, platform: str, user_id: str, weight: float) -> Inse
     )
 
 
-def user_counts(platform: str, user_id: str) -> Select:
+def user_counts(platform: str, user_id: str) -> Select[Any]:
     """The user's jobs by status among queued and running (for the running and queued caps)."""
     return (
         select(jobs.c.status, func.count())
@@ -99,7 +99,7 @@ def user_counts(platform: str, user_id: str) -> Select:
     )
 
 
-def images_since(platform: str, user_id: str, since: datetime) -> Select:
+def images_since(platform: str, user_id: str, since: datetime) -> Select[Any]:
     """Images the user asked for since `since` that count against the quota: picks render nothing,
     and a job cancelled before it started cost nothing."""
     return select(func.coalesce(func.sum(jobs.c.images), 0)).where(
@@ -111,7 +111,7 @@ def images_since(platform: str, user_id: str, since: datetime) -> Select:
     )
 
 
-def find_ban(platform: str, guild_id: str, user_id: str) -> Select:
+def find_ban(platform: str, guild_id: str, user_id: str) -> Select[Any]:
     """A ban on this user here or on every guild/workspace of the platform ("")."""
     return select(bans).where(
         bans.c.platform == platform, bans.c.user_id == user_id, bans.c.guild_id.in_({guild_id, ""})
@@ -187,7 +187,7 @@ def extend_leases(job_ids: Collection[int], worker_id: str, lease_until: datetim
     )
 
 
-def held_job(job_id: int, worker_id: str) -> Select:
+def held_job(job_id: int, worker_id: str) -> Select[Any]:
     """The job if this worker holds its lease (finish/fail check this first)."""
     return select(jobs).where(
         jobs.c.id == job_id, jobs.c.status == Status.RUNNING.value, jobs.c.lease_owner == worker_id
@@ -372,13 +372,13 @@ def request_cancel(job_id: int) -> Update:
 # --- reading jobs ----------------------------------------------------------------------------------------
 
 
-def job_by_id(job_id: int, *, lock: bool = False, dialect: str = "") -> Select:
+def job_by_id(job_id: int, *, lock: bool = False, dialect: str = "") -> Select[Any]:
     """One job (locked FOR UPDATE on Postgres when about to change it)."""
     stmt = select(jobs).where(jobs.c.id == job_id)
     return stmt.with_for_update() if lock and dialect == "postgresql" else stmt
 
 
-def jobs_for_user(platform: str, user_id: str, limit: int, statuses: Collection[str] | None) -> Select:
+def jobs_for_user(platform: str, user_id: str, limit: int, statuses: Collection[str] | None) -> Select[Any]:
     """A user's most recent jobs, newest first."""
     stmt = select(jobs).where(jobs.c.platform == platform, jobs.c.user_id == user_id)
     if statuses:
@@ -386,7 +386,7 @@ def jobs_for_user(platform: str, user_id: str, limit: int, statuses: Collection[
     return stmt.order_by(jobs.c.id.desc()).limit(limit)
 
 
-def queue_ahead(fair_tag: float, job_id: int, since: datetime) -> Select:
+def queue_ahead(fair_tag: float, job_id: int, since: datetime) -> Select[Any]:
     """For a position and ETA, in one round trip: queued jobs (and their images) claimed before this
     one; images still to draw in running jobs; images finished since `since` and when the earliest of
     those started (the recent render rate, all workers together)."""
@@ -406,7 +406,7 @@ def queue_ahead(fair_tag: float, job_id: int, since: datetime) -> Select:
     )
 
 
-def job_images(job_id: int, index: int | None = None) -> Select:
+def job_images(job_id: int, index: int | None = None) -> Select[Any]:
     """A job's stored images (the grid is index -1), in order."""
     stmt = select(images).where(images.c.job_id == job_id)
     if index is not None:
@@ -464,14 +464,14 @@ def worker_seen(dialect: str, values: dict[str, Any]) -> Insert:
     )
 
 
-def workers_seen_since(since: datetime) -> Select:
+def workers_seen_since(since: datetime) -> Select[Any]:
     return select(workers).where(workers.c.last_seen_at >= since).order_by(workers.c.worker_id)
 
 
 # --- guild/workspace settings and bans -------------------------------------------------------------------
 
 
-def space_by_id(platform: str, guild_id: str) -> Select:
+def space_by_id(platform: str, guild_id: str) -> Select[Any]:
     return select(spaces).where(spaces.c.platform == platform, spaces.c.guild_id == guild_id)
 
 
@@ -501,7 +501,7 @@ def remove_ban(platform: str, guild_id: str, user_id: str) -> Delete:
     )
 
 
-def list_bans(platform: str, guild_id: str | None) -> Select:
+def list_bans(platform: str, guild_id: str | None) -> Select[Any]:
     stmt = select(bans).where(bans.c.platform == platform)
     if guild_id is not None:
         stmt = stmt.where(bans.c.guild_id.in_({guild_id, ""}))
@@ -518,13 +518,13 @@ def _finished_before(cutoff: datetime) -> Any:
     )
 
 
-def finished_jobs_with_images(cutoff: datetime, limit: int) -> Select:
+def finished_jobs_with_images(cutoff: datetime, limit: int) -> Select[Any]:
     """Up to `limit` finished jobs older than `cutoff` that still have stored pictures."""
     has_images = exists().where(images.c.job_id == jobs.c.id)
     return select(jobs.c.id).where(_finished_before(cutoff), has_images).limit(limit)
 
 
-def finished_jobs_with_prompts(cutoff: datetime, limit: int) -> Select:
+def finished_jobs_with_prompts(cutoff: datetime, limit: int) -> Select[Any]:
     """Up to `limit` finished jobs older than `cutoff` whose prompt is not yet forgotten."""
     remembered = (jobs.c.prompt != EXPIRED_PROMPT) | (jobs.c.prompt_normalized != EXPIRED_PROMPT)
     return select(jobs.c.id).where(_finished_before(cutoff), remembered).limit(limit)

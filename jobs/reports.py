@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -86,7 +86,7 @@ class ReportsMixin(QueueBase):
             rows = (await conn.execute(rq.recent_jobs(filters or UsageFilter(), limit))).all()
         return [Job.from_row(row) for row in rows]
 
-    async def usage_jobs(self, filters: UsageFilter, *, batch: int = 1000) -> AsyncIterator[Job]:
+    async def usage_jobs(self, filters: UsageFilter, *, batch: int = 1000) -> AsyncGenerator[Job]:
         """Every job `usage` counts for `filters`, oldest first, streamed `batch` rows at a time."""
         async with self._reading() as conn:
             result = await conn.stream(rq.usage_jobs(filters).execution_options(yield_per=batch))

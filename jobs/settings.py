@@ -139,6 +139,7 @@ def env_name(field: str) -> str:
 def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
     """Read settings; a bad value becomes one `SettingsError` line naming the variable (never its secret)."""
     try:
+        # pydantic-settings takes _env_file and field overrides as init arguments its signature lacks
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg,arg-type]
     except ValidationError as exc:
         problems = []

@@ -3,11 +3,9 @@ change them). Part of `Queue` (see `jobs/queue.py`)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobs import queries as q
 from jobs.base import QueueBase
@@ -22,22 +20,6 @@ class SpacesMixin(QueueBase):
         async with self._reading() as conn:
             return await self._space(conn, platform, guild_id)
 
-    async def _space(self, conn: AsyncConnection, platform: str, guild_id: str) -> SpaceSettings:
-        row = (await conn.execute(q.space_by_id(platform, guild_id))).one_or_none()
-        if row is None:
-            return SpaceSettings(platform=platform, guild_id=guild_id)
-        return SpaceSettings(
-            platform=platform,
-            guild_id=guild_id,
-            allowed_channels=tuple(row.allowed_channels),
-            max_running_per_user=row.max_running_per_user,
-            max_queued_per_user=row.max_queued_per_user,
-            daily_quota_images=row.daily_quota_images,
-            blocked_words=tuple(row.blocked_words),
-            admin_role_ids=tuple(row.admin_role_ids),
-            admin_user_ids=tuple(row.admin_user_ids),
-        )
-
     async def update_settings(
         self, platform: str, guild_id: str, *, now: datetime | None = None, **changes: Any
     ) -> SpaceSettings:
@@ -48,10 +30,10 @@ class SpacesMixin(QueueBase):
         now = _now(now)
         async with self._engine.begin() as conn:
             current = await self._space(conn, platform, guild_id)
-            merged = replace(
-                current,
-                **{k: tuple(v) if isinstance(v, list | tuple | set) else v for k, v in changes.items()},  # type: ignore[arg-type]
-            )
+            given: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list | tuple | set) else v for k, v in changes.items()
+            }
+            merged = replace(current, **given)
             values = {name: getattr(merged, name) for name in SpaceSettings.EDITABLE}
             for name in ("allowed_channels", "blocked_words", "admin_role_ids", "admin_user_ids"):
                 values[name] = [str(item) for item in values[name]]
@@ -73,17 +55,10 @@ class SpacesMixin(QueueBase):
         now: datetime | None = None,
     ) -> Ban:
         """Ban a user from /imagine in one guild/workspace, or on the whole platform (guild_id="")."""
-        values = {
-            "platform": platform,
-            "guild_id": guild_id,
-            "user_id": user_id,
-            "reason": reason,
-            "banned_by": banned_by,
-            "created_at": _now(now),
-        }
+        ban = Ban(platform, guild_id, user_id, reason, banned_by, _now(now))
         async with self._engine.begin() as conn:
-            await conn.execute(q.add_ban(self._dialect, values))
-        return Ban(**values)  # type: ignore[arg-type]
+            await conn.execute(q.add_ban(self._dialect, asdict(ban)))
+        return ban
 
     async def unban(self, platform: str, user_id: str, *, guild_id: str = "") -> bool:
         async with self._engine.begin() as conn:

@@ -65,9 +65,10 @@ async def run_render(args: argparse.Namespace, settings: Settings) -> int:
         job = enqueued.job
         print(f"job {job.id}: {job.images} image(s), seed {job.options.seed}", file=sys.stderr)
         async with stop_on_signals() as stop:
-            job = await wait_for_job(queue, job.id, helper, stop)
-        if job is None:
+            ended = await wait_for_job(queue, job.id, helper, stop)
+        if ended is None:
             return helper.exit_status() or 130
+        job = ended
         if job.status is not Status.DONE:
             print(f"imagine: job {job.id} {job.status}: {job.error or 'no reason given'}", file=sys.stderr)
             return 1

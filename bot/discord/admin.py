@@ -84,10 +84,11 @@ async def usage_command(
         since=None if span is None else bot.now() - span,
     )
     queue = bot.queue
-    [total] = await queue.usage(by="total", filters=filters) or [None]
-    if total is None:
+    totals = await queue.usage(by="total", filters=filters)
+    if not totals:
         await interaction.response.send_message(messages.usage_empty(), ephemeral=True)
         return
+    [total] = totals
     by_user = sorted(await queue.usage(by="user", filters=filters), key=lambda r: (-r.images, r.key))
     by_day = (await queue.usage(by="day", filters=filters))[-DAYS_SHOWN:]
     recent = await queue.recent_prompts(filters=filters, limit=RECENT_PROMPTS)
@@ -207,6 +208,9 @@ async def unban(interaction: Interaction, user: discord.User) -> None:
     await interaction.response.send_message(messages.unbanned(user.mention, was_banned), ephemeral=True)
 
 
-ADMIN_COMMANDS: tuple[app_commands.Command[Any, ..., Any], ...] = tuple(
-    _admin_only(command) for command in (usage_command, settings_command, ban, unban)
+ADMIN_COMMANDS: tuple[app_commands.Command[Any, ..., Any], ...] = (
+    _admin_only(usage_command),
+    _admin_only(settings_command),
+    _admin_only(ban),
+    _admin_only(unban),
 )

@@ -69,7 +69,7 @@ class ImagineBot(discord.AutoShardedClient):
         self._generators_seen_at = -GENERATORS_CACHE_SECONDS
         self.enqueue_slots = asyncio.Semaphore(ENQUEUE_CONCURRENCY)
         self.tree: app_commands.CommandTree[ImagineBot] = app_commands.CommandTree(self)
-        self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
+        self.tree.error(self.on_app_command_error)
         for command in (*COMMANDS, *ADMIN_COMMANDS):
             self.tree.add_command(command)
 
@@ -93,9 +93,11 @@ class ImagineBot(discord.AutoShardedClient):
             return True
         return False
 
-    async def on_imagine_button(self, interaction: discord.Interaction, button_id: ButtonId) -> None:
+    async def on_imagine_button(
+        self, interaction: discord.Interaction[ImagineBot], button_id: ButtonId
+    ) -> None:
         try:
-            await on_button(interaction, button_id)  # type: ignore[arg-type]
+            await on_button(interaction, button_id)
         except Exception:
             # DynamicItem errors only reach the log: answer the user too (examples/modals/basic.py)
             log.exception("button failed", extra={"action": "button_error", "button": button_id.custom_id})

@@ -13,7 +13,7 @@ through the dynamic item, whether or not the view object is still in memory.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import discord
 
@@ -65,13 +65,14 @@ class _ImagineButton:
     def __init__(self, button_id: ButtonId, *, row: int | None = None) -> None:
         if button_id.action is not self.action:
             raise ValueError(f"{type(self).__name__} is for {self.action} buttons, got {button_id.action}")
+        # super() is the subclass's DynamicItem (see their bases); mypy checks the mixin against object
         super().__init__(make_button(button_id), row=row)  # type: ignore[call-arg]
         self.button_id = button_id
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
-    ) -> _ImagineButton:
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
         return cls(ButtonId.from_match(cls.action, match))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -121,7 +122,13 @@ BUTTON_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     CancelButton,
     InfoButton,
 )
-_ITEM_FOR_ACTION = {item.action: item for item in BUTTON_ITEMS}  # type: ignore[attr-defined]
+_ITEM_FOR_ACTION: dict[Action, type[discord.ui.DynamicItem[Any]]] = {
+    PickButton.action: PickButton,
+    VariationButton.action: VariationButton,
+    RerollButton.action: RerollButton,
+    CancelButton.action: CancelButton,
+    InfoButton.action: InfoButton,
+}
 
 
 def button_item(button_id: ButtonId, *, row: int | None = None) -> discord.ui.DynamicItem[Any]:

@@ -44,7 +44,7 @@ class Answer:
 
 
 Work = Callable[[], Awaitable["str | Answer"]]
-Ack = Callable[..., Awaitable[None]]  # Bolt's ack, or a wrapper of it
+Ack = Callable[..., Awaitable[object]]  # Bolt's ack, or a wrapper of it
 
 
 class AcksFirst:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jinja2
 from aiohttp import web
 
 from bot.web.auth import Credentials, LoginLimiter, Session, SessionStore
 from bot.web.config import DashboardConfig
 from jobs.health import NOW, QUEUE  # the keys the shared /healthz and /metrics handlers read
+from jobs.queue import Queue
 
 __all__ = ["CONFIG", "CREDENTIALS", "LIMITER", "NOW", "QUEUE", "SESSION", "SESSIONS", "SETTINGS", "TEMPLATES"]
 
@@ -24,5 +23,5 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 SESSION = web.RequestKey("session", Session)  # set by the sign-in middleware
 
 
-def queue_of(request: web.Request) -> Any:
+def queue_of(request: web.Request) -> Queue:
     return request.app[QUEUE]

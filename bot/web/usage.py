@@ -51,15 +51,12 @@ class Selection:
 def selection_from(query: Any, *, today: date) -> Selection:
     first = forms.day(query, "since")
     last = forms.day(query, "until")
-    if first is None and last is None:
-        first, last = today - timedelta(days=DEFAULT_DAYS - 1), today
-    elif first is None:
-        first = last - timedelta(days=DEFAULT_DAYS - 1)  # type: ignore[operator]
-    elif last is None:
-        last = max(first, today)
-    if last < first:  # type: ignore[operator]
+    if last is None:
+        last = today if first is None else max(first, today)
+    if first is None:
+        first = last - timedelta(days=DEFAULT_DAYS - 1)
+    if last < first:
         first, last = last, first
-    assert first is not None and last is not None
     platform = forms.text(query, "platform")
     values = {name: forms.text(query, name) for name in ("guild", "channel", "user", "model")}
     form = {

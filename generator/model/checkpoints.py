@@ -341,5 +341,6 @@ def load_vqgan(
     with torch.device("meta"):
         model = VQGanDetokenizer(config)
     _materialize(model, state, what=f"VQGAN weights in {directory}", dtype=dtype, device=torch.device(device))
-    model.to(memory_format=torch.channels_last)  # assign=True took the loaded layout; see VQGanDetokenizer
+    # assign=True took the loaded layout; see VQGanDetokenizer (torch's stubs omit memory_format)
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
     return model.eval().requires_grad_(False), Loaded(directory, source)

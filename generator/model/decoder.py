@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -128,10 +129,15 @@ class DalleBartDecoder(nn.Module):
         )
         self.lm_head = nn.Linear(d, config.image_vocab_size + 1, bias=False)
 
+    @property
+    def decoder_layers(self) -> list[DecoderLayer]:
+        """`layers`, typed (an nn.ModuleList of DecoderLayer; the checkpoint's key names stay `layers.N`)."""
+        return cast(list[DecoderLayer], self.layers)
+
     def cross_keys_values(self, encoder_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """encoder_state (n, T, d) → keys, values (layers, n, h, T, hd): computed once per prompt."""
         keys, values = [], []
-        for layer in self.layers:
+        for layer in self.decoder_layers:
             attn = layer.encoder_attn
             keys.append(attn.split_heads(attn.k_proj(encoder_state)))
             values.append(attn.split_heads(attn.v_proj(encoder_state)))
@@ -151,7 +157,7 @@ class DalleBartDecoder(nn.Module):
         sequence_index = torch.arange(s, device=tokens.device)
         x = self.embed_tokens(tokens) * self.embed_scale + self.embed_positions(positions)
         x = self.layernorm_embedding(x)
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.decoder_layers):
             x = layer.forward_step(
                 x,
                 sequence_index,

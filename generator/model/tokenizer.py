@@ -84,17 +84,17 @@ class TextTokenizer:
         """The text the model reads for `prompt`: itself when the checkpoint does not normalize."""
         return prompt if self._normalizer is None else self._normalizer(prompt)
 
-    def encode(self, prompts: Sequence[str]) -> torch.LongTensor:
+    def encode(self, prompts: Sequence[str]) -> torch.Tensor:
         """Token ids of the normalized prompts: (len(prompts), max_length), padded with `pad_token_id`."""
         if isinstance(prompts, str):
             raise TypeError("encode takes a sequence of prompts, not one string")
         return self._tokenize([self.normalize(prompt) for prompt in prompts])
 
-    def encode_unconditional(self) -> torch.LongTensor:
+    def encode_unconditional(self) -> torch.Tensor:
         """Token ids of the empty prompt, not normalized: (1, max_length)."""
         return self._unconditional.clone()
 
-    def _tokenize(self, texts: list[str]) -> torch.LongTensor:
+    def _tokenize(self, texts: list[str]) -> torch.Tensor:
         if not texts:
             return torch.empty((0, self.max_length), dtype=torch.long)
         encoding = self._tokenizer(

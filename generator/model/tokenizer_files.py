@@ -10,7 +10,7 @@ most frequent first).
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tokenizers import ByteLevelBPETokenizer, processors
@@ -93,5 +93,5 @@ def write_tiny_word_frequency(directory: Path, *, words: Iterable[str] | None = 
     return path
 
 
-def _write_json(path: Path, value: dict[str, object]) -> None:
+def _write_json(path: Path, value: Mapping[str, object]) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")

@@ -126,7 +126,7 @@ class VQGanDetokenizer(nn.Module):
             )
         # Channels-last 4-D weights, as the activations: oneDNN then reorders no weight per call (same
         # values and keys; load_state_dict copies into this layout; assign=True callers convert again)
-        self.to(memory_format=torch.channels_last)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (n, g*g) long → pixels (n, 3, R, R) float in [0, 1]."""

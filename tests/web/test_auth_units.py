@@ -27,7 +27,8 @@ def test_session_cookie_is_signed_and_expires() -> None:
     session, cookie = store.start()
     assert store.from_cookie(cookie) is session
     session_id, signature = cookie.split(".")
-    assert store.from_cookie(f"{session_id}.{signature[:-1]}A") is None  # tampered signature
+    tampered = signature[:-1] + ("B" if signature.endswith("A") else "A")  # never the same signature
+    assert store.from_cookie(f"{session_id}.{tampered}") is None
     assert store.from_cookie(session_id) is None and store.from_cookie(None) is None
     other = SessionStore(lifetime_seconds=60, clock=clock)
     assert other.from_cookie(cookie) is None  # another process's key
