@@ -1,10 +1,13 @@
-"""The generator process: `python -m generator.serve` (started by `imagine serve`, or on its own on
-GPU machines, any number of them against one Postgres).
+"""The generator process: `python -m generator.serve`, started by `imagine serve` or on its own on GPU
+machines, any number of them against one Postgres.
 
     settings → database (schema must be at head) → load the model once → Worker.run until SIGTERM/SIGINT
 
-Exit status: 0 after a clean stop; 1 if a task died; 2 bad settings or schema; 3 the model cannot be loaded
-(one line on stderr saying why and what to do; nothing was claimed, so no job is lost).
+Whatever stops it before a clean stop ends in one line on stderr, prefixed `imagine generator:`, and the
+exit status of its kind (the table in jobs/errors.py): 2 bad settings, 3 a database that cannot be used
+(unreachable at start, or a fault that cannot pass: read-only, disk full), 4 a schema behind the code,
+8 a model that cannot be loaded (nothing was claimed, so no job is lost), 10 a task that died (its
+traceback is in the log).
 """
 
 from __future__ import annotations
@@ -17,19 +20,22 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.errors import ImagineError, SettingsError
+from jobs.errors import EXIT_INTERNAL, EXIT_OK, ImagineError
+from jobs.faults import database_fault
+from jobs.hints import command_hint
 from jobs.logs import configure_from_settings
-from jobs.queue import DELIVERY_HOLD_SECONDS
+from jobs.queue import DELIVERY_HOLD_SECONDS, Queue
 from jobs.settings import Settings, load_settings
 
 log = logging.getLogger("generator.serve")
 
-EXIT_OK, EXIT_TASK_DIED, EXIT_CONFIG, EXIT_MODEL = 0, 1, 2, 3
-TRY_TINY_HINT = (
-    "to try the whole path offline, make a tiny random model: "
-    "`python -m generator.testing make-tiny ./tiny` then "
-    "IMAGINE_MODEL_DIR=./tiny/dalle IMAGINE_VQGAN_DIR=./tiny/vqgan"
-)
+
+def try_tiny_hint() -> str:
+    return (
+        "to try the whole path offline, make a tiny random model: "
+        f"`{command_hint('python')} -m generator.testing make-tiny ./tiny` then "
+        "IMAGINE_MODEL_DIR=./tiny/dalle IMAGINE_VQGAN_DIR=./tiny/vqgan"
+    )
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,18 @@ class LoadedModel:
 
 class ModelLoadError(ImagineError):
     """The model could not be loaded; the message says why and what to do."""
+
+    exit_status = 8
+
+
+class BatchTooLarge(ImagineError):
+    """The sampler's caches for one batch do not fit: lower IMAGINE_BATCH_IMAGES."""
+
+    exit_status = 8
+
+
+# the setting that names each checkpoint (CheckpointError.part)
+_CHECKPOINT_SETTINGS = {"model": "IMAGINE_MODEL_DIR", "vqgan": "IMAGINE_VQGAN_DIR"}
 
 
 def load_model(settings: Settings) -> LoadedModel:
@@ -56,23 +74,31 @@ def load_model(settings: Settings) -> LoadedModel:
     dtype = settings.dtype
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    model_spec = settings.model_dir or settings.model_name
-    vqgan_spec = settings.vqgan_dir or settings.vqgan_name
     try:
         model = DalleMini.load(
-            model_spec,
-            vqgan_spec,
+            settings.model_dir or settings.model_name,
+            settings.vqgan_dir or settings.vqgan_name,
             revision=settings.model_revision,
             vqgan_revision=settings.vqgan_revision,
             cache_dir=settings.models_dir,
             device=device,
             dtype=dtype,
         )
-    except (HubUnreachable, CheckpointNotFound) as exc:
-        hint = "" if settings.model_dir and settings.vqgan_dir else f"; {TRY_TINY_HINT}"
-        raise ModelLoadError(f"cannot load the model: {_one_line(exc)}{hint}") from exc
+    except HubUnreachable as exc:
+        raise ModelLoadError(
+            f"cannot load the model: {_one_line(exc)}. Offline? On a machine with network access run "
+            f"`hf download {settings.model_name} --local-dir dalle` and "
+            f"`hf download {settings.vqgan_name} --local-dir vqgan`, copy both directories here and set "
+            f"IMAGINE_MODEL_DIR=dalle IMAGINE_VQGAN_DIR=vqgan; or {try_tiny_hint()}"
+        ) from exc
+    except CheckpointNotFound as exc:
+        setting = _CHECKPOINT_SETTINGS.get(exc.part or "model")
+        raise ModelLoadError(
+            f"cannot load the model: {_one_line(exc)} (check {setting}); or {try_tiny_hint()}"
+        ) from exc
     except CheckpointError as exc:
-        raise ModelLoadError(f"cannot load the model: {_one_line(exc)}") from exc
+        setting = _CHECKPOINT_SETTINGS.get(exc.part or "model")
+        raise ModelLoadError(f"cannot load the model: {_one_line(exc)} (check {setting})") from exc
     except torch.cuda.OutOfMemoryError as exc:
         raise ModelLoadError(
             f"cannot load the model: out of GPU memory on {device} ({_one_line(exc)}); "
@@ -80,14 +106,14 @@ def load_model(settings: Settings) -> LoadedModel:
         ) from exc
     except (RuntimeError, OSError, ValueError) as exc:
         raise ModelLoadError(
-            f"cannot load the model on {device}: {type(exc).__name__}: {_one_line(exc)}"
+            f"cannot load the model on {device} (IMAGINE_DEVICE): {type(exc).__name__}: {_one_line(exc)}"
         ) from exc
     name = str(settings.model_dir) if settings.model_dir else settings.model_name
     return LoadedModel(model=model, name=name, device=device)
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:600] or type(exc).__name__
+    return " ".join(str(exc).split())[:600].rstrip(".") or type(exc).__name__
 
 
 async def serve(
@@ -101,31 +127,26 @@ async def serve(
     stop_grace_seconds: float | None = None,
     delivery_hold_seconds: float = DELIVERY_HOLD_SECONDS,
 ) -> int:
-    """Run one generator until `stop`; returns the exit status (see the module docstring)."""
+    """Run one generator until `stop`; returns 0 after a clean stop, raises the `ImagineError` that
+    stopped it otherwise (see the module docstring)."""
     from bot.posters import make_posters
     from generator.delivery import Deliverer
-    from generator.worker import Worker, WorkerTaskDied
-    from jobs.queue import Queue
+    from generator.worker import Worker
 
     queue = Queue.connect(settings)
     try:
         try:
             await queue.check_schema()
-        except ImagineError as exc:
-            print(f"imagine generator: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
+            await queue.check_writable()
+        except ImagineError:
+            raise
         except Exception as exc:
-            print(f"imagine generator: cannot reach the database: {_one_line(exc)}", file=sys.stderr)
-            return EXIT_CONFIG
+            raise queue.fault(exc) or exc from exc
         render_loop = None
         device = model_name = ""
         if render:
             # Load before claiming anything: a model that cannot load loses no job.
-            try:
-                loaded = await asyncio.to_thread(load_model, settings)
-            except ModelLoadError as exc:
-                print(f"imagine generator: {exc}", file=sys.stderr)
-                return EXIT_MODEL
+            loaded = await asyncio.to_thread(load_model, settings)
             from generator.engine import ModelEngine
             from generator.scheduler import STOP_GRACE_SECONDS, Batching, RenderLoop
 
@@ -134,12 +155,10 @@ async def serve(
                     loaded.model, capacity=settings.batch_images, model_name=loaded.name
                 )
             except (RuntimeError, MemoryError) as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
-                print(
-                    f"imagine generator: cannot allocate a batch of {settings.batch_images} images on "
-                    f"{loaded.device}: {_one_line(exc)}; lower IMAGINE_BATCH_IMAGES",
-                    file=sys.stderr,
-                )
-                return EXIT_MODEL
+                raise BatchTooLarge(
+                    f"cannot allocate a batch of {settings.batch_images} images on {loaded.device}: "
+                    f"{_one_line(exc)}; lower IMAGINE_BATCH_IMAGES"
+                ) from exc
             device, model_name = loaded.device, loaded.name
             render_loop = RenderLoop(
                 queue=queue,
@@ -168,9 +187,6 @@ async def serve(
         )
         try:
             await worker.run(stop)
-        except WorkerTaskDied as exc:
-            print(f"imagine generator: {exc}", file=sys.stderr)
-            return EXIT_TASK_DIED
         finally:
             for poster in posters.values():
                 await poster.aclose()
@@ -210,8 +226,10 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 
 def _on_signal(stop: asyncio.Event, signum: int) -> None:
+    if stop.is_set():
+        return  # already stopping: one line in the log per stop, whatever else arrives
     log.info(
-        "%s: stopping (no more claims; finishing or releasing in-flight jobs)",
+        "%s: stopping (no more claims; finishing or releasing in-flight jobs, then posting what finished)",
         signal.Signals(signum).name,
         extra={"action": "worker_stopping"},
     )
@@ -221,7 +239,7 @@ def _on_signal(stop: asyncio.Event, signum: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     from generator.worker import default_worker_id
 
-    parser = argparse.ArgumentParser(prog="python -m generator.serve", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m generator.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--worker-id", default=None, help="stable id in the worker registry (default host:pid)"
     )
@@ -243,14 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     worker_id = args.worker_id or default_worker_id()
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"imagine generator: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    configure_from_settings(settings, worker_id=worker_id)
 
-    async def run() -> int:
+    async def run(settings: Settings) -> int:
         stop = asyncio.Event()
         install_stop_signals(stop)
         return await serve(
@@ -264,7 +276,28 @@ def main(argv: list[str] | None = None) -> int:
             delivery_hold_seconds=args.delivery_hold_seconds,
         )
 
-    return asyncio.run(run())
+    settings: Settings | None = None
+    try:
+        settings = load_settings()
+        configure_from_settings(settings, worker_id=worker_id)
+        return asyncio.run(run(settings))
+    except ImagineError as exc:
+        return _fail(str(exc), exc.exit_status)
+    except Exception as exc:
+        fault = database_fault(exc, settings.db_url) if settings is not None else None
+        if fault is not None:
+            return _fail(str(fault), fault.exit_status)
+        log.error("the generator stopped on a bug", exc_info=exc, extra={"action": "worker_bug"})
+        return _fail(
+            f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (the traceback is in "
+            "the log above; please report it)",
+            EXIT_INTERNAL,
+        )
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"imagine generator: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import numpy as np
 from generator.model.config import DalleBartConfig, VQGanConfig
 from generator.model.flax_format import MAX_CHUNK_BYTES, write_flax_msgpack
 from generator.model.tokenizer_files import write_tiny_tokenizer, write_tiny_word_frequency
+from jobs.hints import command_hint
 
 TINY_DALLE = DalleBartConfig(
     d_model=32,
@@ -300,7 +301,8 @@ def main(argv: list[str] | None = None) -> None:
         dtype="float16" if args.fp16 else "float32",
     )
     print(f"DalleBart: {dalle_dir}\nVQGAN:     {vqgan_dir}")
-    print(f"try: python -m generator render 'a cat' --model {dalle_dir} --vqgan {vqgan_dir} --out grid.png")
+    python = command_hint("python")
+    print(f"try: {python} -m generator render 'a cat' --model {dalle_dir} --vqgan {vqgan_dir} --out grid.png")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ settings       Settings, load_settings            IMAGINE_* variables and .env, 
 errors         ImagineError, Refused (+ reasons)  every error, with what happened and how to fix it
 models         Job, JobOptions, EnqueueRequest…   frozen domain objects; ACTIVE and FINAL statuses
 schema         the tables; migrations/ must match it
-db             connect, migrate, ensure_migrated  engines, the schema version, which faults are transient
+db             connect, migrate, ensure_migrated  engines and the schema version
+faults         is_transient, database_fault       what a database fault means, in one line naming the setting
 queue          Queue, Rendered, Heartbeat         enqueue, position, claim, heartbeat, finish, fail, reap
 base           QueueBase, Limits                  open/close, limits, the read transaction, the clock
 delivery       (part of Queue)                    due_deliveries, mark_delivered, delivery_failed
 spaces         (part of Queue)                    guild/workspace settings, bans, fairness weights
-workers        (part of Queue)                    worker_heartbeat, workers_online, listen (LISTEN/NOTIFY)
+workers        (part of Queue)                    worker_heartbeat, workers_alive, listen (LISTEN/NOTIFY)
 reports        (part of Queue)                    usage, history search, queue depth, /metrics counters
 retention      (part of Queue)                    apply_retention: forget old pictures and prompts
 queries        every statement of the queue's operations, named and explained

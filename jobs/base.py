@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from jobs import errors
 from jobs import queries as q
 from jobs.db import check_schema, connect
+from jobs.errors import DatabaseUnavailable
+from jobs.faults import database_fault
 from jobs.models import Job, SpaceSettings, require_aware, utcnow
 from jobs.settings import Settings
 
@@ -43,6 +45,7 @@ class Limits:
     delivery_timeout_seconds: float = _setting("delivery_timeout_seconds")
     retry_backoff_seconds: float = RETRY_BACKOFF_SECONDS
     models: tuple[str, ...] = ()  # accepted `model` option values; () accepts any
+    blocked_words: tuple[str, ...] = ()  # refused everywhere (IMAGINE_BLOCKED_WORDS); spaces add theirs
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -55,6 +58,7 @@ class Limits:
             lease_seconds=settings.lease_seconds,
             delivery_timeout_seconds=settings.delivery_timeout_seconds,
             models=(settings.model_name,),
+            blocked_words=tuple(word.strip() for word in settings.blocked_words.split(",") if word.strip()),
         )
 
 
@@ -109,8 +113,18 @@ class QueueBase:
         """Postgres: LISTEN/NOTIFY wake-ups and SKIP LOCKED claims; SQLite polls."""
         return self._dialect == "postgresql"
 
+    def fault(self, exc: BaseException) -> DatabaseUnavailable | None:
+        """`exc` as the one line a person reads about this queue's database (None: not a database fault)."""
+        return database_fault(exc, self._engine.url.render_as_string(hide_password=False))
+
     async def check_schema(self) -> None:
         await check_schema(self._engine)
+
+    async def check_writable(self) -> None:
+        """Raise the database's own error unless it takes writes: a read-only file or server refuses even
+        a write that changes nothing. Long-running processes check it at start, to fail at once."""
+        async with self._engine.begin() as conn:
+            await conn.execute(q.forget_worker(""))  # deletes nothing: a worker id is never empty
 
     async def ping(self, *, timeout: float = PING_TIMEOUT_SECONDS) -> None:
         """Raise unless the database answers a trivial query within `timeout` seconds (health checks)."""

@@ -1,5 +1,4 @@
-"""Engines, schema version and database faults: `connect`, `migrate`, `ensure_migrated`, `check_schema`,
-`is_transient`.
+"""Engines and the schema version: `connect`, `migrate`, `ensure_migrated`, `check_schema`.
 
 SQLite is tuned for a queue: WAL (readers never block the writer), a busy timeout (writers wait instead
 of failing), foreign keys on, and every write transaction opened with `BEGIN IMMEDIATE`, so two
@@ -19,7 +18,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jobs.errors import SchemaOutOfDate
@@ -115,19 +113,3 @@ async def ensure_migrated(url: str) -> bool:
         await engine.dispose()
     await migrate_async(url)
     return True
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A lost or refused connection, a server shutting down, a busy database: worth retrying."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, DBAPIError):
-        text = str(exc.orig).lower()
-        return any(word in text for word in ("connection", "shutting down", "terminat", "closed", "locked"))
-    if type(exc).__module__.startswith("asyncpg") and any(
-        word in type(exc).__name__ for word in ("Connection", "Shutdown", "Interface", "CannotConnect")
-    ):
-        return True  # raised by the raw LISTEN connection, outside SQLAlchemy
-    return isinstance(exc, ConnectionError | TimeoutError | OSError)

@@ -2,29 +2,56 @@
 
     ImagineError
     ├── SettingsError          a setting is missing or invalid (names the IMAGINE_* variable)
+    ├── UsageError             a command's argument cannot be used
+    ├── DatabaseUnavailable    the database cannot be reached or used (names the setting to fix)
     ├── SchemaOutOfDate        the database is behind the code (run `imagine migrate`)
     ├── JobNotFound            no job with that id
     ├── LeaseLost              a worker reported on a job it no longer holds
     ├── NotAllowed             a user tried to act on someone else's job
+    ├── OutputNotWritable      a command's output file cannot be written
+    ├── JobFailed              the job a command waited for failed or was cancelled
     └── Refused                enqueue said no; `.reason` is shown to the user as is
         ├── EmptyPrompt, PromptTooLong, NulCharacter, ControlCharacters, NoWords
         ├── BadOption (UnknownOption, ImagesOutOfRange, NegativeSeed, ...)
         ├── ChannelNotAllowed, Banned, BlockedWord
         ├── TooManyRunning, TooManyQueued
         ├── QuotaExceeded      (carries `.resets_at`)
+        ├── BadRequester       an empty user id, or an id or name longer than the table holds
         └── BadParent          a reroll/variation/pick names a job that cannot be used
 
 Docstrings say what happened and how to fix it; the `.reason` of a `Refused` is the
 sentence the Discord and Slack frontends post, so both refuse the same thing in the same words.
+
+Every error carries the exit status a command ends with when it stops on it (`exit_status`), the same
+for `imagine` and `python -m generator.serve`:
+
+    0   done                               7   the output file cannot be written (bot/cli)
+    1   refused (the reason is printed)    8   the model cannot be loaded (generator)
+    2   bad settings or arguments          9   the job failed or was cancelled (its reason is printed)
+    3   the database cannot be used        10  a generator task died (its traceback is in the log)
+    4   the schema is behind: migrate      70  a bug (the traceback is in the log)
+    5   no such job                        130 interrupted (nothing is lost: the job stays queued)
+    6   not allowed (someone else's job)   141 the reader of the output went away (`| head`)
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
+
+from jobs.hints import command_hint
+
+# Beyond the errors' own statuses: how a command ends without one of them.
+EXIT_OK = 0
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: nothing is lost
+EXIT_BROKEN_PIPE = 141  # as a shell reports a process ended by SIGPIPE
 
 
 class ImagineError(Exception):
     """Something in the /imagine bot went wrong; the message says what and how to fix it."""
+
+    exit_status: ClassVar[int] = 2
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or type(self).__name__).strip())
@@ -33,21 +60,45 @@ class ImagineError(Exception):
 class SettingsError(ImagineError):
     """A setting is missing or invalid: fix the named IMAGINE_* environment variable or `.env` line."""
 
+    exit_status = 2
+
+
+class UsageError(ImagineError):
+    """A command's argument cannot be used: the message names it and what it may be."""
+
+    exit_status = 2
+
+
+class DatabaseUnavailable(ImagineError):
+    """The database cannot be reached or used: the message says why and which setting to fix.
+
+    `kind` names the fault for programs (refused, unknown_host, login, read_only, disk_full, …)."""
+
+    exit_status = 3
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
 
 class SchemaOutOfDate(ImagineError):
     """The database schema is older than the code: run `imagine migrate`."""
+
+    exit_status = 4
 
     def __init__(self, current: str | None, needed: str) -> None:
         self.current = current
         self.needed = needed
         super().__init__(
             f"database schema is at {current or 'nothing (empty database)'}, code needs {needed}: "
-            "run `imagine migrate`"
+            f"run `{command_hint('imagine')} migrate`"
         )
 
 
 class JobNotFound(ImagineError):
     """There is no job with that id; check the id (`imagine status ID`)."""
+
+    exit_status = 5
 
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
@@ -69,9 +120,26 @@ class LeaseLost(ImagineError):
 class NotAllowed(ImagineError):
     """Only the person who asked for a job, or an admin, may do that."""
 
+    exit_status = 6
+
+
+class OutputNotWritable(ImagineError):
+    """The output file cannot be written: the message names it and, if it was drawn already, where the
+    picture can still be fetched."""
+
+    exit_status = 7
+
+
+class JobFailed(ImagineError):
+    """The job ended without pictures: failed (the reason is the queue's, for users) or cancelled."""
+
+    exit_status = 9
+
 
 class Refused(ImagineError):
     """The request was refused; `.reason` says why in words the user sees as is."""
+
+    exit_status = 1
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -144,6 +212,11 @@ class QuotaExceeded(Refused):
     def __init__(self, reason: str, resets_at: datetime) -> None:
         self.resets_at = resets_at
         super().__init__(reason)
+
+
+class BadRequester(Refused):
+    """Who asks, or where, cannot be recorded: an empty user id, or an id or name longer than the table
+    holds."""
 
 
 class BadParent(Refused):

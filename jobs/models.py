@@ -13,6 +13,7 @@ from jobs.options import JobOptions
 # DALL·E mini draws a 16×16 grid of codes from a 16384-entry VQGAN codebook per image.
 IMAGE_TOKEN_COUNT = 256
 GRID_INDEX = -1  # images.index of the grid made of all a job's images
+MAX_JOB_ID = 2**63 - 1  # jobs.id is a signed 64-bit integer
 EXPIRED_PROMPT = ""  # what a prompt forgotten by retention reads as (jobs/retention.py)
 
 
@@ -263,6 +264,13 @@ class WorkerInfo:
     images_done: int
     started_at: datetime
     last_seen_at: datetime
+    heartbeat_seconds: float
+    images_per_second: float | None
+
+    def is_alive(self, now: datetime) -> bool:
+        """Alive while its last heartbeat is younger than two of its own intervals (one missed beat is a
+        busy moment, two a dead process) plus a second of clock skew."""
+        return (now - self.last_seen_at).total_seconds() < 2 * self.heartbeat_seconds + 1.0
 
 
 @dataclass(frozen=True, slots=True)

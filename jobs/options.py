@@ -23,6 +23,7 @@ from jobs import errors
 
 MAX_SEED = 2**63 - 1
 MAX_IMAGES = 9
+MAX_MODEL_LENGTH = 128  # the jobs.model column
 CODEBOOK_SIZE = 16384  # DALL·E mini draws from a 16384-entry VQGAN codebook
 OFF_WORDS = frozenset({"off", "none"})  # what a user may type for None
 
@@ -95,6 +96,8 @@ class JobOptions:
             raise errors.BadOption("top_p must be more than 0 and at most 1, got 0")
         temperature = _number(raw.get("temperature", d.temperature), "temperature", 0.01, 10.0)
         model = str(raw.get("model") or "")
+        if len(model) > MAX_MODEL_LENGTH:
+            raise errors.BadOption(f"model is {len(model)} characters long; the most is {MAX_MODEL_LENGTH}")
         if model and models and model not in models:
             raise errors.BadOption(f"model must be one of {', '.join(models)}, got {model!r}")
         return cls(

@@ -386,23 +386,17 @@ def jobs_for_user(platform: str, user_id: str, limit: int, statuses: Collection[
     return stmt.order_by(jobs.c.id.desc()).limit(limit)
 
 
-def queue_ahead(fair_tag: float, job_id: int, since: datetime) -> Select[Any]:
+def queue_ahead(fair_tag: float, job_id: int) -> Select[Any]:
     """For a position and ETA, in one round trip: queued jobs (and their images) claimed before this
-    one; images still to draw in running jobs; images finished since `since` and when the earliest of
-    those started (the recent render rate, all workers together)."""
+    one, and the images still to draw in running jobs."""
     ahead = or_(jobs.c.fair_tag < fair_tag, and_(jobs.c.fair_tag == fair_tag, jobs.c.id < job_id))
     queued = jobs.c.status == Status.QUEUED.value
-    recent = and_(
-        jobs.c.status == Status.DONE.value, jobs.c.finished_at >= since, jobs.c.kind != Kind.PICK.value
-    )
     return select(
         select(func.count()).where(queued, ahead).scalar_subquery(),
         select(func.coalesce(func.sum(jobs.c.images), 0)).where(queued, ahead).scalar_subquery(),
         select(func.coalesce(func.sum(jobs.c.images * (1.0 - jobs.c.progress)), 0.0))
         .where(jobs.c.status == Status.RUNNING.value)
         .scalar_subquery(),
-        select(func.coalesce(func.sum(jobs.c.images), 0)).where(recent).scalar_subquery(),
-        select(func.min(jobs.c.started_at)).where(recent).scalar_subquery(),
     )
 
 
@@ -465,7 +459,13 @@ def worker_seen(dialect: str, values: dict[str, Any]) -> Insert:
 
 
 def workers_seen_since(since: datetime) -> Select[Any]:
+    """The registry's rows of generators heard from since `since`."""
     return select(workers).where(workers.c.last_seen_at >= since).order_by(workers.c.worker_id)
+
+
+def forget_worker(worker_id: str) -> Delete:
+    """A generator that stopped cleanly leaves the registry (its jobs and images stay counted on the jobs)."""
+    return delete(workers).where(workers.c.worker_id == worker_id)
 
 
 # --- guild/workspace settings and bans -------------------------------------------------------------------

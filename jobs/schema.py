@@ -191,5 +191,9 @@ workers = Table(
     Column("images_done", BigInteger, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
+    # how often it says it is alive: it counts as gone once it misses two of its own heartbeats
+    Column("heartbeat_seconds", Float, nullable=False),
+    # images per second of drawing, measured over busy time only (ETAs); NULL until it has drawn
+    Column("images_per_second", Float, nullable=True),
     Index("ix_workers_last_seen", "last_seen_at"),
 )

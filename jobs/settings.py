@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from jobs.errors import SettingsError
 
@@ -41,6 +43,10 @@ class Settings(BaseSettings):
     # Discord
     discord_token: SecretStr | None = Field(None, description="bot token; empty disables Discord")
     discord_dev_guild_id: int | None = Field(None, description="sync slash commands to this guild at once")
+    discord_api_url: str = Field(
+        "https://discord.com/api/v10",
+        description="Discord REST API base URL (an HTTP proxy such as nirn-proxy shares rate limits)",
+    )
     # Slack (Socket Mode)
     slack_bot_token: SecretStr | None = Field(None, description="xoxb-…; empty disables Slack")
     slack_app_token: SecretStr | None = Field(None, description="xapp-… for Socket Mode")
@@ -49,6 +55,9 @@ class Settings(BaseSettings):
     slack_http_port: int = Field(3000, ge=0, le=65535, description="HTTP mode: port of /slack/events")
     slack_admin_user_ids: str = Field(
         "", description="Slack user ids (comma-separated) that may use the admin commands everywhere"
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/", description="Slack Web API base URL (GovSlack: https://slack-gov.com/api/)"
     )
     # admin web dashboard
     dashboard_enabled: bool = Field(False, description="serve the admin dashboard")
@@ -76,6 +85,9 @@ class Settings(BaseSettings):
     max_queued_per_user: int = Field(10, ge=1, description="jobs one user may have waiting")
     daily_quota_images: int = Field(200, ge=0, description="images per user per UTC day (0: no limit)")
     max_prompt_length: int = Field(300, ge=1, le=10000, description="characters in a prompt")
+    blocked_words: str = Field(
+        "", description="words refused in every prompt, in every server and DM (comma-separated)"
+    )
     delivery_timeout_seconds: float = Field(
         3600.0, gt=0, description="give up posting a result this long after it finished"
     )
@@ -99,10 +111,18 @@ class Settings(BaseSettings):
     @classmethod
     def _known_driver(cls, value: SecretStr) -> SecretStr:
         url = value.get_secret_value()
-        if url and not url.startswith(DB_SCHEMES):
+        if not url:
+            return value
+        if not url.startswith(DB_SCHEMES):
             raise ValueError(
                 "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (the queue is async)"
             )
+        try:
+            port = make_url(url).port
+        except (ArgumentError, ValueError):
+            raise ValueError("is not a database URL: scheme://user:password@host:port/database") from None
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(f"its port must be from 1 to 65535, not {port}")
         return value
 
     @field_validator("log_level", mode="before")
@@ -149,7 +169,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
                 continue
             name = str(error["loc"][0])
             shown = "" if name in SECRET_FIELDS or "input" not in error else f" (got {error['input']!r:.60})"
-            problems.append(f"{env_name(name)}: {error['msg']}{shown}")
+            problems.append(f"{env_name(name)}: {error['msg'].removeprefix('Value error, ')}{shown}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
 
 

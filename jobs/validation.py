@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from jobs import errors
+from jobs.schema import jobs
 
 # Newlines and tabs are whitespace a user may paste; every other control character is refused.
 _ALLOWED_CONTROLS = frozenset("\n\r\t")
@@ -14,6 +15,10 @@ _ALLOWED_CONTROLS = frozenset("\n\r\t")
 
 def clean_prompt(prompt: str, *, max_length: int) -> str:
     """Return the prompt with whitespace collapsed, or raise why it cannot be drawn."""
+    if any(unicodedata.category(c) == "Cs" for c in prompt):  # lone surrogates: bytes that were not UTF-8
+        raise errors.BadCharacters(
+            "your prompt contains bytes that are not valid UTF-8 text: retype it or paste it as text"
+        )
     if "\x00" in prompt:
         raise errors.NulCharacter("your prompt contains a NUL character (\\x00): remove it and try again")
     controls = sorted({c for c in prompt if unicodedata.category(c) == "Cc" and c not in _ALLOWED_CONTROLS})
@@ -45,3 +50,36 @@ def find_blocked_word(prompt: str, blocked_words: Iterable[str]) -> str | None:
         if word and re.search(rf"(?<!\w){re.escape(word.casefold())}(?!\w)", folded):
             return word
     return None
+
+
+def check_requester(platform: str, user_id: str, user_name: str, guild_id: str, channel_id: str) -> None:
+    """Who asks and where must fit the jobs table's columns, on every engine alike (SQLite would store a
+    too long id as it is, Postgres would refuse the statement): refuse before anything is written."""
+    if not user_id.strip():
+        raise errors.BadRequester("a request needs a user id: nobody can be charged for an anonymous one")
+    for name, value in (
+        ("platform", platform),
+        ("user id", user_id),
+        ("user name", user_name),
+        ("guild id", guild_id),
+        ("channel id", channel_id),
+    ):
+        limit = COLUMN_LENGTHS[name]
+        if len(value) > limit:
+            raise errors.BadRequester(f"the {name} is {len(value)} characters long; the most is {limit}")
+
+
+def _length(column: str) -> int:
+    length = getattr(jobs.c[column].type, "length", None)
+    assert isinstance(length, int), f"jobs.{column} has no length"
+    return length
+
+
+# the limits are the schema's own
+COLUMN_LENGTHS = {
+    "platform": _length("platform"),
+    "user id": _length("user_id"),
+    "user name": _length("user_name"),
+    "guild id": _length("guild_id"),
+    "channel id": _length("channel_id"),
+}

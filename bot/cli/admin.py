@@ -5,6 +5,7 @@ dashboard. No torch import.
     imagine enqueue "a cat" --images 4       queue a prompt; prints the job id, position and ETA
     imagine status JOB_ID                    a job's state
     imagine cancel JOB_ID                    cancel it
+    imagine fetch JOB_ID [--image N]         write a finished job's grid (or one image) to a file
     imagine usage [--by user] [--days 7]     usage table
     imagine retention [--images-days D]      apply retention now (generators do it hourly)
     imagine dashboard [--host H] [--port P]  serve the admin web dashboard on its own (bot/web/)
@@ -14,13 +15,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from bot.cli.arguments import days, image_number, job_id, retention_days, terminal_user
+from bot.cli.draw import check_writable, write_picture
 from bot.cli.registry import command
 from jobs.db import migrate
 from jobs.durations import duration
-from jobs.models import EnqueueRequest, Platform, UsageFilter
+from jobs.errors import JobFailed, UsageError
+from jobs.models import GRID_INDEX, EnqueueRequest, Platform, Status, UsageFilter
 from jobs.options import add_option_arguments, options_from_arguments
 from jobs.queue import Queue
 from jobs.reports import GROUPS
@@ -42,7 +46,7 @@ async def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def _enqueue_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help="what to draw")
     add_option_arguments(parser)
-    parser.add_argument("--user", default=getpass.getuser(), help="who asks (default: your login name)")
+    parser.add_argument("--user", default=terminal_user(), help="who asks (default: your login name)")
 
 
 @command("enqueue", "queue a prompt and print its position and ETA", _enqueue_arguments)
@@ -70,7 +74,7 @@ async def run_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _job_id_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("job_id", type=int)
+    parser.add_argument("job_id", type=job_id)
 
 
 @command("status", "show a job", _job_id_argument)
@@ -95,7 +99,7 @@ async def run_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cancel_arguments(parser: argparse.ArgumentParser) -> None:
     _job_id_argument(parser)
-    parser.add_argument("--user", default=getpass.getuser(), help="who asks (default: your login name)")
+    parser.add_argument("--user", default=terminal_user(), help="who asks (default: your login name)")
     parser.add_argument("--admin", action="store_true", help="cancel someone else's job")
 
 
@@ -110,9 +114,38 @@ async def run_cancel(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
+    _job_id_argument(parser)
+    parser.add_argument("--out", type=Path, default=Path("grid.png"), help="where to write it (grid.png)")
+    parser.add_argument(
+        "--image", type=image_number, default=None, help="one image, 1 to 9, instead of the grid (U1…U9)"
+    )
+
+
+@command("fetch", "write a finished job's grid, or one of its images, to a PNG file", _fetch_arguments)
+async def run_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    check_writable(args.out)
+    queue = await Queue.open(settings)
+    try:
+        job = await queue.get_job(args.job_id)
+        index = GRID_INDEX if args.image is None else args.image - 1
+        if job.status is not Status.DONE:
+            raise JobFailed(f"job {job.id} has no pictures: it is {job.status}")
+        if index >= job.images:
+            raise UsageError(f"job {job.id} has images 1 to {job.images}, not {args.image}")
+        if index not in await queue.image_indices(job.id):
+            raise JobFailed(f"job {job.id}'s pictures are no longer stored (retention deleted them)")
+        picture = await queue.image(job.id, index)
+    finally:
+        await queue.close()
+    write_picture(args.out, picture.png, job_id=job.id)
+    print(f"wrote {args.out} (job {job.id}, {'the grid' if args.image is None else f'image {args.image}'})")
+    return 0
+
+
 def _usage_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", choices=GROUPS, default="user")
-    parser.add_argument("--days", type=float, default=7, help="look back this many days (default 7)")
+    parser.add_argument("--days", type=days, default=7.0, help="look back this many days (default 7)")
     for name in ("platform", "guild", "channel", "user", "model"):
         parser.add_argument(f"--{name}", help=f"only this {name}")
 
@@ -175,6 +208,7 @@ async def run_dashboard_command(args: argparse.Namespace, settings: Settings) ->
     config = DashboardConfig.from_settings(settings, **overrides)
     queue = await Queue.open(settings)
     try:
+        await queue.check_writable()  # bans and settings are written from it
         async with run_dashboard(settings, queue, config=config) as url:
             print(f"imagine: admin dashboard on {url} (Ctrl-C stops it)", flush=True)
             await asyncio.Event().wait()  # until Ctrl-C cancels this
@@ -184,8 +218,10 @@ async def run_dashboard_command(args: argparse.Namespace, settings: Settings) ->
 
 
 def _retention_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images-days", type=float, help="overrides IMAGINE_RETENTION_IMAGES_DAYS")
-    parser.add_argument("--prompts-days", type=float, help="overrides IMAGINE_RETENTION_PROMPTS_DAYS")
+    parser.add_argument("--images-days", type=retention_days, help="overrides IMAGINE_RETENTION_IMAGES_DAYS")
+    parser.add_argument(
+        "--prompts-days", type=retention_days, help="overrides IMAGINE_RETENTION_PROMPTS_DAYS"
+    )
 
 
 @command(

@@ -10,24 +10,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import os
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
+from bot.cli.arguments import terminal_user
 from bot.cli.children import generator_command, stop_child, stop_on_signals
 from bot.cli.registry import command
 from jobs.db import ensure_migrated
 from jobs.durations import duration
-from jobs.errors import ImagineError, Refused
+from jobs.errors import EXIT_INTERRUPTED, JobFailed, OutputNotWritable
+from jobs.hints import command_hint
 from jobs.models import GRID_INDEX, EnqueueRequest, Job, Platform, Status
 from jobs.options import add_option_arguments, options_from_arguments
 from jobs.queue import Queue
 from jobs.settings import Settings
 
 WAIT_POLL_SECONDS = 0.5  # how often the CLI looks at its job
-WORKER_ALIVE_HEARTBEATS = 3  # a generator seen within this many heartbeat intervals counts as running
 BAR_WIDTH = 30
 
 
@@ -42,49 +43,64 @@ def _render_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("render", "draw one prompt and write the grid PNG (the default command)", _render_arguments)
 async def run_render(args: argparse.Namespace, settings: Settings) -> int:
+    check_writable(args.out)  # before anything is drawn: a picture never waits on a path that cannot take it
     await ensure_migrated(settings.db_url)
-    options = options_from_arguments(args)
+    user = terminal_user()
+    request = EnqueueRequest(
+        platform=Platform.CLI.value,
+        user_id=user,
+        user_name=user,
+        prompt=args.prompt,
+        channel_id=socket.gethostname(),
+        options=options_from_arguments(args),
+    )
     queue = Queue.connect(settings)
     helper = GeneratorHelper(queue, settings, is_allowed=not args.no_generator)
     try:
-        user = _terminal_user()
-        try:
-            enqueued = await queue.enqueue(
-                EnqueueRequest(
-                    platform=Platform.CLI.value,
-                    user_id=user,
-                    user_name=user,
-                    prompt=args.prompt,
-                    channel_id=socket.gethostname(),
-                    options=options,
-                )
-            )
-        except Refused as exc:
-            print(f"imagine: {exc.reason}", file=sys.stderr)
-            return 1
-        job = enqueued.job
+        job = (await queue.enqueue(request)).job
         print(f"job {job.id}: {job.images} image(s), seed {job.options.seed}", file=sys.stderr)
-        async with stop_on_signals() as stop:
-            ended = await wait_for_job(queue, job.id, helper, stop)
+        stays = f"stopping: job {job.id} stays queued (`{command_hint('imagine')} status {job.id}`)"
+        async with stop_on_signals("imagine", doing=stays) as stop:
+            ended = await wait_for_job(queue, job.id, helper, stop.event)
         if ended is None:
-            return helper.exit_status() or 130
-        job = ended
-        if job.status is not Status.DONE:
-            print(f"imagine: job {job.id} {job.status}: {job.error or 'no reason given'}", file=sys.stderr)
-            return 1
-        grid = await queue.image(job.id, GRID_INDEX)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_bytes(grid.png)
-        seconds = job.render_time.total_seconds() if job.render_time else 0.0
-        done = f"{job.images} image(s), job {job.id}, seed {job.options.seed}, {seconds:.1f} s"
+            return helper.exit_status() or EXIT_INTERRUPTED
+        if ended.status is not Status.DONE:
+            raise JobFailed(f"job {ended.id} {ended.status}: {ended.error or 'no reason given'}")
+        grid = await queue.image(ended.id, GRID_INDEX)
+        write_picture(args.out, grid.png, job_id=ended.id)
+        seconds = ended.render_time.total_seconds() if ended.render_time else 0.0
+        done = f"{ended.images} image(s), job {ended.id}, seed {ended.options.seed}, {seconds:.1f} s"
         print(f"wrote {args.out} ({done})")
         return 0
-    except ImagineError as exc:
-        print(f"imagine: {exc}", file=sys.stderr)
-        return 1
     finally:
         await helper.stop()
         await queue.close()
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written (its directory is made if it does not exist)."""
+    if path.is_dir():
+        raise OutputNotWritable(f"--out {path} is a directory: name a file, e.g. {path / 'grid.png'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".imagine-", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise OutputNotWritable(f"cannot write --out {path}: {exc.strerror or exc}") from exc
+
+
+def write_picture(path: Path, png: bytes, *, job_id: int) -> None:
+    """Write `png` to `path` whole or not at all; if it cannot be written, say where it can be fetched."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(png)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OutputNotWritable(
+            f"could not write {path}: {exc.strerror or exc}; the picture is stored with job {job_id}: "
+            f"`{command_hint('imagine')} fetch {job_id} --out another.png`"
+        ) from exc
 
 
 class GeneratorHelper:
@@ -110,9 +126,7 @@ class GeneratorHelper:
         if not self.is_allowed or self.child is not None or loop.time() - self._checked_at < self._interval():
             return
         self._checked_at = loop.time()
-        if await self.queue.workers_online(
-            within_seconds=WORKER_ALIVE_HEARTBEATS * self.settings.heartbeat_seconds
-        ):
+        if await self.queue.workers_alive():
             return
         print("no generator running: starting one for this command (loading the model)", file=sys.stderr)
         env = {**os.environ}
@@ -127,7 +141,7 @@ class GeneratorHelper:
 
     async def stop(self) -> None:
         if self.child is not None:
-            await stop_child(self.child, self.settings)
+            await stop_child(self.child)
 
 
 async def wait_for_job(queue: Queue, job_id: int, helper: GeneratorHelper, stop: asyncio.Event) -> Job | None:
@@ -158,20 +172,12 @@ async def wait_for_job(queue: Queue, job_id: int, helper: GeneratorHelper, stop:
             shown = line
         if helper.has_failed:
             print(
-                f"\nimagine: the generator stopped (exit {helper.exit_status()}); job {job_id} stays queued",
+                ("\n" if is_tty and shown else "")
+                + f"imagine: the generator stopped (exit {helper.exit_status()}); job {job_id} stays queued",
                 file=sys.stderr,
             )
             return None
-        if stop.is_set():
-            print(f"\nimagine: interrupted; job {job_id} stays in the queue", file=sys.stderr)
+        if stop.is_set():  # the signal handler said what happens to the job
             return None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), WAIT_POLL_SECONDS)
-
-
-def _terminal_user() -> str:
-    """Who asks, for fairness and quotas: the login name (a container may have none)."""
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "cli"

@@ -95,9 +95,7 @@ def resolve_checkpoint(
         raise HubUnreachable(
             f"could not get {repo_id!r}{f' at revision {revision}' if revision else ''} "
             "from the Hugging Face hub "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Download it on a "
-            f"machine with network access (`huggingface-cli download {repo_id} --local-dir DIR`) and point "
-            "--model/--vqgan (or the IMAGINE_MODEL_DIR/IMAGINE_VQGAN_DIR settings) at that local directory"
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         ) from exc
     return Path(local)
 

@@ -11,8 +11,9 @@ exactly as the generator's render loop draws a job.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -29,7 +30,7 @@ from generator.model.checkpoints import (
     load_vqgan,
 )
 from generator.model.config import DalleBartConfig
-from generator.model.errors import UnsupportedConfig
+from generator.model.errors import CheckpointError, UnsupportedConfig
 from generator.model.sampler import RowRequest, Sampler, SamplingSettings, generate
 from generator.model.tokenizer import TextTokenizer
 from generator.model.vqgan import VQGanDetokenizer
@@ -38,6 +39,16 @@ from jobs.options import JobOptions
 logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@contextlib.contextmanager
+def _part(name: str) -> Iterator[None]:
+    """Mark a CheckpointError with the checkpoint it came from ("model" or "vqgan")."""
+    try:
+        yield
+    except CheckpointError as exc:
+        exc.part = exc.part or name
+        raise
 
 
 class DalleMini:
@@ -88,34 +99,39 @@ class DalleMini:
         from generator.model.checkpoints import resolve_checkpoint
 
         dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
-        dalle_dir = resolve_checkpoint(
-            model,
-            files=DALLE_FILES,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-        )
-        vqgan_dir = resolve_checkpoint(
-            vqgan,
-            files=VQGAN_FILES,
-            revision=vqgan_revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-        )
-        bart, bart_loaded = load_dalle_bart(dalle_dir, dtype=dtype, device=device)
-        if int8:
-            from generator.model.quantize import quantize_decoder_int8
-
-            quantize_decoder_int8(bart)
-        detokenizer, vqgan_loaded = load_vqgan(vqgan_dir, dtype=torch.float32, device=device)
-        tokenizer = TextTokenizer.from_pretrained(
-            dalle_dir, normalize=bart.config.normalize_text, max_length=bart.config.max_text_length
-        )
-        if tokenizer.vocab_size > bart.config.encoder_vocab_size + 1:  # the published mini: 50265 vs 50264
-            raise UnsupportedConfig(
-                f"tokenizer in {dalle_dir} has {tokenizer.vocab_size} tokens, the encoder only "
-                f"{bart.config.encoder_vocab_size}"
+        with _part("model"):
+            dalle_dir = resolve_checkpoint(
+                model,
+                files=DALLE_FILES,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
             )
+        with _part("vqgan"):
+            vqgan_dir = resolve_checkpoint(
+                vqgan,
+                files=VQGAN_FILES,
+                revision=vqgan_revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+            )
+        with _part("model"):
+            bart, bart_loaded = load_dalle_bart(dalle_dir, dtype=dtype, device=device)
+            if int8:
+                from generator.model.quantize import quantize_decoder_int8
+
+                quantize_decoder_int8(bart)
+        with _part("vqgan"):
+            detokenizer, vqgan_loaded = load_vqgan(vqgan_dir, dtype=torch.float32, device=device)
+        with _part("model"):
+            tokenizer = TextTokenizer.from_pretrained(
+                dalle_dir, normalize=bart.config.normalize_text, max_length=bart.config.max_text_length
+            )
+            if tokenizer.vocab_size > bart.config.encoder_vocab_size + 1:  # the mini: 50265 vs 50264
+                raise UnsupportedConfig(
+                    f"tokenizer in {dalle_dir} has {tokenizer.vocab_size} tokens, the encoder only "
+                    f"{bart.config.encoder_vocab_size}"
+                )
         logger.info(
             "loaded DalleBart from %s (%s) and VQGAN from %s (%s)",
             dalle_dir,

@@ -17,7 +17,12 @@ from jobs.errors import ImagineError
 
 
 class CheckpointError(ImagineError):
-    """A model checkpoint cannot be used: see the message for the file or tensor at fault."""
+    """A model checkpoint cannot be used: see the message for the file or tensor at fault.
+
+    `part` says which checkpoint: "model" (DalleBart and its tokenizer) or "vqgan"; None when unknown."""
+
+    exit_status = 8
+    part: str | None = None
 
 
 class CheckpointNotFound(CheckpointError):

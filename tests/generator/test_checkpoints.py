@@ -134,12 +134,13 @@ def test_vqgan_given_a_dallebart_directory(tiny_checkpoints: tuple[Path, Path]) 
         load_vqgan(tiny_checkpoints[0])
 
 
-def test_hub_unreachable_says_how_to_use_a_local_directory(tmp_path: Path) -> None:
-    with pytest.raises(HubUnreachable, match="point --model/--vqgan") as caught:
+def test_hub_unreachable_names_the_repository(tmp_path: Path) -> None:
+    """(What to do about it is added by the generator, which knows the settings: test_processes.py.)"""
+    with pytest.raises(HubUnreachable, match=r"could not get 'dalle-mini/dalle-mini' .* Hugging Face hub"):
         resolve_checkpoint(
             "dalle-mini/dalle-mini", files=("config.json",), cache_dir=tmp_path, local_files_only=True
         )
-    assert isinstance(caught.value, CheckpointError) and isinstance(caught.value, ImagineError)
+    assert issubclass(HubUnreachable, CheckpointError) and issubclass(HubUnreachable, ImagineError)
 
 
 def test_missing_local_directory(tmp_path: Path) -> None:

@@ -61,6 +61,28 @@ async def test_bad_option_is_refused_and_nothing_written(
     assert await count_jobs(engine) == 0
 
 
+BAD_REQUESTERS = {
+    "user id too long": ({"user": "u" * 65}, "the user id is 65 characters long; the most is 64"),
+    "user name too long": ({"user_name": "n" * 500}, "the user name is 500 characters long"),
+    "guild id too long": ({"guild_id": "g" * 65}, "the guild id is 65 characters long"),
+    "channel id too long": ({"channel_id": "c" * 65}, "the channel id is 65 characters long"),
+    "empty user id": ({"user": " "}, "a request needs a user id"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTERS)
+async def test_requesters_that_do_not_fit_are_refused_alike_on_both_engines(
+    queue: Queue, engine: AsyncEngine, case: str
+) -> None:
+    """SQLite would store 500 characters in a 64-character column; Postgres would raise. Both refuse."""
+    fields, words = BAD_REQUESTERS[case]
+    with pytest.raises(errors.BadRequester) as caught:
+        await queue.enqueue(request(**fields))
+    assert words in caught.value.reason
+    assert await count_jobs(engine) == 0
+    await queue.enqueue(request(user="u" * 64, user_name="n" * 64))  # exactly at the limits: taken
+
+
 async def test_banned_user_here_or_everywhere(queue: Queue, engine: AsyncEngine) -> None:
     await queue.ban("discord", "mallory", guild_id="g1", reason="spam", banned_by="admin")
     with pytest.raises(errors.Banned, match="banned"):

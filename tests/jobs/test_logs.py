@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from jobs.errors import SchemaOutOfDate
 from jobs.logs import MASK, Redactor, configure_from_settings, configure_logging
 from jobs.settings import Settings
 
@@ -149,8 +150,9 @@ def test_configured_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert logging.getLogger("sqlalchemy").level == logging.WARNING
 
 
-def test_generator_main_reports_a_bad_database_in_one_line(tmp_path: Path) -> None:
-    """`python -m generator.serve` configures logging in main() and says in one line why it cannot start."""
+def test_generator_main_reports_an_empty_database_in_one_line(tmp_path: Path) -> None:
+    """`python -m generator.serve` configures logging in main() and says in one line why it cannot start
+    (the SQLite file is made where the URL says, empty: it needs migrating)."""
     env = {
         "PATH": "/usr/bin:/bin",
         "IMAGINE_LOG_FORMAT": "json",
@@ -165,8 +167,9 @@ def test_generator_main_reports_a_bad_database_in_one_line(tmp_path: Path) -> No
         text=True,
         timeout=60,
     )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith("imagine generator: ")
+    assert done.returncode == SchemaOutOfDate.exit_status, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("imagine generator: database schema is at nothing") and "migrate" in line
 
 
 @pytest.mark.usefixtures("restore_root")

@@ -44,7 +44,7 @@ def test_environment_and_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         (
             "IMAGINE_DATABASE_URL",
             "postgresql://u:pw@h/db",
-            "IMAGINE_DATABASE_URL: Value error, must start with",
+            "IMAGINE_DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://",
         ),
         ("IMAGINE_DTYPE", "float8", "IMAGINE_DTYPE: Input should be"),
         ("IMAGINE_DASHBOARD_PORT", "99999", "IMAGINE_DASHBOARD_PORT"),

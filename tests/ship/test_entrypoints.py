@@ -56,6 +56,15 @@ def test_command_starts_with_help(command: list[str], tmp_path: Path) -> None:
             assert option in done.stdout  # e.g. serve --no-render is a real option
 
 
+@pytest.mark.parametrize("command", [["python", "-m", "generator.serve"], ["imagine"]], ids=" ".join)
+def test_help_describes_the_command_in_whole_sentences(command: list[str], tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*_argv(command), "--help"], env=_env(tmp_path), capture_output=True, text=True, timeout=TIMEOUT
+    )
+    description = done.stdout.split("\n\n")[1]  # after the usage block
+    assert description.rstrip().endswith("."), description  # not cut off mid-sentence
+
+
 def test_imagine_help_lists_the_readme_commands(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(BIN / "imagine"), "--help"], env=_env(tmp_path), capture_output=True, text=True, timeout=TIMEOUT
