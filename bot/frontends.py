@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, cast
 
+from jobs.errors import SettingsError
 from jobs.settings import Settings
 
 RunFrontend = Callable[[Settings, Any], AbstractAsyncContextManager[Any]]
@@ -30,20 +31,25 @@ class Frontend:
         return cast(RunFrontend, getattr(importlib.import_module(module_name), function_name))
 
 
+def _slack_is_enabled(settings: Settings) -> bool:
+    """A bot token turns Slack on; it then needs its mode: Socket Mode (an app-level token) or HTTP mode
+    (the signing secret). A token alone is a mistake to say at start, not a frontend silently off."""
+    if settings.slack_bot_token is None:
+        return False
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        raise SettingsError(
+            "set IMAGINE_SLACK_APP_TOKEN (xapp-…, Socket Mode) or IMAGINE_SLACK_SIGNING_SECRET (HTTP mode)"
+        )
+    return True
+
+
 FRONTENDS: tuple[Frontend, ...] = (
     Frontend("discord", lambda s: s.discord_token is not None, "bot.discord.app:run_discord"),
-    Frontend(
-        "slack",
-        # Socket Mode with an app-level token, else HTTP mode with the signing secret (bot/slack/app.py)
-        lambda s: (
-            s.slack_bot_token is not None
-            and (s.slack_app_token is not None or s.slack_signing_secret is not None)
-        ),
-        "bot.slack.app:run_slack",
-    ),
+    Frontend("slack", _slack_is_enabled, "bot.slack.app:run_slack"),
     Frontend("dashboard", lambda s: s.dashboard_enabled, "bot.web.server:run_dashboard"),
 )
 
 
 def enabled_frontends(settings: Settings, frontends: tuple[Frontend, ...] = FRONTENDS) -> list[Frontend]:
+    """The frontends whose credentials are set; raises `SettingsError` for one that is half set."""
     return [frontend for frontend in frontends if frontend.is_enabled(settings)]

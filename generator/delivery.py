@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.posters import Poster, PosterError
-from generator.dbretry import DB_DEADLINE_SECONDS, retrying, ride_out
-from jobs.db import is_transient
+from generator.dbretry import DB_DEADLINE_SECONDS, Outages, retrying
+from jobs.faults import is_transient
 from jobs.models import GRID_INDEX, Job, Status
 from jobs.queue import DELIVERY_HOLD_SECONDS, Queue
 
@@ -30,6 +30,7 @@ DELIVERY_POLL_SECONDS = 1.0  # look for due deliveries this often (a finished re
 DELIVERY_BATCH_COUNT = 20  # jobs taken, and posted concurrently, per pass
 POSTER_TIMEOUT_SECONDS = 30.0  # one post may take this long before it counts as a transient failure
 PROGRESS_POST_SECONDS = 5.0  # at most one progress post per job per this many seconds
+DRAIN_SECONDS = 3.0  # on stop, post what finished for at most this long
 NO_POSTER_RETRY_SECONDS = 60.0  # a platform this process has no poster for: look again this much later
 
 
@@ -54,6 +55,7 @@ class Deliverer:
         batch_count: int = DELIVERY_BATCH_COUNT,
         poster_timeout_seconds: float = POSTER_TIMEOUT_SECONDS,
         progress_seconds: float = PROGRESS_POST_SECONDS,
+        drain_seconds: float = DRAIN_SECONDS,
     ) -> None:
         self.queue = queue
         self.posters = dict(posters)
@@ -63,6 +65,8 @@ class Deliverer:
         # a post must end well within the hold, or another deliverer could start the same one
         self.poster_timeout_seconds = min(poster_timeout_seconds, hold_seconds / 2)
         self.progress_seconds = progress_seconds
+        self.drain_seconds = drain_seconds
+        self.outages = Outages(describe=queue.fault)
         self.wake = asyncio.Event()  # set by the render loop when a job finishes
         self._progress: dict[int, _Progress] = {}
 
@@ -82,19 +86,39 @@ class Deliverer:
     # --- the loop -----------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Post until `stop`; then drain: post what is due (what finished just before the stop) for up to
+        `drain_seconds`, so a clean stop leaves nothing undelivered that could be posted."""
         log.info("delivery loop started", extra={"action": "delivery_started"})
         while not stop.is_set():
             try:
                 taken = await self.deliver_due()
                 await self.post_progress_due()
             except Exception as exc:
-                ride_out(exc, "delivery")
+                self.outages.ride_out(exc, "delivery")
                 taken = 0
             if taken >= self.batch_count:
                 continue  # more may be waiting
             await wait_any(self.wake, stop, timeout=self.poll_seconds)
             self.wake.clear()
+        await self._drain()
         log.info("delivery loop stopped", extra={"action": "delivery_stopped"})
+
+    async def _drain(self) -> None:
+        try:
+            async with asyncio.timeout(self.drain_seconds):
+                while await self.deliver_due():
+                    pass
+        except TimeoutError:
+            log.warning(
+                "stopped with deliveries still due: another generator will post them",
+                extra={"action": "delivery_drain_timeout"},
+            )
+        except Exception as exc:
+            log.warning(
+                "could not drain deliveries: %s",
+                " ".join(str(exc).split())[:200],
+                extra={"action": "delivery_drain_failed"},
+            )
 
     async def deliver_due(self) -> int:
         """One pass: take due jobs and post them concurrently; returns how many were taken."""
@@ -131,7 +155,8 @@ class Deliverer:
         try:
             refs = await asyncio.wait_for(self._post(poster, job, record_refs), self.poster_timeout_seconds)
         except PosterError as exc:
-            await self._failed(job, exc.reason, exc.retry_after, {**extra, "status": exc.status})
+            extra = {**extra, "status": exc.status, "permanent": exc.is_permanent}
+            await self._failed(job, exc.reason, exc.retry_after, extra, is_permanent=exc.is_permanent)
             return
         except TimeoutError:
             await self._failed(job, f"posting timed out after {self.poster_timeout_seconds:g} s", None, extra)
@@ -162,9 +187,19 @@ class Deliverer:
         reason = job.error or ("cancelled" if job.status is Status.CANCELLED else "failed")
         return await poster.post_failure(job, reason=reason, record_refs=record_refs)
 
-    async def _failed(self, job: Job, reason: str, retry_after: float | None, extra: dict[str, Any]) -> None:
+    async def _failed(
+        self,
+        job: Job,
+        reason: str,
+        retry_after: float | None,
+        extra: dict[str, Any],
+        *,
+        is_permanent: bool = False,
+    ) -> None:
         updated = await retrying(
-            lambda: self.queue.delivery_failed(job.id, reason, retry_after=retry_after),
+            lambda: self.queue.delivery_failed(
+                job.id, reason, retry_after=retry_after, is_permanent=is_permanent
+            ),
             what="delivery_failed",
             deadline_seconds=DB_DEADLINE_SECONDS,
             **extra,

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from generator.dbretry import ride_out
+from generator.dbretry import Outages
 from generator.worker import SideTask
 from jobs import metrics
 from jobs.health import NOW, OWN_FAMILIES, QUEUE, healthz, metrics_page, serving
@@ -39,12 +39,14 @@ def retention_task(
 ) -> SideTask:
     """A side task applying `retention` at start and every `interval` seconds until stop."""
 
+    outages = Outages(describe=queue.fault)
+
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await queue.apply_retention(retention)
             except Exception as exc:
-                ride_out(exc, "retention")
+                outages.ride_out(exc, "retention")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 

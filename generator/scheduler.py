@@ -26,6 +26,7 @@ import logging
 import math
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -33,13 +34,13 @@ from typing import cast
 import numpy as np
 import torch
 
-from generator.dbretry import DB_DEADLINE_SECONDS, retrying, ride_out
+from generator.dbretry import DB_DEADLINE_SECONDS, Outages, retrying
 from generator.delivery import wait_any
 from generator.engine import Engine, RowKey, RowPlan, oom_errors
 from generator.model.grid import make_grid, png_bytes
 from generator.model.sampler import SamplingSettings
-from jobs.db import is_transient
 from jobs.errors import LeaseLost
+from jobs.faults import is_transient
 from jobs.models import Job, Kind, RenderedImage
 from jobs.queue import Queue
 
@@ -49,6 +50,7 @@ CLAIM_INTERVAL_SECONDS = 0.25  # while drawing: claim newcomers at most this oft
 BUSY_POLL_SECONDS = 0.5  # while drawing, without a NOTIFY: look for newcomers this often
 IDLE_POLL_SECONDS = 1.0  # nothing to draw: poll the queue this often (a NOTIFY wakes it sooner)
 PROGRESS_SECONDS = 1.0  # write progress and extend leases at most this often (never per token)
+RATE_WINDOW_SECONDS = 120.0  # the drawing rate is measured over this much recent busy time
 STOP_GRACE_SECONDS = 5.0  # on stop: finish what can finish within this, release the rest
 VARIATION_PREFIX_ROWS = 8  # a variation keeps the top 8 of the 16 rows of codes of the picked image
 RENDER_FAILED_REASON = "the generator failed while drawing this picture"
@@ -109,6 +111,7 @@ class RenderLoop:
         self.on_first_token = on_first_token
         # what "the batch does not fit" looks like (torch.cuda.OutOfMemoryError; tests inject their own)
         self.out_of_memory_errors = out_of_memory_errors or oom_errors()
+        self.outages = Outages(describe=queue.fault)
         self.wake = asyncio.Event()  # a NOTIFY (new job) or a test pokes it
         self.active: dict[int, ActiveJob] = {}  # claim order = fair order
         self.jobs_done = 0
@@ -118,6 +121,10 @@ class RenderLoop:
         self._last_progress = time.monotonic()
         self._step_seconds = 0.0  # moving average, to judge what can finish within the stop grace
         self._finishing: set[asyncio.Task[None]] = set()  # jobs being decoded and stored
+        # drawing rate over busy time: wall time while any job is held, never the idle time between jobs
+        self._busy_seconds = 0.0
+        self._busy_clock: float | None = None  # when the current busy spell's last tick was taken
+        self._rate_samples: deque[tuple[float, int]] = deque([(0.0, 0)])  # (busy seconds, images done)
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -131,6 +138,7 @@ class RenderLoop:
             },
         )
         while not stop.is_set():
+            self._clock_busy_time()
             if self._should_claim():
                 await self._claim()
             await self._admit()
@@ -143,6 +151,28 @@ class RenderLoop:
             await self._progress_if_due()
         await self._drain()
         log.info("render loop stopped", extra={"action": "render_stopped", "jobs_done": self.jobs_done})
+
+    @property
+    def images_per_second(self) -> float | None:
+        """Images finished per second of busy time, over the last `RATE_WINDOW_SECONDS` of it (None
+        before the first job is done): what the queue's ETAs divide by."""
+        (busy_then, images_then), (busy_now, images_now) = self._rate_samples[0], self._rate_samples[-1]
+        if images_now == images_then or busy_now <= busy_then:
+            return None
+        return (images_now - images_then) / (busy_now - busy_then)
+
+    def _sample_rate(self) -> None:
+        self._clock_busy_time()
+        self._rate_samples.append((self._busy_seconds, self.images_done))
+        samples = self._rate_samples
+        while len(samples) > 2 and self._busy_seconds - samples[1][0] > RATE_WINDOW_SECONDS:
+            samples.popleft()
+
+    def _clock_busy_time(self) -> None:
+        now = time.monotonic()
+        if self._busy_clock is not None:
+            self._busy_seconds += now - self._busy_clock
+        self._busy_clock = now if (self.active or self._finishing) else None
 
     def _has_pending(self) -> bool:
         return any(active.pending for active in self.active.values())
@@ -166,7 +196,7 @@ class RenderLoop:
         try:
             jobs = await self.queue.claim(self.worker_id, budget, self.lease_seconds)
         except Exception as exc:
-            ride_out(exc, "claim")
+            self.outages.ride_out(exc, "claim")
             await asyncio.sleep(self.idle_poll_seconds)
             return
         for job in jobs:
@@ -301,6 +331,13 @@ class RenderLoop:
             return
         self.jobs_done += 1
         self.images_done += job.images
+        self._clock_busy_time()
+        self._rate_samples.append((self._busy_seconds, self.images_done))
+        while (
+            len(self._rate_samples) > 2
+            and self._busy_seconds - self._rate_samples[1][0] > RATE_WINDOW_SECONDS
+        ):
+            self._rate_samples.popleft()
         log.info(
             "rendered in %.2f GPU-s",
             gpu_seconds,
@@ -335,7 +372,7 @@ class RenderLoop:
             try:
                 beat = await self.queue.heartbeat([job_id], self.worker_id, progress, self.lease_seconds)
             except Exception as exc:
-                ride_out(exc, "heartbeat", job_id=job_id)
+                self.outages.ride_out(exc, "heartbeat", job_id=job_id)
                 return  # keep drawing; try again next time
             if job_id in beat.lost:
                 self._drop(job_id)

@@ -52,15 +52,23 @@ class DeliveryMixin(QueueBase):
             return Job.from_row((await conn.execute(q.set_delivery(job_id, values))).one())
 
     async def delivery_failed(
-        self, job_id: int, error: str, *, retry_after: float | None = None, now: datetime | None = None
+        self,
+        job_id: int,
+        error: str,
+        *,
+        retry_after: float | None = None,
+        is_permanent: bool = False,
+        now: datetime | None = None,
     ) -> Job:
         """Posting failed: try again after `retry_after` seconds (or a doubling backoff), until
-        `delivery_timeout_seconds` after the job finished; then it is undeliverable, `error` kept."""
+        `delivery_timeout_seconds` after the job finished; then it is undeliverable, `error` kept. A
+        permanent refusal (the platform will never take it) is undeliverable at once."""
         now = _now(now)
         async with self._engine.begin() as conn:
             job = await self._get(conn, job_id, lock=True)
             finished = job.finished_at or job.created_at
-            if (now - finished).total_seconds() >= self.limits.delivery_timeout_seconds:
+            is_late = (now - finished).total_seconds() >= self.limits.delivery_timeout_seconds
+            if is_permanent or is_late:
                 values: dict[str, Any] = {
                     "delivery": Delivery.UNDELIVERABLE.value,
                     "delivery_next_try_at": None,

@@ -140,7 +140,7 @@ async def queue_families(queue: Queue, now: datetime) -> list[Family | Histogram
     counts = await queue.counters(
         since=now - timedelta(seconds=RATE_WINDOW_SECONDS), buckets=RENDER_SECONDS_BUCKETS
     )
-    workers = await queue.workers_online(now=now)
+    workers = await queue.workers_alive(now=now)
     return [
         gauge(
             "imagine_queue_depth_jobs",

@@ -30,13 +30,14 @@ from jobs.models import (
     SpaceSettings,
     Status,
     StoredImage,
+    WorkerInfo,
 )
 from jobs.options import JobOptions
 from jobs.reports import ReportsMixin
 from jobs.retention import RetentionMixin
 from jobs.spaces import SpacesMixin
-from jobs.validation import clean_prompt, find_blocked_word
-from jobs.workers import NOTIFY_CHANNEL, WorkersMixin
+from jobs.validation import check_requester, clean_prompt, find_blocked_word
+from jobs.workers import NOTIFY_CHANNEL, SEEN_WINDOW_SECONDS, WorkersMixin
 
 __all__ = [
     "DELIVERY_HOLD_SECONDS",
@@ -50,8 +51,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-THROUGHPUT_WINDOW_SECONDS = 900.0  # ETA from the render rate over the last 15 minutes
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +90,7 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
     generators: claim, heartbeat, finish/finish_many, fail, cancelled, release, reap, worker_heartbeat,
     listen; deliverers: due_deliveries, mark_delivered, delivery_failed, record_message_refs
     (jobs/delivery.py); admins: get_settings, update_settings, ban, unban, bans, set_weight
-    (jobs/spaces.py), workers_online (jobs/workers.py); reports: usage, recent_prompts, search_jobs,
+    (jobs/spaces.py), workers_alive (jobs/workers.py); reports: usage, recent_prompts, search_jobs,
     depth_by_user/guild, counters, delete_images (jobs/reports.py); apply_retention (jobs/retention.py).
     """
 
@@ -100,6 +99,9 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
     async def enqueue(self, request: EnqueueRequest, *, now: datetime | None = None) -> Enqueued:
         """Validate and queue one request; raise a `Refused` subclass (nothing written) if it may not run."""
         now = _now(now)
+        check_requester(
+            request.platform, request.user_id, request.user_name, request.guild_id, request.channel_id
+        )
         prompt = request.prompt
         if request.kind is Kind.IMAGINE or prompt.strip():
             prompt = clean_prompt(prompt, max_length=self.limits.max_prompt_length)
@@ -171,6 +173,9 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
             raise errors.Banned(
                 "you are banned from /imagine here; ask an admin if you think this is a mistake"
             )
+        word = find_blocked_word(prompt, self.limits.blocked_words)
+        if word is not None:  # the operator's list: every server, workspace and DM
+            raise errors.BlockedWord(f"your prompt contains {word!r}, which this bot blocks: rephrase it")
         word = find_blocked_word(prompt, space.blocked_words)
         if word is not None:
             raise errors.BlockedWord(f"your prompt contains {word!r}, which this server blocks: rephrase it")
@@ -244,7 +249,7 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
             "guild_id": request.guild_id,
             "channel_id": request.channel_id,
             "user_id": request.user_id,
-            "user_name": request.user_name[:128],
+            "user_name": request.user_name,
             "prompt": request.prompt
             if request.prompt.strip()
             else prompt,  # as typed; a reroll's: the parent's
@@ -291,15 +296,16 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
             return await self._position(conn, await self._get(conn, job_id), now)
 
     async def _position(self, conn: AsyncConnection, job: Job, now: datetime) -> tuple[int, timedelta | None]:
+        """Place and ETA. The ETA divides the images still to draw before this job is done by the drawing
+        rate of the generators alive now, each measured over its busy time (idle time between jobs never
+        counts), so it neither grows while a job waits nor while the queue empties; None until a
+        generator has drawn something."""
         if job.status not in (Status.QUEUED, Status.RUNNING):
             return 0, timedelta(0)
-        since = now - timedelta(seconds=THROUGHPUT_WINDOW_SECONDS)
-        count, images_ahead, running, images_done, first_start = (
-            await conn.execute(q.queue_ahead(job.fair_tag, job.id, since))
-        ).one()
-        rate = None
-        if images_done and first_start is not None and now > first_start:
-            rate = images_done / (now - first_start).total_seconds()  # images per second, all workers
+        count, images_ahead, running = (await conn.execute(q.queue_ahead(job.fair_tag, job.id))).one()
+        seen = (await conn.execute(q.workers_seen_since(now - timedelta(seconds=SEEN_WINDOW_SECONDS)))).all()
+        alive = [WorkerInfo(**row._mapping) for row in seen]
+        rate = sum(w.images_per_second or 0.0 for w in alive if w.is_alive(now))  # images/s, all workers
         if job.status is Status.RUNNING:
             remaining = job.images * (1.0 - job.progress)
             return 0, timedelta(seconds=remaining / rate) if rate else None

@@ -7,13 +7,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
+from asyncio.subprocess import Process
 
-from bot.cli.children import generator_command, stop_child, stop_on_signals
+from bot.cli.children import CHILD_STOP_SECONDS, Stop, generator_command, stop_child, stop_on_signals
 from bot.cli.registry import command
+from bot.frontends import Frontend
 from jobs.db import ensure_migrated
+from jobs.errors import ImagineError
+from jobs.hints import command_hint
 from jobs.queue import Queue
 from jobs.settings import Settings
+
+FRONTEND_STOP_SECONDS = 5.0  # closing the frontends may take this long (they close while the child stops)
+CLOSE_SECONDS = 2.0
+STOP_SECONDS = CHILD_STOP_SECONDS + 1.0  # the bound on the whole tree's stop after one signal
+
+
+class FrontendFailed(ImagineError):
+    """A frontend whose credentials are configured could not start; the message says which and why."""
+
+    exit_status = 2
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,45 +50,93 @@ async def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def serve(settings: Settings, *, render: bool = True) -> int:
-    """Generator child + configured frontends until a signal; the generator's failure ends it all.
+    """Generator child + configured frontends until a signal; the generator's exit ends it all.
+
+    One SIGTERM or Ctrl-C stops the whole tree within `STOP_SECONDS`, whatever each frontend is doing
+    (logging in, retrying a connection, serving): the frontends are cancelled and closed while the child
+    finishes or releases its jobs and posts what finished; a child still there after its share is killed
+    (its leases expire, no job is lost). A second signal stops at once.
 
     `render=False` (`imagine serve --no-render`): the child only delivers, as on a bot machine whose GPU
     generators run elsewhere (docker-compose.yml)."""
     from bot.frontends import enabled_frontends
 
+    frontends = enabled_frontends(settings)  # refuses a half-configured frontend before anything starts
     if await ensure_migrated(settings.db_url):
         print("imagine serve: database migrated to the current schema", file=sys.stderr)
-    frontends = enabled_frontends(settings)
     queue = Queue.connect(settings)
+    try:
+        await queue.check_writable()
+    except BaseException:
+        await queue.close()
+        raise
     child = await asyncio.create_subprocess_exec(*generator_command(*([] if render else ["--no-render"])))
     try:
-        async with stop_on_signals() as stop, contextlib.AsyncExitStack() as stack:
-            for frontend in frontends:
-                try:
-                    run = frontend.load()
-                    await stack.enter_async_context(run(settings, queue))
-                except Exception as exc:
-                    print(
-                        f"imagine serve: the {frontend.name} frontend is configured but cannot start: "
-                        f"{type(exc).__name__}: {exc}",
-                        file=sys.stderr,
-                    )
-                    return 2
-                print(f"imagine serve: {frontend.name} started", file=sys.stderr)
-            if not frontends:
-                print(
-                    "imagine serve: no frontend configured (Discord, Slack, dashboard); the generator runs: "
-                    'draw with `imagine "a prompt"`',
-                    file=sys.stderr,
-                )
-            child_exit = asyncio.create_task(child.wait())
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait([child_exit, stopped], return_when=asyncio.FIRST_COMPLETED)
-            stopped.cancel()
-            if child.returncode is not None:
-                print(f"imagine serve: the generator exited ({child.returncode}); stopping", file=sys.stderr)
-                return child.returncode or 1
-        return await stop_child(child, settings)
+        doing = "stopping (frontends close; the generator finishes or releases its jobs, then posts)"
+        async with stop_on_signals("imagine serve", doing=doing) as stop:
+            serving = asyncio.create_task(_run(settings, queue, frontends, child), name="frontends")
+            signalled = asyncio.create_task(stop.event.wait())
+            await asyncio.wait({serving, signalled}, return_when=asyncio.FIRST_COMPLETED)
+            signalled.cancel()
+            if not serving.done():
+                serving.cancel()
+            return await _stop(serving, child, stop)
     finally:
-        await stop_child(child, settings)
-        await queue.close()
+        if child.returncode is None:
+            await stop_child(child)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(queue.close(), CLOSE_SECONDS)
+
+
+async def _run(settings: Settings, queue: Queue, frontends: list[Frontend], child: Process) -> int:
+    """Start every frontend, then serve until the generator child exits; returns the status to exit with."""
+    async with contextlib.AsyncExitStack() as stack:
+        for frontend in frontends:
+            try:
+                run = frontend.load()
+                await stack.enter_async_context(run(settings, queue))
+            except asyncio.CancelledError:
+                raise
+            except ImagineError:
+                raise
+            except Exception as exc:
+                raise FrontendFailed(
+                    f"the {frontend.name} frontend is configured but cannot start: {type(exc).__name__}: "
+                    f"{' '.join(str(exc).split())[:300]}"
+                ) from exc
+            print(f"imagine serve: {frontend.name} started", file=sys.stderr)
+        if not frontends:
+            print(
+                "imagine serve: no frontend configured (Discord, Slack, dashboard); the generator runs: "
+                f'draw with `{command_hint("imagine")} "a prompt"`',
+                file=sys.stderr,
+            )
+        status = await child.wait()
+        print(f"imagine serve: the generator exited ({status}); stopping", file=sys.stderr)
+        return status or 1
+
+
+async def _stop(serving: asyncio.Task[int], child: Process, stop: Stop) -> int:
+    """Close the frontends and stop the child, at the same time and within `STOP_SECONDS`; the status to
+    exit with: 0 after a signal (the child stopped cleanly), else what ended the serving."""
+    closing = asyncio.ensure_future(asyncio.wait({serving}, timeout=FRONTEND_STOP_SECONDS))
+    stopping = asyncio.ensure_future(stop_child(child))
+    hurried = asyncio.ensure_future(stop.hurried.wait())
+    await asyncio.wait({stopping, hurried}, return_when=asyncio.FIRST_COMPLETED)
+    if not stopping.done():  # a second signal: no more waiting
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+    status = await stopping
+    hurried.cancel()
+    await closing
+    if not serving.done():
+        print(
+            f"imagine serve: a frontend did not close in {FRONTEND_STOP_SECONDS:g} s; left", file=sys.stderr
+        )
+        return status
+    error = None if serving.cancelled() else serving.exception()
+    if error is not None:
+        raise error
+    if stop.event.is_set():
+        return 0 if status in (0, -signal.SIGTERM) else status
+    return serving.result()

@@ -47,7 +47,7 @@ async def live_context(request: web.Request) -> dict[str, Any]:
     by_user = await queue.depth_by_user()
     by_guild = await queue.depth_by_guild()
     running = await queue.jobs_with_status(Status.RUNNING)
-    workers = await queue.workers_online(within_seconds=WORKERS_SHOWN_SECONDS, now=now)
+    workers = await queue.workers_seen(WORKERS_SHOWN_SECONDS, now=now)
     rows = worker_rows(workers, running, now=now, lease_seconds=queue.limits.lease_seconds)
     return {
         "now": now,

@@ -6,7 +6,9 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from jobs import errors
 from jobs.models import Delivery, Status, utcnow
@@ -156,24 +158,36 @@ async def test_reap_cancels_a_dead_workers_cancelled_job(queue: Queue) -> None:
     assert reaped.status is Status.CANCELLED
 
 
-async def test_position_and_eta_from_recent_throughput(queue: Queue) -> None:
+async def test_position_and_eta_from_the_generators_busy_time_rate(queue: Queue) -> None:
     now = utcnow()
     first = (await queue.enqueue(request(user="a", options={"images": 4}), now=now)).job
+    assert (await queue.position(first.id, now=now))[1] is None  # no generator has drawn yet: no estimate
     [job] = await queue.claim("w", 4, now=now)
     await queue.finish(
         job.id, "w", grid_png=b"g", images=rendered(4), gpu_seconds=4, now=now + timedelta(seconds=4)
     )
-    # the rate: 4 images in 4 s = 1 image/s
     later = now + timedelta(seconds=4)
+    # the generator measured 1 image per second of drawing (idle time not counted) and says so
+    await queue.worker_heartbeat(
+        "w", device="cpu", model="m", batch_images=4, images_per_second=1.0, now=later
+    )
     b = (await queue.enqueue(request(user="b", options={"images": 2}), now=later)).job
     c = await queue.enqueue(request(user="c", options={"images": 3}), now=later)
     assert c.position == 2 and c.eta == timedelta(seconds=5)  # 2 images ahead + its own 3
     assert await queue.position(b.id, now=later) == (1, timedelta(seconds=2))
     assert await queue.position(first.id, now=later) == (0, timedelta(0))
-    await queue.claim("w", 2, now=later)
-    await queue.heartbeat([b.id], "w", 0.5, now=later)
-    assert await queue.position(b.id, now=later) == (0, timedelta(seconds=1))
-    assert (await queue.position(c.job.id, now=later))[0] == 1
+    # a minute of idle time later the estimate has not grown (it did, divided by idle wall time)
+    idle = later + timedelta(seconds=60)
+    await queue.worker_heartbeat(
+        "w", device="cpu", model="m", batch_images=4, images_per_second=1.0, now=idle
+    )
+    assert await queue.position(c.job.id, now=idle) == (2, timedelta(seconds=5))
+    await queue.claim("w", 2, now=idle)
+    await queue.heartbeat([b.id], "w", 0.5, now=idle)
+    assert await queue.position(b.id, now=idle) == (0, timedelta(seconds=1))
+    assert (await queue.position(c.job.id, now=idle))[0] == 1
+    # a dead generator's rate does not count: no estimate
+    assert (await queue.position(c.job.id, now=idle + timedelta(hours=1)))[1] is None
 
 
 async def test_delivery_retries_then_undeliverable(make_queue: Callable[..., Queue]) -> None:
@@ -242,14 +256,35 @@ async def test_worker_registry(queue: Queue) -> None:
         batch_images=8,
         now=now + timedelta(seconds=5),
     )
-    [online] = await queue.workers_online(now=now + timedelta(seconds=5))
+    [online] = await queue.workers_alive(now=now + timedelta(seconds=5))
     assert (online.worker_id, online.jobs_done, online.images_done, online.started_at) == ("gpu-1", 1, 3, now)
     restarted = now + timedelta(seconds=6)
     await queue.worker_heartbeat(
         "gpu-1", device="cuda:0", model="m", batch_images=8, started_at=restarted, now=restarted
     )
-    [online] = await queue.workers_online(now=restarted)
+    [online] = await queue.workers_alive(now=restarted)
     assert (online.started_at, online.jobs_done, online.images_done, online.model) == (restarted, 0, 0, "m")
+
+
+async def test_liveness_is_judged_by_each_generators_own_heartbeat(queue: Queue) -> None:
+    now = utcnow()
+    await queue.worker_heartbeat(
+        "fast", device="cpu", model="m", batch_images=1, heartbeat_seconds=1, now=now
+    )
+    await queue.worker_heartbeat(
+        "slow", device="cpu", model="m", batch_images=1, heartbeat_seconds=30, now=now
+    )
+    later = now + timedelta(seconds=5)  # "fast" missed four beats, "slow" none
+    assert [w.worker_id for w in await queue.workers_alive(now=later)] == ["slow"]
+    assert [w.worker_id for w in await queue.workers_seen(60, now=later)] == ["fast", "slow"]  # admin views
+    assert await queue.workers_alive(now=now + timedelta(seconds=61)) == []
+
+
+async def test_a_generator_that_stops_leaves_the_registry_at_once(queue: Queue) -> None:
+    await queue.worker_heartbeat("gpu-1", device="cpu", model="m", batch_images=1)
+    assert [w.worker_id for w in await queue.workers_alive()] == ["gpu-1"]
+    await queue.worker_stopped("gpu-1")
+    assert await queue.workers_alive() == [] and await queue.workers_seen(3600) == []
 
 
 async def test_space_settings_round_trip(queue: Queue) -> None:
@@ -268,12 +303,29 @@ async def test_space_settings_round_trip(queue: Queue) -> None:
 
 
 async def test_listen_wakes_on_enqueue(queue: Queue) -> None:
-    async with queue.listen() as woken:
+    async with queue.listen() as listener:
         await queue.enqueue(request())
         if queue.is_postgres:
-            await asyncio.wait_for(woken.wait(), timeout=5)
+            await asyncio.wait_for(listener.notified.wait(), timeout=5)
         else:
-            assert not woken.is_set()  # SQLite: polling only
+            assert not listener.notified.is_set()  # SQLite: polling only
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_listen_notices_a_killed_connection(queue: Queue, db_url: str) -> None:
+    async with queue.listen() as listener:
+        admin = await asyncpg.connect(
+            make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+            )
+        finally:
+            await admin.close()
+        assert killed == 1
+        await asyncio.wait_for(listener.lost.wait(), timeout=5)  # noticed at once, not at the next poll
 
 
 async def test_naive_datetimes_are_refused(queue: Queue) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 
 from jobs.db import check_schema, connect, downgrade, head_revision, migrate
 from jobs.errors import SchemaOutOfDate
+from jobs.hints import command_hint
 from jobs.schema import metadata
 from tests.jobs.databases import ENGINES, fresh_postgres_database, require_postgres, sqlite_url
 
@@ -74,12 +75,12 @@ async def test_schema_behind_is_refused_with_the_fix(empty_url: str) -> None:
             await check_schema(engine)
         assert str(caught.value) == (
             "database schema is at nothing (empty database), "
-            f"code needs {head_revision()}: run `imagine migrate`"
+            f"code needs {head_revision()}: run `{command_hint('imagine')} migrate`"
         )
         await asyncio.to_thread(migrate, empty_url)
         await check_schema(engine)
         await asyncio.to_thread(downgrade, empty_url)
-        with pytest.raises(SchemaOutOfDate, match="run `imagine migrate`"):
+        with pytest.raises(SchemaOutOfDate, match="imagine migrate`"):
             await check_schema(engine)
     finally:
         await engine.dispose()

@@ -14,7 +14,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from generator.serve import EXIT_OK, serve
+from generator.serve import serve
+from jobs.errors import EXIT_OK
 from jobs.schema import images, jobs
 from jobs.settings import Settings
 from tests.jobs.factories import insert_jobs, job_row

@@ -1,23 +1,30 @@
 """Real generator processes against real databases: SIGKILL mid-batch and between render and delivery,
 SIGTERM, a model that cannot load, two generators sharing 50 jobs fairly, Postgres connections dropped
-under a running generator, and the `imagine "prompt"` command on the embedded SQLite default."""
+under a running generator, and the `imagine "prompt"` command on the embedded SQLite default.
+
+The jobs are Slack jobs, posted by the generators' real SlackPoster to a fake Slack on 127.0.0.1: a job
+posted twice is a grid uploaded twice."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import signal
+import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from generator.serve import ModelLoadError
+from jobs.errors import DatabaseUnavailable
 from jobs.models import EnqueueRequest, Job, Status
 from jobs.queue import Queue
+from tests.fakes.slack import FakeSlack
 from tests.jobs.databases import admin_url
 from tests.worker.harness import wait_until
 from tests.worker.processes import Process, generator_env, start, start_generator
@@ -25,6 +32,21 @@ from tests.worker.processes import Process, generator_env, start, start_generato
 pytestmark = pytest.mark.timeout(120)
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 postgres_only = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+
+CHANNEL = "C0ART"
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        fake.add_channel(CHANNEL)
+        yield fake
+
+
+def posting_to(slack: FakeSlack, env: dict[str, str]) -> dict[str, str]:
+    """A generator environment whose Slack poster talks to the fake."""
+    return env | {"IMAGINE_SLACK_BOT_TOKEN": slack.bot_token, "IMAGINE_SLACK_API_URL": slack.api_url}
 
 
 @pytest.fixture
@@ -41,8 +63,10 @@ async def enqueue_many(
     ids = []
     for i in range(count):
         request = EnqueueRequest(
-            platform="cli",
-            user_id=f"user{i % users}",
+            platform="slack",
+            user_id=f"U{i % users}",
+            guild_id="T0TEAM",
+            channel_id=CHANNEL,
             prompt=f"a cat number {i}",
             options={"images": images[i % len(images)], "seed": i},
         )
@@ -54,10 +78,12 @@ async def jobs_of(queue: Queue, ids: list[int]) -> list[Job]:
     return [await queue.get_job(job_id) for job_id in ids]
 
 
-def new_posts(data_dir: Path) -> Counter[int]:
-    path = data_dir / "outbox" / "posts.jsonl"
-    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    return Counter(line["job_id"] for line in lines if line["how"] == "new")
+def grids_posted(slack: FakeSlack) -> Counter[int]:
+    """How many times each job's grid was shared in the channel (its file is `imagine-<job id>.png`)."""
+    return Counter(
+        int(upload.filename.removeprefix("imagine-").removesuffix(".png"))
+        for upload in slack.completed_uploads(CHANNEL)
+    )
 
 
 async def all_delivered(queue: Queue, ids: list[int]) -> bool:
@@ -66,10 +92,10 @@ async def all_delivered(queue: Queue, ids: list[int]) -> bool:
 
 @sqlite_only
 async def test_sigkill_mid_batch_then_restart(
-    queue: Queue, db_url: str, tmp_path: Path, tiny_checkpoints, processes
+    queue: Queue, db_url: str, tmp_path: Path, tiny_checkpoints, processes, slack
 ) -> None:
     ids = await enqueue_many(queue, 8)
-    env = generator_env(db_url, tmp_path, tiny_checkpoints, lease_seconds=4)  # the restart waits for it
+    env = posting_to(slack, generator_env(db_url, tmp_path, tiny_checkpoints, lease_seconds=4))
     first = start_generator(env, tmp_path / "first.log", "--worker-id", "first")
     processes.append(first)
 
@@ -104,17 +130,17 @@ async def test_sigkill_mid_batch_then_restart(
         assert second.actions("job_rendered")[job_id] == 1
     rendered = first.actions("job_rendered") + second.actions("job_rendered")
     assert all(rendered[job_id] == 1 for job_id in ids)
-    assert new_posts(tmp_path) == Counter(ids)  # every job posted once, none twice
+    assert grids_posted(slack) == Counter(ids)  # every job posted once, none twice
     for job in after.values():
         assert len(await queue.images(job.id)) == job.images + 1
 
 
 @postgres_only
 async def test_sigkill_after_done_before_delivery(
-    queue: Queue, db_url: str, tmp_path: Path, tiny_checkpoints, processes
+    queue: Queue, db_url: str, tmp_path: Path, tiny_checkpoints, processes, slack
 ) -> None:
     ids = await enqueue_many(queue, 4)
-    env = generator_env(db_url, tmp_path, tiny_checkpoints)
+    env = posting_to(slack, generator_env(db_url, tmp_path, tiny_checkpoints))
     renderer = start_generator(env, tmp_path / "render.log", "--worker-id", "renderer", "--no-deliver")
     processes.append(renderer)
 
@@ -126,15 +152,15 @@ async def test_sigkill_after_done_before_delivery(
     renderer.wait(10)
     before = {job.id: job for job in await jobs_of(queue, ids)}
     assert all(job.delivery.value == "pending" for job in before.values())
-    assert new_posts(tmp_path) == Counter()
+    assert grids_posted(slack) == Counter()
 
     deliverer = start_generator(env, tmp_path / "deliver.log", "--worker-id", "deliverer", "--no-render")
     processes.append(deliverer)
     await wait_until(lambda: all_delivered(queue, ids), timeout=30, what="delivery by the second process")
-    assert new_posts(tmp_path) == Counter(ids)
+    assert grids_posted(slack) == Counter(ids)
     for job in await jobs_of(queue, ids):
         assert job.finished_at == before[job.id].finished_at and job.attempts == 1  # not re-rendered
-    workers = {w.worker_id: w for w in await queue.workers_online(within_seconds=600)}
+    workers = {w.worker_id: w for w in await queue.workers_seen(600)}
     assert workers["renderer"].jobs_done == 4 and workers["deliverer"].jobs_done == 0
 
 
@@ -175,6 +201,30 @@ async def test_sigterm_releases_in_flight_jobs(
 
 
 @sqlite_only
+async def test_sigterm_posts_what_finished_before_exiting(
+    queue: Queue, db_url: str, tmp_path: Path, tiny_checkpoints, processes, slack
+) -> None:
+    """The drain: a job that finishes within the stop grace is posted by this generator before it exits,
+    not left `done`/`pending` for some later one."""
+    [job_id] = await enqueue_many(queue, 1, images=(4,))
+    env = posting_to(slack, generator_env(db_url, tmp_path, tiny_checkpoints))
+    generator = start_generator(env, tmp_path / "gen.log", "--stop-grace-seconds", "60")
+    processes.append(generator)
+
+    async def drawing() -> bool:
+        job = await queue.get_job(job_id)
+        return job.status is Status.RUNNING and job.progress > 0
+
+    await wait_until(drawing, timeout=60, what="the job being drawn")
+    generator.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(generator.wait, 60) == 0, generator.output()  # the fake Slack answers
+    job = await queue.get_job(job_id)
+    assert job.status is Status.DONE and job.delivery.value == "delivered", generator.output()
+    assert grids_posted(slack) == Counter([job_id])
+    assert generator.actions("job_released") == Counter()
+
+
+@sqlite_only
 async def test_a_model_that_cannot_load_exits_with_one_line(
     queue: Queue, db_url: str, tmp_path: Path, processes
 ) -> None:
@@ -184,30 +234,57 @@ async def test_a_model_that_cannot_load_exits_with_one_line(
     env["HF_HOME"] = str(tmp_path / "empty-hf-home")
     generator = start_generator(env, tmp_path / "gen.log")
     processes.append(generator)
-    assert generator.wait(60) == 3
+    assert generator.wait(60) == ModelLoadError.exit_status == 8
     lines = generator.output().strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("imagine generator: cannot load the model")
-    assert "IMAGINE_MODEL_DIR" in lines[0] and "make-tiny" in lines[0]
+    assert "IMAGINE_MODEL_DIR" in lines[0] and "IMAGINE_VQGAN_DIR" in lines[0] and "make-tiny" in lines[0]
+    assert "`hf download dalle-mini/dalle-mini" in lines[0]  # the CLI huggingface_hub installs today
+    assert "`hf download dalle-mini/vqgan_imagenet_f16_16384" in lines[0]
     job = await queue.get_job(job_id)
     assert job.status is Status.QUEUED and job.attempts == 0  # never claimed: nothing lost
 
 
+@sqlite_only
+async def test_a_read_only_database_stops_the_generator_with_one_line(
+    queue: Queue, db_url: str, tmp_path: Path, tiny_checkpoints, processes
+) -> None:
+    """Not a warning a second forever: the generator sees at start that nothing can be written."""
+    [job_id] = await enqueue_many(queue, 1)
+    await queue.close()
+    path = make_url(db_url).database
+    assert path
+    if subprocess.run(["chattr", "+i", path], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here (needs root and an ext4/xfs file system)")
+    try:
+        generator = start_generator(generator_env(db_url, tmp_path, tiny_checkpoints), tmp_path / "gen.log")
+        processes.append(generator)
+        assert generator.wait(30) == DatabaseUnavailable.exit_status
+    finally:
+        subprocess.run(["chattr", "-i", path], check=True)
+    lines = generator.output().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("imagine generator: "), lines
+    assert "read-only" in lines[0] and "IMAGINE_DATABASE_URL" in lines[0]
+    assert (await queue.get_job(job_id)).status is Status.QUEUED  # never claimed: nothing lost
+
+
 @postgres_only
 async def test_two_generators_share_fifty_jobs_fairly(
-    queue: Queue, db_url: str, tmp_path: Path, tiny_checkpoints, processes
+    queue: Queue, db_url: str, tmp_path: Path, tiny_checkpoints, processes, slack
 ) -> None:
     ids = []
     for user in range(5):  # each user queues 10 prompts in a row: FIFO would serve user4 last
         for i in range(10):
             request = EnqueueRequest(
-                platform="cli",
-                user_id=f"user{user}",
+                platform="slack",
+                user_id=f"U{user}",
+                guild_id="T0TEAM",
+                channel_id=CHANNEL,
                 prompt=f"a fox {user} {i}",
                 options={"images": 1 + (i % 2), "seed": i},
             )
             ids.append((await queue.enqueue(request)).job.id)
-    env = generator_env(db_url, tmp_path, tiny_checkpoints)
+    env = posting_to(slack, generator_env(db_url, tmp_path, tiny_checkpoints))
     generators = [start_generator(env, tmp_path / f"g{n}.log", "--worker-id", f"g{n}") for n in (1, 2)]
     processes.extend(generators)
     await wait_until(lambda: all_delivered(queue, ids), timeout=100, what="50 jobs delivered")
@@ -216,15 +293,15 @@ async def test_two_generators_share_fifty_jobs_fairly(
     assert all(job.status is Status.DONE and job.attempts == 1 for job in jobs)
     rendered = generators[0].actions("job_rendered") + generators[1].actions("job_rendered")
     assert rendered == Counter(ids)  # each job rendered exactly once, by one of them
-    workers = {w.worker_id: w for w in await queue.workers_online(within_seconds=600)}
+    workers = {w.worker_id: w for w in await queue.workers_seen(600)}
     assert workers["g1"].jobs_done > 0 and workers["g2"].jobs_done > 0
     assert workers["g1"].jobs_done + workers["g2"].jobs_done == 50
-    assert new_posts(tmp_path) == Counter(ids)
+    assert grids_posted(slack) == Counter(ids)
     # Fairness: in start order, every user is served within the first ten starts.
     started = sorted(jobs, key=lambda job: (job.started_at, job.id))
-    assert {job.user_id for job in started[:10]} == {f"user{u}" for u in range(5)}
+    assert {job.user_id for job in started[:10]} == {f"U{u}" for u in range(5)}
     first_start = {
-        user: next(i for i, job in enumerate(started) if job.user_id == f"user{user}") for user in range(5)
+        user: next(i for i, job in enumerate(started) if job.user_id == f"U{user}") for user in range(5)
     }
     assert max(first_start.values()) < 10, first_start
 
@@ -245,13 +322,13 @@ async def _terminate_connections(database: str) -> int:
 
 @postgres_only
 async def test_postgres_connections_dropped_under_a_running_generator(
-    queue: Queue, db_url: str, tmp_path: Path, tiny_checkpoints, processes
+    queue: Queue, db_url: str, tmp_path: Path, tiny_checkpoints, processes, slack
 ) -> None:
     """Every connection to the database is killed (as a server restart does) twice while the generator
     draws; it reconnects and carries on. `IMAGINE_TEST_RESTART_POSTGRES=1` restarts the real cluster
     instead (pg_ctlcluster; disturbs other suites using the server, so it is opt-in)."""
     ids = await enqueue_many(queue, 10)
-    env = generator_env(db_url, tmp_path, tiny_checkpoints)
+    env = posting_to(slack, generator_env(db_url, tmp_path, tiny_checkpoints))
     generator = start_generator(env, tmp_path / "gen.log", "--worker-id", "gen")
     processes.append(generator)
 
@@ -264,8 +341,6 @@ async def test_postgres_connections_dropped_under_a_running_generator(
         await wait_until(lambda t=target: _at_least(done_count, t), timeout=60, what=f"{target} jobs done")
         if os.environ.get("IMAGINE_TEST_RESTART_POSTGRES") == "1":
             if target == 2:  # once: the whole server goes down and comes back
-                import subprocess
-
                 restart = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"]
                 subprocess.run(restart, check=True)
         else:
@@ -275,7 +350,7 @@ async def test_postgres_connections_dropped_under_a_running_generator(
     )
     assert generator.popen.poll() is None, generator.output()[-2000:]
     assert all(job.status is Status.DONE for job in await jobs_of(queue, ids))
-    assert new_posts(tmp_path) == Counter(ids)
+    assert grids_posted(slack) == Counter(ids)
 
 
 async def _at_least(count: object, target: int) -> bool:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
-from pathlib import Path
+import logging
+import time
+from collections.abc import Awaitable
 
+import asyncpg
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy.engine import make_url
 
-from bot.outbox import LocalPoster
 from generator.engine import ModelEngine
 from generator.model.dalle import DalleMini
 from generator.model.grid import GUTTER, grid_shape
@@ -20,6 +22,7 @@ from generator.scheduler import RENDER_FAILED_REASON, VARIATION_PREFIX_ROWS, Bat
 from jobs.models import GRID_INDEX, EnqueueRequest, Kind, Status
 from jobs.options import JobOptions
 from jobs.queue import Queue
+from tests.fakes.poster import RecordingPoster
 from tests.worker.harness import FaultyEngine, InjectedOutOfMemory, make_generator, wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -41,16 +44,12 @@ async def delivered(queue: Queue, job_ids: list[int]) -> bool:
     return all(job.delivery.value == "delivered" for job in jobs)
 
 
-def posts(outbox: Path) -> list[dict[str, object]]:
-    path = outbox / "posts.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-async def test_prompts_in_grids_out(queue: Queue, tiny_model: DalleMini, tmp_outbox: Path, running) -> None:
+async def test_prompts_in_grids_out(queue: Queue, tiny_model: DalleMini, running) -> None:
+    chat = RecordingPoster()
     generator = make_generator(
         queue,
         ModelEngine(tiny_model, capacity=4, model_name="tiny"),
-        posters={"cli": LocalPoster(outbox=tmp_outbox)},
+        posters={"cli": chat},
     )
     asks = [("a cat", 1), ("a fox in the snow", 2), ("a cat", 3), ("pixel art of a castle", 5)]
     ids = [(await queue.enqueue(request(prompt, images=n, seed=7))).job.id for prompt, n in asks]
@@ -68,9 +67,8 @@ async def test_prompts_in_grids_out(queue: Queue, tiny_model: DalleMini, tmp_out
         grid = Image.open(io.BytesIO(stored[GRID_INDEX].png))
         assert grid.size == (columns * side + (columns + 1) * GUTTER, rows * side + (rows + 1) * GUTTER)
         assert all(tokens_of(stored[i].tokens).shape == (256,) for i in range(count))
-        delivered_grid = (tmp_outbox / f"job-{job_id}" / "grid.png").read_bytes()
-        assert delivered_grid == stored[GRID_INDEX].png
-    assert sorted(post["job_id"] for post in posts(tmp_outbox)) == sorted(ids)  # once each
+        assert chat.messages[job_id].grid_png == stored[GRID_INDEX].png
+    assert sorted(chat.job_ids_posted()) == sorted(ids)  # once each
 
     # Reproducible: the same prompt and seed draw the same codes, whatever else shares the batch,
     # and the same as the model's own one-shot API.
@@ -79,7 +77,7 @@ async def test_prompts_in_grids_out(queue: Queue, tiny_model: DalleMini, tmp_out
     assert (tokens_of(first[1].tokens) == tokens_of(third[1].tokens)).all()
     assert (tokens_of(third[3].tokens) == expected[2]).all()
     # a 5-image job is bigger than the batch (4): it was split, not starved
-    workers = {w.worker_id: w for w in await queue.workers_online()}
+    workers = {w.worker_id: w for w in await queue.workers_alive()}
     assert workers["w-test"].batch_images == 4
     assert workers["w-test"].jobs_done == 4 and workers["w-test"].images_done == 11
 
@@ -126,14 +124,15 @@ async def _done(queue: Queue, ids: list[int]) -> bool:
     return all(job.status is Status.DONE for job in jobs)
 
 
-async def test_cancel_mid_batch(queue: Queue, tiny_model: DalleMini, tmp_outbox: Path, running) -> None:
+async def test_cancel_mid_batch(queue: Queue, tiny_model: DalleMini, running) -> None:
     engine = FaultyEngine(
         ModelEngine(tiny_model, capacity=8, model_name="tiny"),
         error=RuntimeError(),
         failures=0,
         step_delay=0.002,
     )
-    generator = make_generator(queue, engine, posters={"cli": LocalPoster(outbox=tmp_outbox)})
+    chat = RecordingPoster()
+    generator = make_generator(queue, engine, posters={"cli": chat})
     kept = (await queue.enqueue(request("a cat", images=2, seed=1))).job.id
     doomed = (await queue.enqueue(request("a dog", user="u2", images=2, seed=2))).job.id
     await running(generator.worker)
@@ -148,11 +147,11 @@ async def test_cancel_mid_batch(queue: Queue, tiny_model: DalleMini, tmp_outbox:
     assert (await queue.get_job(doomed)).status is Status.CANCELLED
     assert (await queue.get_job(kept)).status is Status.DONE
     assert await queue.images(doomed) == []
-    assert (tmp_outbox / f"job-{doomed}" / "failure.txt").read_text().startswith("cancelled")
+    assert (chat.messages[doomed].failure or "").startswith("cancelled")
 
 
 async def test_render_error_is_retried_then_fails_with_a_reason(
-    make_queue, tiny_model: DalleMini, tmp_outbox: Path, running
+    make_queue, tiny_model: DalleMini, running
 ) -> None:
     queue = make_queue(max_attempts=2)
     engine = FaultyEngine(
@@ -160,7 +159,8 @@ async def test_render_error_is_retried_then_fails_with_a_reason(
         error=RuntimeError("injected: CUDA error: an illegal memory access"),
         failures=99,
     )
-    generator = make_generator(queue, engine, posters={"cli": LocalPoster(outbox=tmp_outbox)})
+    chat = RecordingPoster()
+    generator = make_generator(queue, engine, posters={"cli": chat})
     job_id = (await queue.enqueue(request(images=2, seed=3))).job.id
     await running(generator.worker)
     await wait_until(lambda: delivered(queue, [job_id]), what="the failure delivered")
@@ -168,7 +168,7 @@ async def test_render_error_is_retried_then_fails_with_a_reason(
     assert job.status is Status.FAILED and job.attempts == 2
     assert job.error == RENDER_FAILED_REASON
     assert job.error_detail is not None and "illegal memory access" in job.error_detail
-    assert "failed: " + RENDER_FAILED_REASON in (tmp_outbox / f"job-{job_id}" / "failure.txt").read_text()
+    assert chat.messages[job_id].failure == "failed: " + RENDER_FAILED_REASON
 
 
 @sqlite_only
@@ -199,12 +199,13 @@ async def test_out_of_memory_halves_the_batch(queue: Queue, tiny_model: DalleMin
 
 @sqlite_only
 async def test_variation_keeps_the_top_rows_and_pick_is_delivered(
-    queue: Queue, tiny_model: DalleMini, tmp_outbox: Path, running
+    queue: Queue, tiny_model: DalleMini, running
 ) -> None:
+    chat = RecordingPoster()
     generator = make_generator(
         queue,
         ModelEngine(tiny_model, capacity=4, model_name="tiny"),
-        posters={"cli": LocalPoster(outbox=tmp_outbox)},
+        posters={"cli": chat},
     )
     parent = (await queue.enqueue(request(images=2, seed=11))).job.id
     await running(generator.worker)
@@ -237,7 +238,7 @@ async def test_variation_keeps_the_top_rows_and_pick_is_delivered(
             codes = tokens_of(image.tokens)
             assert (codes[:kept] == picked[:kept]).all()
             assert not (codes[kept:] == picked[kept:]).all()
-    assert (tmp_outbox / f"job-{pick}" / "grid.png").read_bytes() == (await queue.image(parent, 0)).png
+    assert chat.messages[pick].grid_png == (await queue.image(parent, 0)).png
 
 
 @sqlite_only
@@ -270,3 +271,90 @@ async def test_stop_finishes_what_can_finish_and_releases_the_rest(
     else:  # released, the attempt not counted
         assert first.status is Status.QUEUED and first.attempts == 0
     assert second.status is Status.QUEUED and second.attempts == 0  # claimed? then released too
+
+
+@sqlite_only
+async def test_the_eta_is_within_half_of_the_real_wait_at_a_known_render_rate(
+    queue: Queue, tiny_model: DalleMini, running
+) -> None:
+    """The generator measures its rate over the time it spends drawing, so an idle spell before the jobs
+    arrive changes nothing (an average over wall time would then promise far too late); the ETA a job
+    gets is within ±50 % of its real wait, and it goes down while the job waits."""
+    engine = FaultyEngine(  # a "GPU" of known speed: 256 steps of 4 ms for a batch of 2 images
+        ModelEngine(tiny_model, capacity=2, model_name="tiny"),
+        error=RuntimeError(),
+        failures=0,
+        step_delay=0.004,
+    )
+    await running(make_generator(queue, engine, posters={"cli": RecordingPoster()}).worker)
+    warm_up = (await queue.enqueue(request("a warm up", images=2, seed=1))).job.id
+    await wait_until(lambda: _done(queue, [warm_up]), what="the warm-up job (the rate measured)")
+    await asyncio.sleep(2.0)  # idle, as long as a batch takes
+
+    for user in range(2):
+        await queue.enqueue(request(f"a fox {user}", user=f"u{user}", images=2, seed=user))
+    asked = time.monotonic()
+    target = await queue.enqueue(request("the last fox", user="u9", images=2, seed=9))
+    assert target.position == 3 and target.eta is not None
+    await asyncio.sleep(1.0)
+    _, later_eta = await queue.position(target.job.id)
+    await wait_until(lambda: _done(queue, [target.job.id]), what="the job waited for")
+    waited = time.monotonic() - asked
+
+    promised = target.eta.total_seconds()
+    assert 0.5 * waited <= promised <= 1.5 * waited, (promised, waited)
+    assert later_eta is not None and later_eta < target.eta  # counting down, not up
+
+
+async def _listening(db_url: str, *, terminate: bool = False) -> int:
+    """How many LISTEN connections the generator has open on this database (or killed, `terminate`)."""
+    admin = await asyncpg.connect(make_url(db_url).set(drivername="postgresql").render_as_string(False))
+    try:
+        pid = "pg_terminate_backend(pid)" if terminate else "pid"
+        return int(
+            await admin.fetchval(
+                f"SELECT count({pid}) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN%' AND datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    finally:
+        await admin.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_cut_listen_connection_is_noticed_and_listened_again(
+    queue: Queue, db_url: str, tiny_model: DalleMini, running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Polling is set to 30 s here, so only a NOTIFY can start the job in time."""
+    generator = make_generator(
+        queue,
+        ModelEngine(tiny_model, capacity=4, model_name="tiny"),
+        posters={"cli": RecordingPoster()},
+        idle_poll_seconds=30.0,
+    )
+    caplog.set_level(logging.WARNING, logger="generator.worker")
+    await running(generator.worker)
+    await wait_until(lambda: _is(_listening(db_url), 1), what="the generator listening")
+    assert await _listening(db_url, terminate=True) == 1  # a server restart, a proxy dropping it
+    await wait_until(
+        lambda: _true(any(getattr(r, "action", "") == "listen_lost" for r in caplog.records)),
+        timeout=5,
+        what="the loss logged",
+    )
+    await wait_until(lambda: _is(_listening(db_url), 1), timeout=5, what="listening again")
+    job_id = (await queue.enqueue(request(images=1, seed=2))).job.id
+    asked = time.monotonic()
+    await wait_until(lambda: _started(queue, job_id), timeout=10, what="the job claimed")
+    assert time.monotonic() - asked < 5  # woken by its NOTIFY, not by the 30 s poll
+
+
+async def _is(count: Awaitable[int], expected: int) -> bool:
+    return await count == expected
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _started(queue: Queue, job_id: int) -> bool:
+    return (await queue.get_job(job_id)).status is not Status.QUEUED
