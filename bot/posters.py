@@ -2,9 +2,9 @@
 (`generator/delivery.py`) calls them. One poster per platform, looked up by `Job.platform`.
 
     Poster (protocol)
-    ├── LocalPoster     platform "cli" and "web": writes files into an outbox directory (bot/outbox.py)
-    ├── DiscordPoster   bot/discord/poster.py: edits the interaction's original response, else posts
-    └── SlackPoster     bot/slack/poster.py: uploads the grid, chat.update of the placeholder message
+    ├── StoredResultPoster  platform "cli" and "web": the result stays in the queue (bot/stored.py)
+    ├── DiscordPoster       bot/discord/poster.py: edits the interaction's original response, else posts
+    └── SlackPoster         bot/slack/poster.py: uploads the grid, chat.update of the placeholder message
 
 Contract (the delivery loop relies on it):
 - A poster is **idempotent across retries and restarts**. The job carries the message refs recorded so
@@ -13,8 +13,10 @@ Contract (the delivery loop relies on it):
   (in this process or another after a crash) edits that message rather than posting a second copy.
 - A transient failure (HTTP 429/5xx, timeouts) raises `PosterError(reason, retry_after=seconds or None)`;
   the loop retries with backoff (honouring `retry_after`) until `IMAGINE_DELIVERY_TIMEOUT_SECONDS`, then
-  marks the job undeliverable with `reason` kept for admins. Any other exception is a poster bug: logged
-  with its traceback and retried the same way.
+  marks the job undeliverable with `reason` kept for admins. A refusal that waiting cannot change (no
+  access to the channel, an unknown channel, a revoked token) raises `PosterError(..., is_permanent=True)`:
+  undeliverable at once, the reason kept. Any other exception is a poster bug: logged with its traceback
+  and retried like a transient failure.
 - The mapping `post_result`/`post_failure` return is stored with the job (`Queue.mark_delivered`): known
   keys `final_message_id`, `placeholder_message_id`, `response_url`, …, anything else goes to `extra`.
 
@@ -41,22 +43,32 @@ PosterFactory = Callable[[Settings], "Poster | None"]
 
 # platform → "module:function(settings) -> Poster | None". Discord and Slack add theirs here.
 POSTER_FACTORIES: dict[str, str] = {
-    "cli": "bot.outbox:make_poster",
-    "web": "bot.outbox:make_poster",
+    "cli": "bot.stored:make_poster",
+    "web": "bot.stored:make_poster",
     "slack": "bot.slack.poster:make_poster",
     "discord": "bot.discord.poster:make_poster",
 }
 
 
 class PosterError(ImagineError):
-    """Posting to the chat failed in a way worth retrying (rate limit, server error, timeout).
+    """Posting to the chat failed. Transient (a rate limit, a server error, a timeout): the delivery loop
+    retries. Permanent (`is_permanent`: the bot was removed, the channel is gone, the token revoked):
+    the job is undeliverable at once, with `reason` kept for admins.
 
     `retry_after` is the platform's Retry-After in seconds, if it sent one; `status` the HTTP status."""
 
-    def __init__(self, reason: str, *, retry_after: float | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        is_permanent: bool = False,
+    ) -> None:
         self.reason = reason
         self.retry_after = retry_after
         self.status = status
+        self.is_permanent = is_permanent
         super().__init__(reason)
 
 

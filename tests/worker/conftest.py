@@ -26,11 +26,6 @@ def tiny_model(tiny_checkpoints: tuple[Path, Path]) -> DalleMini:
 
 
 @pytest.fixture
-def tmp_outbox(tmp_path: Path) -> Path:
-    return tmp_path / "outbox"
-
-
-@pytest.fixture
 async def running() -> AsyncIterator[Callable[..., Awaitable[None]]]:
     """`await start(worker)`: run a Worker in the background; it is stopped at the end of the test."""
     stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []

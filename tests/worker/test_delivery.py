@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from bot.outbox import LocalPoster
-from bot.posters import PosterError, RecordRefs
+from bot.posters import PosterError, RecordRefs, make_posters
 from bot.slack.poster import SlackPoster
 from generator.delivery import Deliverer
 from jobs.models import EnqueueRequest, Job
 from jobs.queue import Queue
+from jobs.retention import Retention
+from jobs.settings import load_settings
+from tests.fakes.poster import RecordingPoster
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_apps import web_client_for
 from tests.worker.harness import wait_until
@@ -126,7 +128,30 @@ async def test_gives_up_as_undeliverable_with_the_reason(
     assert len(fake_slack.calls_to("files.getUploadURLExternal")) == tries  # and then left alone
 
 
-class LostResponsePoster(LocalPoster):
+@pytest.mark.parametrize("platform", ["cli", "web"])
+async def test_terminal_and_dashboard_results_live_only_in_the_queue_so_retention_removes_them(
+    queue: Queue, tmp_path: Path, deliver_in_background, platform: str
+) -> None:
+    """No copy of the pictures is written anywhere retention does not reach (the data directory holds
+    only what the operator put there)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    posters = make_posters(load_settings(None, data_dir=data_dir))
+    job = await finished_job(queue, platform=platform)
+    deliver_in_background(Deliverer(queue=queue, posters=posters, poll_seconds=0.05))
+
+    async def is_delivered() -> bool:
+        return (await queue.get_job(job.id)).delivery.value == "delivered"
+
+    await wait_until(is_delivered, timeout=15, what="the job delivered")
+    assert list(data_dir.iterdir()) == []
+    assert [image.index for image in await queue.images(job.id)] == [-1, 0]
+    two_days_on = datetime.now(UTC) + timedelta(days=2)
+    gone = await queue.apply_retention(Retention.from_days(1, 0), now=two_days_on)
+    assert gone.images_deleted == 2 and await queue.images(job.id) == []
+
+
+class LostResponsePoster(RecordingPoster):
     """Posts, then loses the answer once (as a timeout after the platform accepted the message)."""
 
     lost = 0
@@ -139,20 +164,16 @@ class LostResponsePoster(LocalPoster):
         return refs
 
 
-async def test_a_lost_response_edits_instead_of_posting_twice(
-    queue: Queue, tmp_outbox: Path, deliver_in_background
-) -> None:
+async def test_a_lost_response_edits_instead_of_posting_twice(queue: Queue, deliver_in_background) -> None:
     job = await finished_job(queue)
-    deliver_in_background(
-        Deliverer(queue=queue, posters={"cli": LostResponsePoster(outbox=tmp_outbox)}, poll_seconds=0.05)
-    )
+    chat = LostResponsePoster()
+    deliver_in_background(Deliverer(queue=queue, posters={"cli": chat}, poll_seconds=0.05))
 
     async def is_delivered() -> Job | None:
         current = await queue.get_job(job.id)
         return current if current.delivery.value == "delivered" else None
 
     delivered = await wait_until(is_delivered, timeout=15, what="delivery after a lost response")
-    posts = [json.loads(line) for line in (tmp_outbox / "posts.jsonl").read_text().splitlines()]
-    assert [post["how"] for post in posts] == ["new", "edit"]  # one message for the user
-    assert [p.name for p in tmp_outbox.iterdir() if p.is_dir()] == [f"job-{job.id}"]
-    assert delivered.refs.final_message_id == f"local:job-{job.id}"
+    assert [post.how for post in chat.posts] == ["new", "edit"]  # one message for the user
+    assert list(chat.messages) == [job.id]
+    assert delivered.refs.final_message_id == f"chat:job-{job.id}"

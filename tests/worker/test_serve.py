@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.frontends import FRONTENDS, enabled_frontends
-from bot.outbox import LocalPoster
 from bot.posters import Poster, make_posters
+from bot.stored import StoredResultPoster
 from generator.serve import ModelLoadError, load_model
 from jobs.settings import load_settings
 
@@ -40,7 +40,7 @@ def test_the_tiny_checkpoint_loads(tmp_path: Path, tiny_checkpoints: tuple[Path,
 def test_posters_and_frontends_registries(tmp_path: Path) -> None:
     settings = load_settings(None, data_dir=tmp_path)
     posters = make_posters(settings)
-    assert isinstance(posters["cli"], LocalPoster) and posters["cli"].outbox == tmp_path / "outbox"
+    assert isinstance(posters["cli"], StoredResultPoster) and isinstance(posters["web"], StoredResultPoster)
     assert isinstance(posters["cli"], Poster)
     assert "discord" not in posters  # no token: no poster
     assert enabled_frontends(settings) == []
