@@ -14,12 +14,13 @@ import enum
 import re
 from dataclasses import dataclass
 
+from jobs.models import MAX_JOB_ID
+
 PREFIX = "imagine"
 MAX_CUSTOM_ID_LENGTH = 100  # characters; Discord's limit
 MAX_BUTTONS_PER_ROW = 5
 MAX_ROWS = 5
 MAX_IMAGES = 9  # the /imagine `images` option's upper bound
-MAX_JOB_ID = 2**63 - 1  # a 64-bit signed primary key: at most 19 digits
 
 
 class Action(enum.StrEnum):

@@ -8,6 +8,7 @@ them checks again here (`is_admin`) before reading or changing anything.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,6 +16,7 @@ import discord
 from discord import app_commands
 
 from bot import messages
+from bot.discord.replies import Reply, answer_privately
 from jobs.models import Platform, UsageFilter
 from jobs.reports import UsageRow
 
@@ -46,15 +48,32 @@ async def is_admin(interaction: Interaction) -> bool:
     return any(str(role.id) in space.admin_role_ids for role in roles)
 
 
-async def _refuse_non_admin(interaction: Interaction, command: str) -> bool:
-    """True (and the refusal sent) when the caller may not use this admin command."""
+async def _admin_refusal(interaction: Interaction, command: str) -> Reply | None:
+    """The refusal to send when the caller may not use this admin command, else None."""
     if interaction.guild_id is None:
-        await interaction.response.send_message(messages.refused_guild_only(command), ephemeral=True)
-        return True
+        return Reply(messages.refused_guild_only(command))
     if not await is_admin(interaction):
-        await interaction.response.send_message(messages.refused_admin_only(command), ephemeral=True)
-        return True
-    return False
+        return Reply(messages.refused_admin_only(command))
+    return None
+
+
+def _as_admin(command: str, work: Callable[[], Awaitable[Reply]]) -> Callable[[Interaction], Awaitable[None]]:
+    """Answer privately, within the deadline: the refusal for a non-admin, else `work`'s reply."""
+
+    async def answer(interaction: Interaction) -> None:
+        async def checked() -> Reply:
+            return await _admin_refusal(interaction, command) or await work()
+
+        await answer_privately(interaction, checked)
+
+    return answer
+
+
+def _replying(reply: Reply) -> Callable[[], Awaitable[Reply]]:
+    async def work() -> Reply:
+        return reply
+
+    return work
 
 
 def _admin_only(command: app_commands.Command[Any, ..., Any]) -> app_commands.Command[Any, ..., Any]:
@@ -73,8 +92,10 @@ async def usage_command(
     user: discord.User | None = None,
 ) -> None:
     """Who drew how much on this server: per user and day, images, GPU time, failures, recent prompts."""
-    if await _refuse_non_admin(interaction, "usage"):
-        return
+    await _as_admin("usage", lambda: _usage_reply(interaction, period, user))(interaction)
+
+
+async def _usage_reply(interaction: Interaction, period: str, user: discord.User | None) -> Reply:
     bot = interaction.client
     span = PERIODS[period]
     filters = UsageFilter(
@@ -86,8 +107,7 @@ async def usage_command(
     queue = bot.queue
     totals = await queue.usage(by="total", filters=filters)
     if not totals:
-        await interaction.response.send_message(messages.usage_empty(), ephemeral=True)
-        return
+        return Reply(messages.usage_empty())
     [total] = totals
     by_user = sorted(await queue.usage(by="user", filters=filters), key=lambda r: (-r.images, r.key))
     by_day = (await queue.usage(by="day", filters=filters))[-DAYS_SHOWN:]
@@ -111,7 +131,7 @@ async def usage_command(
         for job in recent
     ]
     embed.add_field(name="Recent prompts", value="\n".join(prompts)[:1024] or "—", inline=False)
-    await interaction.response.send_message(embed=embed, ephemeral=True)
+    return Reply(embed=embed)
 
 
 def _row_text(row: UsageRow) -> str:
@@ -132,15 +152,12 @@ async def settings_command(
     blocked_words: str | None = None,
 ) -> None:
     """Show or change this server's /imagine settings: channels, per-user caps, quota, blocked words."""
-    if await _refuse_non_admin(interaction, "settings"):
-        return
     changes: dict[str, Any] = {}
     if channels is not None:
         wanted = _SNOWFLAKE.findall(channels)
         if not wanted and channels.strip().lower() not in ("all", "any", "none", "-"):
-            await interaction.response.send_message(
-                messages.settings_bad("name channels as #mentions or ids, or 'all'"), ephemeral=True
-            )
+            bad = Reply(messages.settings_bad("name channels as #mentions or ids, or 'all'"))
+            await _as_admin("settings", _replying(bad))(interaction)
             return
         changes["allowed_channels"] = wanted
     # 0 means "the bot's default" for caps (None in the table); the quota's 0 means "no limit"
@@ -153,6 +170,10 @@ async def settings_command(
     if blocked_words is not None:
         words = [w.strip() for w in blocked_words.split(",") if w.strip()]
         changes["blocked_words"] = [] if [w.lower() for w in words] in (["none"], ["-"]) else words
+    await _as_admin("settings", lambda: _settings_reply(interaction, changes))(interaction)
+
+
+async def _settings_reply(interaction: Interaction, changes: dict[str, Any]) -> Reply:
     queue = interaction.client.queue
     guild_id = str(interaction.guild_id)
     if changes:
@@ -176,36 +197,40 @@ async def settings_command(
         value=discord.utils.escape_markdown(", ".join(space.blocked_words))[:1024] or "none",
         inline=False,
     )
-    await interaction.response.send_message(embed=embed, ephemeral=True)
+    return Reply(embed=embed)
 
 
 @app_commands.command()
 @app_commands.describe(**messages.HELP_BAN_OPTIONS)
 async def ban(interaction: Interaction, user: discord.User, reason: str = "") -> None:
     """Stop someone from using /imagine on this server."""
-    if await _refuse_non_admin(interaction, "ban"):
-        return
-    await interaction.client.queue.ban(
-        Platform.DISCORD,
-        str(user.id),
-        guild_id=str(interaction.guild_id),
-        reason=reason,
-        banned_by=str(interaction.user.id),
-        now=interaction.client.now(),
-    )
-    await interaction.response.send_message(messages.banned(user.mention), ephemeral=True)
+
+    async def work() -> Reply:
+        await interaction.client.queue.ban(
+            Platform.DISCORD,
+            str(user.id),
+            guild_id=str(interaction.guild_id),
+            reason=reason,
+            banned_by=str(interaction.user.id),
+            now=interaction.client.now(),
+        )
+        return Reply(messages.banned(user.mention))
+
+    await _as_admin("ban", work)(interaction)
 
 
 @app_commands.command()
 @app_commands.describe(**messages.HELP_UNBAN_OPTIONS)
 async def unban(interaction: Interaction, user: discord.User) -> None:
     """Let someone use /imagine on this server again."""
-    if await _refuse_non_admin(interaction, "unban"):
-        return
-    was_banned = await interaction.client.queue.unban(
-        Platform.DISCORD, str(user.id), guild_id=str(interaction.guild_id)
-    )
-    await interaction.response.send_message(messages.unbanned(user.mention, was_banned), ephemeral=True)
+
+    async def work() -> Reply:
+        was_banned = await interaction.client.queue.unban(
+            Platform.DISCORD, str(user.id), guild_id=str(interaction.guild_id)
+        )
+        return Reply(messages.unbanned(user.mention, was_banned))
+
+    await _as_admin("unban", work)(interaction)
 
 
 ADMIN_COMMANDS: tuple[app_commands.Command[Any, ..., Any], ...] = (

@@ -17,6 +17,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import discord
+
 from bot.discord.client import ImagineBot
 from bot.discord.sync import SYNC_STATE_FILENAME
 from jobs.errors import SettingsError
@@ -26,12 +28,15 @@ from jobs.settings import Settings
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 60.0  # login + gateway + guilds; a wrong token fails at once (LoginFailure)
+CLOSE_TIMEOUT_SECONDS = 5.0
+DISCORD_API_URL = Settings.model_fields["discord_api_url"].default
 
 
 @contextlib.asynccontextmanager
 async def run_discord(settings: Settings, queue: Queue) -> AsyncIterator[ImagineBot]:
     if settings.discord_token is None:
         raise SettingsError("IMAGINE_DISCORD_TOKEN is not set: the Discord frontend needs the bot token")
+    use_api_url(settings.discord_api_url)
     bot = ImagineBot(
         queue=queue,
         sync_state_path=settings.data_dir / SYNC_STATE_FILENAME,
@@ -44,8 +49,17 @@ async def run_discord(settings: Settings, queue: Queue) -> AsyncIterator[Imagine
         yield bot
     finally:
         await bot.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, READY_TIMEOUT_SECONDS)
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, CLOSE_TIMEOUT_SECONDS)
+
+
+def use_api_url(url: str) -> None:
+    """Send discord.py's REST calls (and so its gateway lookup) to `url` when it is not Discord's own.
+
+    discord.py reads one class attribute for every route (`Route.BASE`) and has no per-client setting, so
+    this process-wide assignment is the way; the bot process runs one Discord client."""
+    if url.rstrip("/") != DISCORD_API_URL:
+        discord.http.Route.BASE = url.rstrip("/")
 
 
 async def _until_ready(bot: ImagineBot, task: asyncio.Task[None]) -> None:

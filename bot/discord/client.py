@@ -88,7 +88,7 @@ class ImagineBot(discord.AutoShardedClient):
         per command, in a burst)."""
         if time.monotonic() - self._generators_seen_at < GENERATORS_CACHE_SECONDS:
             return True
-        if await self.queue.workers_online():
+        if await self.queue.workers_alive():
             self._generators_seen_at = time.monotonic()
             return True
         return False

@@ -23,6 +23,7 @@ from discord import app_commands
 from bot import messages
 from bot.buttons import Action, ButtonId
 from bot.discord.embeds import parameters_embed, queued_embed, rendering_embed
+from bot.discord.replies import Reply, answer_privately
 from bot.discord.views import progress_view
 from jobs.errors import JobNotFound, NotAllowed, Refused
 from jobs.models import Enqueued, EnqueueRequest, Job, Kind, MessageRefs, Platform, Status
@@ -48,6 +49,7 @@ KIND_OF_ACTION = {Action.REROLL: Kind.REROLL, Action.VARIATION: Kind.VARIATION, 
 
 @app_commands.command()
 @app_commands.describe(**messages.HELP_IMAGINE_OPTIONS)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
 async def imagine(
     interaction: Interaction,
     prompt: str,
@@ -72,11 +74,16 @@ async def imagine(
 
 
 @app_commands.command(name="queue")
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
 async def queue_command(interaction: Interaction) -> None:
     """How long the queue is, where your jobs are, and whether a generator is online."""
+    await answer_privately(interaction, lambda: _queue_reply(interaction))
+
+
+async def _queue_reply(interaction: Interaction) -> Reply:
     queue = interaction.client.queue
     depths = await queue.depth_by_guild(limit=1000)
-    workers = await queue.workers_online()
+    workers = await queue.workers_alive()
     lines = [
         messages.queue_depth(
             sum(d.queued_jobs for d in depths),
@@ -96,41 +103,49 @@ async def queue_command(interaction: Interaction) -> None:
         lines.append(f"{line} — {_short(job.prompt)}")
     if not mine:
         lines.append(messages.queue_none_yours())
-    await interaction.response.send_message("\n".join(lines), ephemeral=True)
+    return Reply("\n".join(lines))
 
 
 @app_commands.command()
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
 async def history(interaction: Interaction) -> None:
     """Your recent /imagine jobs, with links to their pictures."""
+    await answer_privately(interaction, lambda: _history_reply(interaction))
+
+
+async def _history_reply(interaction: Interaction) -> Reply:
     jobs = await interaction.client.queue.jobs_for_user(
         Platform.DISCORD, str(interaction.user.id), limit=HISTORY_COUNT
     )
     if not jobs:
-        await interaction.response.send_message(messages.history_empty(), ephemeral=True)
-        return
+        return Reply(messages.history_empty())
     lines = []
     for job in jobs:
         line = f"{messages.status_line(job)} — {_short(job.prompt)}"
         if link := message_link(job):
             line += f" · [open]({link})"
         lines.append(line)
-    embed = discord.Embed(title="Your recent jobs", description="\n".join(lines)[:4096])
-    await interaction.response.send_message(embed=embed, ephemeral=True)
+    return Reply(embed=discord.Embed(title="Your recent jobs", description="\n".join(lines)[:4096]))
 
 
 @app_commands.command()
 @app_commands.describe(**messages.HELP_CANCEL_OPTIONS)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
 async def cancel(interaction: Interaction, job: app_commands.Range[int, 1] | None = None) -> None:
     """Cancel one of your jobs that is waiting or being drawn."""
-    if job is None:
-        mine = await interaction.client.queue.jobs_for_user(
-            Platform.DISCORD, str(interaction.user.id), limit=1, statuses=(Status.QUEUED, Status.RUNNING)
-        )
-        if not mine:
-            await interaction.response.send_message(messages.refused_nothing_to_cancel(), ephemeral=True)
-            return
-        job = mine[0].id
-    await cancel_job(interaction, job)
+
+    async def work() -> Reply:
+        job_id = job
+        if job_id is None:
+            mine = await interaction.client.queue.jobs_for_user(
+                Platform.DISCORD, str(interaction.user.id), limit=1, statuses=(Status.QUEUED, Status.RUNNING)
+            )
+            if not mine:
+                return Reply(messages.refused_nothing_to_cancel())
+            job_id = mine[0].id
+        return await cancel_reply(interaction, job_id)
+
+    await answer_privately(interaction, work)
 
 
 COMMANDS: tuple[app_commands.Command[Any, ..., Any], ...] = (imagine, queue_command, history, cancel)
@@ -142,14 +157,9 @@ COMMANDS: tuple[app_commands.Command[Any, ..., Any], ...] = (imagine, queue_comm
 async def on_button(interaction: Interaction, button_id: ButtonId) -> None:
     """A click on a button under an /imagine message, whatever its age (routed by custom_id)."""
     if button_id.action is Action.INFO:
-        try:
-            job = await interaction.client.queue.get_job(button_id.job_id)
-        except JobNotFound:
-            await _ephemeral(interaction, messages.refused_job_not_found(button_id.job_id))
-            return
-        await interaction.response.send_message(embed=parameters_embed(job), ephemeral=True)
+        await answer_privately(interaction, lambda: _parameters_reply(interaction, button_id.job_id))
     elif button_id.action is Action.CANCEL:
-        await cancel_job(interaction, button_id.job_id)
+        await answer_privately(interaction, lambda: cancel_reply(interaction, button_id.job_id))
     else:
         request = request_from(
             interaction,
@@ -258,7 +268,15 @@ async def _enqueue(bot: ImagineBot, request: EnqueueRequest) -> Enqueued:
         return await bot.queue.enqueue(request)
 
 
-async def cancel_job(interaction: Interaction, job_id: int) -> None:
+async def _parameters_reply(interaction: Interaction, job_id: int) -> Reply:
+    try:
+        return Reply(embed=parameters_embed(await interaction.client.queue.get_job(job_id)))
+    except JobNotFound:
+        return Reply(messages.refused_job_not_found(job_id))
+
+
+async def cancel_reply(interaction: Interaction, job_id: int) -> Reply:
+    """Cancel the job for the one who asked for it or an admin; the answer says what happened."""
     from bot.discord.admin import is_admin  # admin rights are the admin module's question
 
     queue = interaction.client.queue
@@ -267,12 +285,10 @@ async def cancel_job(interaction: Interaction, job_id: int) -> None:
         admin = job.user_id != str(interaction.user.id) and await is_admin(interaction)
         job = await queue.cancel(job_id, str(interaction.user.id), is_admin=admin)
     except JobNotFound:
-        await _ephemeral(interaction, messages.refused_job_not_found(job_id))
-        return
+        return Reply(messages.refused_job_not_found(job_id))
     except NotAllowed:
-        await _ephemeral(interaction, messages.refused_not_yours(job_id))
-        return
-    await _ephemeral(interaction, messages.cancel_answer(job))
+        return Reply(messages.refused_not_yours(job_id))
+    return Reply(messages.cancel_answer(job))
 
 
 async def _ephemeral(interaction: Interaction, text: str) -> None:

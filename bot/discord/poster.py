@@ -63,7 +63,9 @@ def make_poster(settings: Settings) -> DiscordPoster | None:
     """The registered factory (bot/posters.py): None when no bot token is configured."""
     if settings.discord_token is None:
         return None
-    return DiscordPoster(token=settings.discord_token.get_secret_value())
+    url = settings.discord_api_url.rstrip("/")
+    api_base = None if url == Settings.model_fields["discord_api_url"].default else url
+    return DiscordPoster(token=settings.discord_token.get_secret_value(), api_base=api_base)
 
 
 class DiscordApiError(Exception):
@@ -160,9 +162,12 @@ class DiscordPoster:
         try:
             return await self._deliver(job, payload, grid_png, record_refs)
         except DiscordApiError as exc:
-            # Not a poster bug: Discord said no (missing access, unknown channel…). The delivery loop
-            # retries with backoff and finally keeps this reason for admins.
-            raise PosterError(f"Discord refused the post: {exc}", status=exc.status) from exc
+            # Discord said no in a way waiting does not change (403 missing access or permissions, 404
+            # unknown channel, 400 a payload it will not take): undeliverable now, the reason kept for admins.
+            # Rate limits and server errors never get here: `_request` raises them as transient.
+            raise PosterError(
+                f"Discord refused the post: {exc}", status=exc.status, is_permanent=True
+            ) from exc
 
     async def _deliver(
         self,

@@ -15,6 +15,8 @@ from collections.abc import Callable, Collection
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.errors import slack_error
+
 log = logging.getLogger(__name__)
 
 ADMIN_CACHE_SECONDS = 300.0
@@ -58,7 +60,7 @@ class SlackAdmins:
         try:
             response = await client.users_info(user=user_id)
         except SlackApiError as exc:
-            if exc.response.get("error") == "user_not_found":
+            if slack_error(exc) == "user_not_found":
                 log.info("users.info: %s not found; not an admin", user_id, extra={"action": "admin_check"})
                 return False
             raise

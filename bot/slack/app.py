@@ -173,7 +173,9 @@ async def run_slack(
             "set IMAGINE_SLACK_APP_TOKEN (xapp-…, Socket Mode) or IMAGINE_SLACK_SIGNING_SECRET (HTTP mode)"
         )
     client = client or AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(), retry_handlers=retry_handlers()
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        retry_handlers=retry_handlers(),
     )
     if admin_user_ids is None:
         admin_user_ids = [user.strip() for user in settings.slack_admin_user_ids.split(",") if user.strip()]
@@ -188,9 +190,9 @@ async def run_slack(
         )
         # Created here, inside the running loop: the handler binds its aiohttp session to it.
         handler = AsyncSocketModeHandler(app, app_token=app_token, web_client=client)
-        await handler.connect_async()
-        log.info("Slack connected over Socket Mode", extra={"action": "slack_started", "mode": "socket"})
-        try:
+        try:  # closed even when a stop cancels the first connect, which retries while Slack is away
+            await handler.connect_async()
+            log.info("Slack connected over Socket Mode", extra={"action": "slack_started", "mode": "socket"})
             yield SlackFrontend(app=app, mode="socket")
         finally:
             await handler.close_async()

@@ -136,7 +136,7 @@ class SlackCommands:
                     continue
                 position, eta = await self.queue.position(job.id)
                 entries.append((job, position, eta))
-            workers = await self.queue.workers_online()
+            workers = await self.queue.workers_alive()
             return texts.queue_summary(entries, len(workers))
 
         await answer_within_deadline(ack, respond, work, deadline_seconds=self.ack_deadline_seconds)

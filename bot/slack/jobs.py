@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import texts
 from bot.slack.blocks import progress_blocks
+from bot.slack.errors import NOT_IN_CHANNEL_ERRORS, slack_error
 from jobs import errors
 from jobs.models import Enqueued, EnqueueRequest, Job, Status
 from jobs.queue import Queue
@@ -38,8 +39,6 @@ WORKERS_CACHE_SECONDS = 5.0  # "a generator is online" is remembered this long
 #: Enqueues run at most this many at a time: the database takes them one by one anyway (SQLite) or
 #: through a small pool (Postgres); more at once only burns the event loop that must send the acks.
 MAX_CONCURRENT_ENQUEUES = 4
-# Slack errors that mean "the bot cannot post in this conversation".
-NOT_IN_CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
 
 
 def status_blocks(text: str) -> list[dict[str, Any]]:
@@ -97,7 +96,7 @@ class SlackJobs:
                 channel=job.channel_id, text=texts.escape(text), blocks=progress_blocks(job.id, status=text)
             )
         except SlackApiError as exc:
-            error = str(exc.response.get("error", ""))
+            error = slack_error(exc)
             if error in NOT_IN_CHANNEL_ERRORS:
                 self._member_until.pop((job.guild_id, job.channel_id), None)
                 await self.queue.cancel(job.id, job.user_id, is_admin=True)
@@ -149,7 +148,7 @@ class SlackJobs:
         try:
             info = await client.conversations_info(channel=channel_id)
         except SlackApiError as exc:
-            error = str(exc.response.get("error", ""))
+            error = slack_error(exc)
             if error in NOT_IN_CHANNEL_ERRORS:
                 raise SlackRefusal(texts.refused_not_in_channel(channel_id)) from exc
             # A missing scope or a Slack hiccup: don't block the user; the placeholder post will tell.
@@ -167,6 +166,6 @@ class SlackJobs:
         await self._shared("workers", self._ask_workers)
 
     async def _ask_workers(self) -> None:
-        if not await self.queue.workers_online():
+        if not await self.queue.workers_alive():
             raise SlackRefusal(texts.refused_no_worker())
         self._workers_until = self._clock() + WORKERS_CACHE_SECONDS

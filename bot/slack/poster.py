@@ -40,7 +40,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.posters import PosterError, RecordRefs
 from bot.slack import texts
 from bot.slack.blocks import grid_blocks, progress_blocks
-from bot.slack.jobs import NOT_IN_CHANNEL_ERRORS, status_blocks
+from bot.slack.errors import NOT_IN_CHANNEL_ERRORS, is_permanent, slack_error
+from bot.slack.jobs import status_blocks
 from jobs.models import Job, Kind, Status
 from jobs.settings import Settings
 
@@ -68,9 +69,11 @@ def make_poster(settings: Settings) -> SlackPoster | None:
         return None
     token = settings.slack_bot_token.get_secret_value()
     return SlackPoster(
-        client=AsyncWebClient(token=token, retry_handlers=retry_handlers()),
+        client=AsyncWebClient(token=token, base_url=settings.slack_api_url, retry_handlers=retry_handlers()),
         # Progress is a courtesy: never sleep through a 429 for it (the next update comes anyway).
-        progress_client=AsyncWebClient(token=token, retry_handlers=[AsyncConnectionErrorRetryHandler()]),
+        progress_client=AsyncWebClient(
+            token=token, base_url=settings.slack_api_url, retry_handlers=[AsyncConnectionErrorRetryHandler()]
+        ),
     )
 
 
@@ -103,7 +106,9 @@ class SlackPoster:
             )
         except SlackApiError as exc:
             log.info(
-                "progress not posted: %s", _error(exc), extra={"action": "progress_skipped", "job_id": job.id}
+                "progress not posted: %s",
+                slack_error(exc),
+                extra={"action": "progress_skipped", "job_id": job.id},
             )
 
     async def post_result(
@@ -140,14 +145,6 @@ class SlackPoster:
                 )
                 await record_refs(failure_noted=True)
         except SlackApiError as exc:
-            if _error(exc) in NOT_IN_CHANNEL_ERRORS:
-                # Nothing can be said in a channel the bot is not in, and nothing waits to be delivered.
-                log.info(
-                    "failure not posted: %s",
-                    _error(exc),
-                    extra={"action": "failure_unposted", "job_id": job.id},
-                )
-                return {"failure_unposted": _error(exc)}
             raise _poster_error(exc, job) from exc
         return {"final_message_id": job.refs.placeholder_message_id}
 
@@ -163,10 +160,12 @@ class SlackPoster:
                 channel=job.channel_id, ts=ts, text=texts.escape(text), blocks=status_blocks(text)
             )
         except SlackApiError as exc:
-            if _error(exc) not in _GONE_ERRORS:
+            if slack_error(exc) not in _GONE_ERRORS:
                 raise
             log.info(
-                "placeholder gone: %s", _error(exc), extra={"action": "placeholder_gone", "job_id": job.id}
+                "placeholder gone: %s",
+                slack_error(exc),
+                extra={"action": "placeholder_gone", "job_id": job.id},
             )
 
     async def _share_grid(
@@ -184,7 +183,7 @@ class SlackPoster:
                 initial_comment=texts.grid_comment(job),
             )
         except SlackApiError as exc:
-            if _error(exc) != "file_not_found":
+            if slack_error(exc) != "file_not_found":
                 raise
             # The uploaded bytes expired before completion: upload again (the old file was never shared).
             file_id = await self._upload(job, grid_png)
@@ -221,10 +220,6 @@ class SlackPoster:
         return file_id
 
 
-def _error(exc: SlackApiError) -> str:
-    return str(exc.response.get("error", "")) if exc.response is not None else ""
-
-
 def _retry_after(value: Any) -> float | None:
     if isinstance(value, list | tuple):  # slack_sdk's retry layer keeps header values as lists
         value = value[0] if value else None
@@ -242,13 +237,14 @@ def _header(headers: Any, name: str) -> Any:
 
 
 def _poster_error(exc: SlackApiError, job: Job) -> PosterError:
-    """A Slack refusal as the delivery loop's retryable error, with Retry-After when Slack sent one."""
+    """A Slack refusal as the delivery loop's error: permanent (the bot was removed from the channel, the
+    token revoked) or retried, with Retry-After when Slack sent one."""
     response = exc.response
     status = response.status_code if response is not None else None
     retry_after = _retry_after(_header(response.headers, "retry-after") if response is not None else None)
-    error = _error(exc)
+    error = slack_error(exc)
     if error in NOT_IN_CHANNEL_ERRORS:
-        reason = f"{error}: invite the bot to {job.channel_id} and the result will be posted"
+        reason = f"{error}: the bot cannot post in {job.channel_id} (invite it, then reroll)"
     else:
-        reason = f"Slack refused ({status}): {error or exc}"
-    return PosterError(reason, retry_after=retry_after, status=status)
+        reason = f"Slack refused ({status}): {error}"
+    return PosterError(reason, retry_after=retry_after, status=status, is_permanent=is_permanent(error))

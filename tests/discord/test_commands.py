@@ -3,20 +3,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import discord
 import pytest
 from discord import app_commands
+from sqlalchemy.engine import make_url
 
 from bot import messages
 from bot.discord.client import ImagineBot
 from jobs.models import Platform
 from tests.discord.stories import Generator, ephemeral_text, jobs_of, wait_delivered, wait_for_grid
-from tests.fakes.discord import ADMINISTRATOR, FakeDiscord
+from tests.fakes.discord import ADMINISTRATOR, EPHEMERAL_FLAG, FakeDiscord, InteractionRecord
 
 ADMIN_COMMANDS = {"usage", "settings", "ban", "unban"}
 MANAGE_GUILD = discord.Permissions(manage_guild=True).value
+DEFERRED = 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE: "thinking…"
 
 
 async def _answer(fake: FakeDiscord, name: str, options: dict[str, Any] | None = None, **kw: Any) -> str:
@@ -77,6 +84,40 @@ async def test_every_bad_input_is_an_ephemeral_reason_and_writes_nothing(
 async def test_no_generator_online_is_refused(fake_discord: FakeDiscord, make_bot: Any) -> None:
     await make_bot()  # no generator registered in this test
     assert await _answer(fake_discord, "imagine", {"prompt": "a cat"}) == messages.refused_no_worker()
+
+
+async def test_in_direct_messages_the_operator_rules_and_the_user_quota_apply(
+    fake_discord: FakeDiscord, make_bot: Any, generator: Generator
+) -> None:
+    """The DM policy (docs/discord.md): /imagine works in the bot's DMs; no server's own rules reach
+    there, the operator's do (IMAGINE_BLOCKED_WORDS, bans on every server), and one daily quota per user
+    counts their pictures in every server and DM together."""
+    await make_bot()
+    queue = generator.queue
+    queue.limits = dataclasses.replace(queue.limits, blocked_words=("dragon",), daily_quota_images=5)
+    user, guild = str(fake_discord.user.id), str(fake_discord.guild.id)
+    await queue.update_settings(Platform.DISCORD, guild, blocked_words=["owl"])
+    await queue.ban(Platform.DISCORD, user, guild_id=guild)
+    assert "banned" in await _answer(fake_discord, "imagine", {"prompt": "a cat"})
+
+    dm = await fake_discord.send_slash_command("imagine", {"prompt": "an owl", "images": 4}, in_dm=True)
+    await fake_discord.wait_for_callback(dm)
+    [job] = await jobs_of(queue, fake_discord.user.id)
+    assert job.guild_id == "" and job.channel_id == str(fake_discord.dm_channel(fake_discord.user))
+    await generator.start()
+    grid = await wait_for_grid(fake_discord, dm)
+    assert grid.channel_id == fake_discord.dm_channel(fake_discord.user)
+
+    answer = await _answer(fake_discord, "imagine", {"prompt": "a red Dragon"}, in_dm=True)
+    assert "'dragon', which this bot blocks" in answer
+    quota = await _answer(fake_discord, "imagine", {"prompt": "a cat", "images": 2}, in_dm=True)
+    assert "resets at 00:00 UTC" in quota  # 4 drawn + 2 asked > 5, wherever they were drawn
+    await queue.unban(Platform.DISCORD, user, guild_id=guild)
+    quota = await _answer(fake_discord, "imagine", {"prompt": "a cat", "images": 2})
+    assert "resets at 00:00 UTC" in quota
+    await queue.ban(Platform.DISCORD, user, guild_id="")  # the dashboard's "every server"
+    assert "banned" in await _answer(fake_discord, "imagine", {"prompt": "a cat"}, in_dm=True)
+    assert len(await jobs_of(queue, fake_discord.user.id)) == 1
 
 
 async def test_queue_and_history(fake_discord: FakeDiscord, make_bot: Any, generator: Generator) -> None:
@@ -245,3 +286,75 @@ def test_the_discord_frontend_and_poster_never_import_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@contextlib.asynccontextmanager
+async def database_slowed(db_url: str, seconds: float) -> AsyncIterator[None]:
+    """Every statement on the queue's tables waits `seconds`: another session holds them all locked."""
+    dsn = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    locker = await asyncpg.connect(dsn)
+    transaction = locker.transaction()
+    await transaction.start()
+    await locker.execute(
+        "LOCK TABLE jobs, images, spaces, bans, fair_users, workers IN ACCESS EXCLUSIVE MODE"
+    )
+    released = asyncio.ensure_future(_release_after(transaction, seconds))
+    try:
+        yield
+    finally:
+        await released
+        await locker.close()
+
+
+async def _answered(fake: FakeDiscord, interaction: InteractionRecord) -> Any:
+    """The interaction's answer once it is more than "thinking…"."""
+
+    def answer() -> Any:
+        message = fake.original_message(interaction)
+        return message if message is not None and not message.is_loading else None
+
+    return await fake.wait_until(answer, timeout=10.0)
+
+
+async def _release_after(transaction: Any, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    await transaction.rollback()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_every_interaction_is_acknowledged_in_time_whatever_the_database_does(
+    fake_discord: FakeDiscord, make_bot: Any, generator: Generator, db_url: str
+) -> None:
+    """With the database locked for 3.5 s, each command and button still gets its callback within Discord's
+    3 seconds (deferred and ephemeral: the answers are private) and then its answer."""
+    await make_bot()
+    imagine = await fake_discord.send_slash_command("imagine", {"prompt": "a slow cat", "images": 1})
+    await fake_discord.wait_for_callback(imagine, timeout=3.0)
+    queued = await _answered(fake_discord, imagine)
+    [job] = await jobs_of(generator.queue, fake_discord.user.id)
+    admin = {"member_permissions": ADMINISTRATOR}
+    asks: list[tuple[str, Callable[[], Awaitable[InteractionRecord]]]] = [
+        ("/queue", lambda: fake_discord.send_slash_command("queue", {})),
+        ("/history", lambda: fake_discord.send_slash_command("history", {})),
+        ("/settings", lambda: fake_discord.send_slash_command("settings", {}, **admin)),
+        ("/usage", lambda: fake_discord.send_slash_command("usage", {}, **admin)),
+        ("ℹ️", lambda: fake_discord.click_button(queued.id, f"imagine:info:{job.id}")),
+        ("❌", lambda: fake_discord.click_button(queued.id, f"imagine:cancel:{job.id}")),
+        ("/cancel", lambda: fake_discord.send_slash_command("cancel", {"job": job.id})),
+    ]
+    for name, ask in asks:
+        async with database_slowed(db_url, 3.5):
+            interaction = await ask()
+            await fake_discord.wait_for_callback(interaction, timeout=3.0)
+        assert interaction.ack_latency_s is not None and interaction.ack_latency_s < 3.0, name
+        callback = interaction.callback
+        assert callback is not None and callback["type"] == DEFERRED, name
+        assert callback["data"]["flags"] & EPHEMERAL_FLAG, name  # a private answer stays private
+        answer = await fake_discord.wait_until(
+            lambda i=interaction: (
+                (m := fake_discord.original_message(i)) is not None and not m.is_loading and m
+            ),
+            timeout=10.0,
+        )
+        assert answer.content or answer.embeds, name
+    assert (await generator.queue.get_job(job.id)).status.value == "cancelled"  # the ❌ took effect

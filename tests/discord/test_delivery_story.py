@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import pytest
 
 from bot.buttons import ButtonId
 from jobs.models import Delivery
@@ -59,6 +62,27 @@ async def test_a_16_minute_old_job_is_posted_as_a_channel_message_mentioning_the
     [job] = await jobs_of(generator.queue, fake_discord.user.id)
     job = await wait_delivered(generator, job.id)
     assert job.refs.final_message_id == str(posted.id) and job.refs.extra["delivered_via"] == "channel"
+
+
+@pytest.mark.parametrize(("status", "error"), [(403, "Missing Access"), (404, "Unknown Channel")])
+async def test_a_channel_discord_refuses_for_good_is_undeliverable_at_once(
+    fake_discord: FakeDiscord, make_bot: Any, generator: Generator, clock: Clock, status: int, error: str
+) -> None:
+    """Not retried with backoff for an hour: waiting does not give the bot its access back. The reason
+    is kept for the admins."""
+    await make_bot()
+    await _queued(fake_discord, "a locked room", images=1)
+    advance(fake_discord, clock, 16 * 60)  # the token is dead: the result goes to the channel
+    channel_posts = rf"^/channels/{fake_discord.channel_id}/messages$"
+    fake_discord.fail(f"POST {channel_posts}", times=None, status=status, error=error)
+
+    await generator.start()
+    [job] = await jobs_of(generator.queue, fake_discord.user.id)
+    job = await wait_delivered(generator, job.id, timeout=GENERATOR_TIMEOUT_S)
+    assert job.delivery is Delivery.UNDELIVERABLE
+    assert job.delivery_error is not None and error in job.delivery_error
+    await asyncio.sleep(1.0)
+    assert len(fake_discord.find_requests("POST", channel_posts)) == 1  # tried once, then left alone
 
 
 async def test_a_revoked_token_10062_falls_back_to_the_channel(

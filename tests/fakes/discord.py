@@ -106,6 +106,14 @@ ARRIVED_AT = web.RequestKey("arrived_at", float)
 # The fake
 
 
+DM_CHANNEL = 1  # channel type
+GUILD_CONTEXT, BOT_DM_CONTEXT = 0, 1  # interaction contexts
+
+
+# the JSON error codes of the refusals tests ask for by message (`fail(route, error="Missing Access")`)
+ERROR_CODES = {"Unknown Channel": 10003, "Missing Access": 50001, "Missing Permissions": 50013}
+
+
 class FakeDiscord(FakeServer):
     """A Discord for one bot application, with guilds, channels and users made on demand."""
 
@@ -246,7 +254,8 @@ class FakeDiscord(FakeServer):
         return body, headers
 
     def _error_body(self, status: int, error: str | None) -> dict[str, Any]:
-        return {"code": 0, "message": error or f"{status}: fake outage"}
+        """Discord's JSON error: a known message carries its JSON error code, as Discord sends it."""
+        return {"code": ERROR_CODES.get(error or "", 0), "message": error or f"{status}: fake outage"}
 
     @staticmethod
     def _route_matches(route: str, method: str, path: str) -> bool:
@@ -325,27 +334,44 @@ class FakeDiscord(FakeServer):
         channel_id: int | None = None,
         member_permissions: int = MEMBER_PERMISSIONS,
         attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT,
+        in_dm: bool = False,
     ) -> InteractionRecord:
-        """Dispatch INTERACTION_CREATE for `/name`; options as {name: value} or raw option dicts."""
+        """Dispatch INTERACTION_CREATE for `/name`; options as {name: value} or raw option dicts.
+        `in_dm`: used in the user's direct messages with the bot (no guild, interaction context 1)."""
         guild = guild or self.guild
-        data = {
+        user = user or self.user
+        data: dict[str, Any] = {
             "id": str(self._command_id(name, guild.id)),
             "name": name,
             "type": 1,
             "options": options_payload(options),
-            "guild_id": str(guild.id),
         }
+        if not in_dm:
+            data["guild_id"] = str(guild.id)
         if resolved := resolved_payload(options):
             data["resolved"] = resolved
         return await self._dispatch_interaction(
             APPLICATION_COMMAND,
             data,
-            user=user or self.user,
-            guild=guild,
-            channel_id=channel_id or guild.channel_ids[0],
+            user=user,
+            guild=None if in_dm else guild,
+            channel_id=self.dm_channel(user) if in_dm else channel_id or guild.channel_ids[0],
             member_permissions=member_permissions,
             attachment_size_limit=attachment_size_limit,
         )
+
+    def dm_channel(self, user: FakeUser) -> int:
+        """The id of the bot's direct-message channel with `user` (made on first use)."""
+        for channel_id, channel in self.channels.items():
+            if channel.get("type") == DM_CHANNEL and channel["recipients"][0]["id"] == str(user.id):
+                return channel_id
+        channel_id = self.snowflake()
+        self.channels[channel_id] = {
+            "id": str(channel_id),
+            "type": DM_CHANNEL,
+            "recipients": [user.to_payload()],
+        }
+        return channel_id
 
     async def click_button(
         self,
@@ -384,7 +410,7 @@ class FakeDiscord(FakeServer):
         data: dict[str, Any],
         *,
         user: FakeUser,
-        guild: FakeGuild,
+        guild: FakeGuild | None,
         channel_id: int,
         member_permissions: int,
         attachment_size_limit: int,
@@ -398,20 +424,29 @@ class FakeDiscord(FakeServer):
             "type": interaction_type,
             "token": token,
             "version": 1,
-            "guild_id": str(guild.id),
-            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
-            "guild_locale": "en-US",
             "channel_id": str(channel_id),
             "channel": self.channels[channel_id],
-            "member": member_payload(user, member_permissions),
             "app_permissions": str(ALL_PERMISSIONS),
             "locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(guild.id)},
-            "context": 0,
             "attachment_size_limit": attachment_size_limit,
             "data": data,
         }
+        if guild is not None:
+            payload |= {
+                "guild_id": str(guild.id),
+                "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
+                "guild_locale": "en-US",
+                "member": member_payload(user, member_permissions),
+                "authorizing_integration_owners": {"0": str(guild.id)},
+                "context": GUILD_CONTEXT,
+            }
+        else:  # a direct message with the bot: the user, no member
+            payload |= {
+                "user": user.to_payload(),
+                "authorizing_integration_owners": {"0": str(self.guild.id)},
+                "context": BOT_DM_CONTEXT,
+            }
         if message is not None:
             payload["message"] = message
         record = InteractionRecord(

@@ -55,6 +55,17 @@ class Fault:
     delay: float = 0.0  # seconds before answering
 
 
+@dataclass(frozen=True)
+class Page:
+    """A body that is not the platform's JSON: what a proxy or an overloaded edge answers (HTML, text)."""
+
+    text: str
+    content_type: str = "text/html"
+
+
+BAD_GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
+
+
 class FakeServer:
     """The base of the platform fakes: lifecycle, clock, waiting, and the fault switches.
 
@@ -176,6 +187,18 @@ class FakeServer:
         """
         headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
         self._arm(Fault(route, times, status=status, body=self._error_body(status, error), headers=headers))
+
+    def fail_with_page(
+        self,
+        route: str,
+        *,
+        times: int | None = 1,
+        status: int = 502,
+        text: str = BAD_GATEWAY_PAGE,
+        content_type: str = "text/html",
+    ) -> None:
+        """Answer the next ``times`` requests to ``route`` with ``status`` and a body that is not JSON."""
+        self._arm(Fault(route, times, status=status, body=Page(text, content_type)))
 
     def slow(self, route: str, seconds: float, *, times: int | None = 1) -> None:
         """Answer the next ``times`` requests to ``route`` correctly, but only after ``seconds``."""

@@ -43,7 +43,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.server import DEFAULT_WAIT_SECONDS, FakeServer
+from tests.fakes.server import DEFAULT_WAIT_SECONDS, FakeServer, Page
 
 #: Slack lets an app use one response_url this many times ...
 RESPONSE_URL_MAX_USES = 5
@@ -354,6 +354,12 @@ class FakeSlack(FakeServer):
         token = self._token_of(request, args)
         call = await self._record(method, request, args, files, token)
         status, body, headers = await self._answer(method, args, token)
+        if isinstance(body, Page):
+            call.status, call.response = status, {}
+            self._notify()
+            return web.Response(
+                status=status, text=body.text, content_type=body.content_type, headers=headers
+            )
         call.status, call.response = status, body
         self._notify()
         return web.json_response(body, status=status, headers=headers)

@@ -103,6 +103,25 @@ async def test_workspace_refusals_are_specific(bot: SlackBot) -> None:
     assert await bot.job_count() == 0
 
 
+async def test_a_direct_message_keeps_its_workspace_rules(bot: SlackBot) -> None:
+    """The DM policy (docs/slack.md): a DM belongs to its workspace, so its bans and blocked words hold
+    there as in its channels."""
+    team, dm = bot.fake.team_id, "D0DIRECT"
+    bot.fake.add_channel(dm, name="directmessage")
+    await bot.queue.update_settings("slack", team, blocked_words=("noir",))
+    await bot.queue.ban("slack", "U0BAD", guild_id=team, reason="spam")
+
+    blocked = await bot.slack.send_slash_command("/imagine", "a noir fox", channel_id=dm)
+    banned = await bot.slack.send_slash_command("/imagine", "a fox", channel_id=dm, user_id="U0BAD")
+    assert "'noir'" in blocked.text and "banned" in banned.text
+    assert await bot.job_count() == 0
+
+    queued = await bot.slack.send_slash_command("/imagine", "a fox", channel_id=dm)
+    assert "Queued" in queued.text, queued.text
+    [job] = await bot.queue.jobs_for_user("slack", USER, limit=5)
+    assert (job.guild_id, job.channel_id) == (team, dm)
+
+
 async def test_quota_refusal_names_the_reset_time(
     fake_slack: FakeSlack,
     bot_client: Any,

@@ -185,20 +185,18 @@ async def test_failed_job_says_why_in_the_placeholder_and_to_the_requester(bot: 
     assert (await bot.queue.get_job(job.id)).delivery is Delivery.DELIVERED
 
 
-async def test_bot_removed_before_delivery_keeps_the_result_pending_with_invite_reason(bot: SlackBot) -> None:
+async def test_bot_removed_before_delivery_is_undeliverable_at_once_with_the_reason(bot: SlackBot) -> None:
     job = await imagine(bot)
     await bot.render_next()
     bot.fake.add_channel(CHANNEL, is_member=False)
     bot.fake.clear_faults()
     assert await bot.deliver() == 1
     job = await bot.queue.get_job(job.id)
-    # chat.update of the placeholder works in the fake without membership; the upload does not.
-    assert job.delivery is Delivery.PENDING and "invite the bot" in (job.delivery_error or "")
-
-    bot.fake.add_channel(CHANNEL, is_member=True)
-    await bot.queue.delivery_failed(job.id, "retry now", retry_after=0.0)
-    assert await bot.deliver() == 1
-    assert (await bot.queue.get_job(job.id)).delivery is Delivery.DELIVERED
+    # chat.update of the placeholder works in the fake without membership; the upload does not, and no
+    # retry within the hour would change that: the job is undeliverable now, the reason kept for admins.
+    assert job.delivery is Delivery.UNDELIVERABLE and job.delivery_attempts == 1
+    assert job.delivery_error == f"not_in_channel: the bot cannot post in {CHANNEL} (invite it, then reroll)"
+    assert await bot.deliver() == 0  # nothing left to retry
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
@@ -292,3 +290,29 @@ async def test_an_admin_may_cancel_someone_elses_job(bot: SlackBot) -> None:
     assert await bot.deliver() == 1
     placeholder = bot.fake.message(CHANNEL, job.refs.placeholder_message_id or "")
     assert "was cancelled" in (placeholder.text or "") and list(iter_actions(placeholder.blocks)) == []
+
+
+async def test_a_slack_error_page_that_is_not_json_is_retried_with_its_status(
+    bot: SlackBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy answers text/plain, an overloaded edge HTML: read as the status, retried, no poster bug."""
+    job = await imagine(bot)
+    await bot.render_next()
+    pages = [
+        (503, "upstream gone", "text/plain"),
+        (502, "<html><body>Bad Gateway</body></html>", "text/html"),
+    ]
+    for status, text, content_type in pages:
+        bot.fake.fail_with_page(
+            "files.getUploadURLExternal", status=status, text=text, content_type=content_type
+        )
+        await bot.queue.delivery_failed(job.id, "retry now", retry_after=0.0)
+        assert await bot.deliver() == 1
+        job = await bot.queue.get_job(job.id)
+        assert job.delivery is Delivery.PENDING  # transient: the delivery loop tries again later
+        assert job.delivery_error == f"Slack refused ({status}): http_{status}"
+    assert not [r for r in caplog.records if r.exc_info or getattr(r, "action", "") == "delivery_error"]
+
+    await bot.queue.delivery_failed(job.id, "retry now", retry_after=0.0)
+    assert await bot.deliver() == 1
+    assert (await bot.queue.get_job(job.id)).delivery is Delivery.DELIVERED

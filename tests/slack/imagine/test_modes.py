@@ -149,7 +149,12 @@ def test_the_generator_gets_a_slack_poster_when_a_bot_token_is_set() -> None:
     http_only = settings(slack_bot_token="xoxb-test", slack_signing_secret="s")
     [slack] = [frontend for frontend in enabled_frontends(http_only) if frontend.name == "slack"]
     assert slack.load() is run_slack  # what `imagine serve` enters
-    assert enabled_frontends(settings(slack_bot_token="xoxb-test")) == []  # no mode: not started
+    with pytest.raises(
+        SettingsError, match=r"^set IMAGINE_SLACK_APP_TOKEN \(xapp-…, Socket Mode\) or IMAGINE_SLACK"
+    ):
+        enabled_frontends(
+            settings(slack_bot_token="xoxb-test")
+        )  # no mode: said at start, as docs/slack.md says
 
 
 async def test_http_address_and_admins_come_from_settings(
