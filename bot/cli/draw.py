@@ -81,6 +81,9 @@ def check_writable(path: Path) -> None:
     """Refuse an output path that cannot be written (its directory is made if it does not exist)."""
     if path.is_dir():
         raise OutputNotWritable(f"--out {path} is a directory: name a file, e.g. {path / 'grid.png'}")
+    in_the_way = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        raise OutputNotWritable(f"cannot write --out {path}: {in_the_way} is a file, not a directory")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".imagine-", suffix=".probe"):

@@ -224,7 +224,11 @@ BAD_ARGUMENTS: dict[str, tuple[Argv, int, str]] = {
     "invalid UTF-8 option": (["enqueue", "a cat", "--user", b"\xff"], UsageError.exit_status, "UTF-8"),
     "--out a directory": (["a cat", "--out", "."], OutputNotWritable.exit_status, "is a directory"),
     "--out nowhere": (["a cat", "--out", NO_DIRECTORY], OutputNotWritable.exit_status, NO_DIRECTORY),
-    "--out inside a file": (["a cat", "--out", f"{A_FILE}/grid.png"], OutputNotWritable.exit_status, A_FILE),
+    "--out inside a file": (
+        ["a cat", "--out", f"{A_FILE}/grid.png"],
+        OutputNotWritable.exit_status,
+        "a-file is a file, not a directory",
+    ),
 }
 
 
