@@ -55,16 +55,29 @@ def timed(run: Callable[[], object], device: torch.device) -> float:
 
 
 def random_bart(
-    config: DalleBartConfig, *, dtype: torch.dtype, device: torch.device, seed: int = 0
+    config: DalleBartConfig,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    seed: int = 0,
+    std: float = 0.02,
+    norm_noise: float = 0.0,
 ) -> DalleBart:
+    """Random weights of `config`'s shapes: normal(`std`) (0.02: dalle-mini's init, near-flat logits),
+    layer-norm scales 1 + normal(`norm_noise`) and biases normal(`std`)."""
     torch.manual_seed(seed)
     with torch.device(device):
         model = DalleBart(config)
     for name, parameter in model.named_parameters():
         if "layer_norm" in name or "layernorm" in name or re.search(r"\.ln\d\.|final_ln", name):
-            nn.init.ones_(parameter) if name.endswith("weight") else nn.init.normal_(parameter, std=0.02)
+            if name.endswith("weight"):
+                nn.init.normal_(parameter, mean=1.0, std=norm_noise) if norm_noise else nn.init.ones_(
+                    parameter
+                )
+            else:
+                nn.init.normal_(parameter, std=std)
         else:
-            nn.init.normal_(parameter, std=0.02)
+            nn.init.normal_(parameter, std=std)
     return model.to(dtype).eval().requires_grad_(False)
 
 
