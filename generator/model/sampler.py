@@ -192,6 +192,7 @@ class Sampler:
             raise ValueError(
                 f"code_count {code_count} must be in 1..image_vocab_size ({config.image_vocab_size})"
             )
+        model.decoder.prepare_step()
         self.model = model
         self.config = config
         self.capacity = capacity
