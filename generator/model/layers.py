@@ -61,10 +61,6 @@ class Float32Rows:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return linear_rows(x, self.weight)
 
-    @property
-    def nbytes(self) -> int:
-        return self.weight.numel() * self.weight.element_size()
-
 
 class RowsWeight:
     """One weight matrix (out, in) in a reduced format, for rows `x` (S, in) float32 → (S, out) float32.
@@ -89,9 +85,10 @@ class RowsWeight:
         if weight_format == "int8":
             pad = -self.in_count % 16  # the int8 kernel's K blocks: dalle-mini's ffn 2730 → 2736
             padded = F.pad(weight, (0, pad))
-            scales = padded.abs().amax(dim=1).clamp_min(1e-12) / 127.0
-            quantized = torch.round(padded / scales[:, None]).clamp_(-127, 127).to(torch.int8).contiguous()
-            self.int8 = (quantized, scales.to(torch.bfloat16))
+            # the kernel takes bf16 scales: quantize with the rounded scale, so rounding it adds no error
+            scales = (padded.abs().amax(dim=1).clamp_min(1e-12) / 127.0).to(torch.bfloat16)
+            quantized = torch.round(padded / scales.float()[:, None]).clamp_(-127, 127).to(torch.int8)
+            self.int8 = (quantized.contiguous(), scales)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.to(torch.bfloat16)
@@ -103,13 +100,6 @@ class RowsWeight:
         if _ONEDNN_LINEAR is not None:
             return _ONEDNN_LINEAR(rows, self.bf16, None, "none", [], "").float()
         return F.linear(rows, self.bf16).float()
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes one call reads at the format's smallest step."""
-        if self.int8 is not None:
-            return self.int8[0].numel() + 2 * self.int8[1].numel()
-        return 2 * self.bf16.numel()
 
 
 class LayerNorm(nn.Module):
