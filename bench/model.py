@@ -1,8 +1,8 @@
 """Decode speed of our DalleBart sampler beside min-dalle's torch classes on the same random weights.
 
-    .venv/bin/python -m bench.model --quick            # minutes on 2 cores: timed steps, extrapolated to 256
+    .venv/bin/python -m bench.model --quick --images 1 9   # minutes on 2 cores: timed steps, extrapolated
     .venv/bin/python -m bench.model                    # full 256-step runs, end to end
-    .venv/bin/python -m bench.model --quick --int8 --bf16 --profile
+    .venv/bin/python -m bench.model --quick --images 1 9 --profile --fast-weights bfloat16
     .venv/bin/python -m bench.model --mega --device cuda --dtype bfloat16 --images 9    # on a GPU
 
 (Run it as a module: bench/queue.py would shadow the standard library's queue module for a script in bench/.)
@@ -10,17 +10,24 @@
 Weights: dalle-mini's shapes (d_model 1024, 12+12 layers, 16 heads, ffn 2730, text vocab 50264, image vocab
 16384 + 1; --mega: 2048, 24+24, 32, 4096, 50272, 16415 + 1) drawn at random in torch (normal, std 0.02 as
 dalle-mini's init), no download. min-dalle gets the very same tensors and runs with the same threads/dtype.
-Per image count: 2 warm-up steps, then timed steps (synchronized on a GPU), the engines taking turns.
+Engines, per image count, in one run: ours in float32; on a CPU the fast mode (int8 or bfloat16 decoder
+weights, bfloat16 VQGAN: generator/model/precision.py); min-dalle; and the floor: the float32 weights a step
+reads, streamed by matrix-vector products (gemv) and by 2-column products (gemm, the kernel of a 1-image
+step), each pass timed as an engine. 2 warm-up steps, then timed steps (synchronized on a GPU), the engines
+taking turns step by step, so a busy shared machine slows them alike.
 "decode" is the time of one step for the whole batch and image tokens per second; "end to end" is
 text encoding + 256 steps + VQGAN decode.
 --quick times 6 steps starting at position 124 (the average attention length) and extrapolates to 256, and
 times the VQGAN on one image, scaled by the image count. The ratio is min-dalle's time / ours.
+Then the fast mode's fidelity (bench/fidelity.py) at the init and at a peaked weight scale, and the bf16
+VQGAN's PSNR; --profile: where the time of a step goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import re
 import time
@@ -29,8 +36,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from bench.fidelity import psnr, teacher_forced_fidelity
 from generator.model.bart import DalleBart
 from generator.model.config import MEGA_CONFIG, MINI_CONFIG, DalleBartConfig, VQGanConfig
+from generator.model.layers import Float32Rows, WeightFormat
+from generator.model.precision import reduce_decoder_weights
 from generator.model.sampler import RowRequest, Sampler, SamplingSettings
 from generator.model.vqgan import VQGanDetokenizer
 
@@ -39,6 +49,10 @@ CODES = 16384
 STEPS = 256
 PAD, START, END = 1, 0, 2
 QUICK_POSITION = 124
+MEAN_TV_BAR, P99_TV_BAR = 0.02, 0.1  # the fidelity a fast mode must meet to be a default
+# weight scales of the fidelity figures: (label, std, layer-norm scale noise)
+SCALES = (("init scale (std 0.02, near-flat logits)", 0.02, 0.0),
+          ("peaked scale (std 0.1, layer norms ±0.1)", 0.1, 0.1))  # fmt: skip
 
 
 def sync(device: torch.device) -> None:
@@ -55,16 +69,29 @@ def timed(run: Callable[[], object], device: torch.device) -> float:
 
 
 def random_bart(
-    config: DalleBartConfig, *, dtype: torch.dtype, device: torch.device, seed: int = 0
+    config: DalleBartConfig,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    seed: int = 0,
+    std: float = 0.02,
+    norm_noise: float = 0.0,
 ) -> DalleBart:
+    """Random weights of `config`'s shapes: normal(`std`) (0.02: dalle-mini's init, near-flat logits),
+    layer-norm scales 1 + normal(`norm_noise`) and biases normal(`std`)."""
     torch.manual_seed(seed)
     with torch.device(device):
         model = DalleBart(config)
     for name, parameter in model.named_parameters():
         if "layer_norm" in name or "layernorm" in name or re.search(r"\.ln\d\.|final_ln", name):
-            nn.init.ones_(parameter) if name.endswith("weight") else nn.init.normal_(parameter, std=0.02)
+            if name.endswith("weight"):
+                nn.init.normal_(parameter, mean=1.0, std=norm_noise) if norm_noise else nn.init.ones_(
+                    parameter
+                )
+            else:
+                nn.init.normal_(parameter, std=std)
         else:
-            nn.init.normal_(parameter, std=0.02)
+            nn.init.normal_(parameter, std=std)
     return model.to(dtype).eval().requires_grad_(False)
 
 
@@ -163,7 +190,7 @@ class MinDalle:
 
 
 def measure(
-    engines: list[Ours | MinDalle], images: int, *, quick: bool
+    engines: list[Ours | MinDalle | Floor], images: int, *, quick: bool
 ) -> dict[str, tuple[float, float, float]]:
     """name → (encode seconds, mean seconds per step, fastest step). Each step is timed on its own and the
     engines take turns step by step, so a busy shared machine slows them alike."""
@@ -178,40 +205,97 @@ def measure(
     return {e.name: (e.encode_s, sum(s := steps[e.name]) / len(s), min(s)) for e in engines}
 
 
-def vqgan_seconds(images: int, device: torch.device) -> tuple[float, float]:
-    """Our VQGAN (taming's Decoder) and min-dalle's VQGanDetokenizer, same random weights, fp32."""
+class Floor:
+    """The weight-streaming floor of a float32 step: every matrix the step reads (the fused step weights
+    and lm_head's rows of the real codes) times a vector, one pass over each weight, by `kernel`: "mv"
+    (``torch.mv``, MKL's gemv: the matrix-vector product) or "mm2" (``weight @ X`` with X the 2 columns of
+    a 1-image step, MKL's gemm, which streams faster here). Timed as an engine among the others, so it
+    sees the same machine; bytes ÷ time is the stream rate."""
+
+    def __init__(self, model: DalleBart, kernel: str) -> None:
+        self.name, self.kernel = f"floor-{kernel}", kernel
+        model.decoder.prepare_step()
+        self.device = next(model.parameters()).device
+        layers = model.decoder.decoder_layers
+        weights = [w for layer in layers if layer.step_weights for w in layer.step_weights.all()]
+        self.weights = [w.weight for w in weights if isinstance(w, Float32Rows)]
+        self.weights.append(model.decoder.lm_head.weight[:CODES])
+        self.nbytes = sum(w.numel() * w.element_size() for w in self.weights)
+        columns = 1 if kernel == "mv" else 2  # (in, columns): the transpose of rows, as linear_rows hands MKL
+        self.vectors = {
+            w.shape[1]: torch.randn(columns, w.shape[1], device=self.device).t() for w in self.weights
+        }
+        self.encode_s = 0.0
+
+    def start(self, images: int, position: int) -> None:
+        pass
+
+    def step(self) -> None:
+        if self.kernel == "mv":
+            for weight in self.weights:
+                torch.mv(weight, self.vectors[weight.shape[1]][:, 0].contiguous())
+        else:
+            for weight in self.weights:
+                torch.mm(weight, self.vectors[weight.shape[1]])
+
+
+def vqgan_models(device: torch.device) -> tuple[VQGanDetokenizer, VQGanDetokenizer, nn.Module]:
+    """Our VQGAN in float32 and in bfloat16 and min-dalle's, the same random weights."""
     from min_dalle.models import VQGanDetokenizer as MinVQGan
 
     torch.manual_seed(0)
     with contextlib.redirect_stdout(io.StringIO()), torch.device(device):
-        ours = VQGanDetokenizer(VQGanConfig()).eval()
-        theirs = MinVQGan().eval()
+        ours = VQGanDetokenizer(VQGanConfig()).eval().requires_grad_(False)
+        theirs = MinVQGan().eval().requires_grad_(False)
     theirs.load_state_dict(ours.state_dict(), strict=True)
+    return ours, copy.deepcopy(ours).to(torch.bfloat16), theirs
+
+
+def vqgan_seconds(
+    models: tuple[VQGanDetokenizer, VQGanDetokenizer, nn.Module], images: int, device: torch.device
+) -> tuple[float, float, float]:
+    """Seconds to decode `images` random code grids: ours float32, ours bfloat16, min-dalle's."""
+    ours, ours_bf16, theirs = models
     codes = torch.randint(0, CODES, (images, 256), device=device)
     with torch.inference_mode():
         ours.decode_uint8(codes[:1])
+        ours_bf16.decode_uint8(codes[:1])
         return (timed(lambda: ours.decode_uint8(codes, batch_count=images), device),
+                timed(lambda: ours_bf16.decode_uint8(codes, batch_count=images), device),
                 timed(lambda: theirs(False, codes), device))  # fmt: skip
 
 
-def top1_agreement(reference: DalleBart, other: DalleBart, steps: int) -> float:
-    """Teacher-forced: over `steps` positions of one image, how often both models' guided logits
-    (same forced history: the reference's own draws) put the same code first."""
-    text = text_tokens(reference.config, torch.device("cpu"))
-    drawn: list[int] = []
-    top: dict[str, list[int]] = {"reference": [], "other": []}
-    for name, model in (("reference", reference), ("other", other)):
-        sampler = Sampler(
-            model, capacity=1, code_count=CODES, unconditional_tokens=text[:1], pad_token_id=PAD
-        )
-        prefix = torch.tensor(drawn) if drawn else None
-        sampler.add_rows(text, [RowRequest(0, 1, SamplingSettings(seed=0), prefix)])
+def fidelity_lines(config: DalleBartConfig, weight_format: WeightFormat, *, quick: bool) -> list[str]:
+    """Teacher-forced fidelity of `weight_format` decoder weights at both weight scales (bench.fidelity)."""
+    steps = 128 if quick else STEPS
+    text = text_tokens(config, torch.device("cpu"))
+    lines = []
+    for label, std, norm_noise in SCALES:
+        reference = random_bart(config, dtype=torch.float32, device=torch.device("cpu"), std=std,
+                                norm_noise=norm_noise)  # fmt: skip
+        other = reduce_decoder_weights(copy.deepcopy(reference), weight_format)
+        figures = teacher_forced_fidelity(reference, other, text, code_count=CODES, rows=1, steps=steps)
+        verdict = "meets" if figures.mean_tv <= MEAN_TV_BAR and figures.p99_tv <= P99_TV_BAR else "FAILS"
+        lines.append(f"  {label:<34} {figures}: {verdict} the bar (mean ≤ 0.02, p99 ≤ 0.1)")
+    return lines
+
+
+def profile_table(engine: Ours, images: int, steps: int = 6) -> str:
+    """Where a step's time goes: self CPU time per op, ms per step."""
+    engine.start(images, QUICK_POSITION)
+    for _ in range(3):
+        engine.step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
         for _ in range(steps):
-            top[name].append(int(sampler.next_logits()[0].argmax()))
-            sampler.step()
-        if name == "reference":
-            drawn = sampler._state.tokens[0, :steps].tolist()
-    return sum(a == b for a, b in zip(top["reference"], top["other"], strict=True)) / steps
+            engine.step()
+    events = sorted(profile.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    rows = [f"  {engine.name} at {images} image(s): {total / 1000 / steps:.1f} ms/step of op time"]
+    for event in events[:8]:
+        share = event.self_cpu_time_total / total
+        rows.append(f"    {event.key:<52} {event.self_cpu_time_total / 1000 / steps:6.2f} ms/step "
+                    f"{100 * share:5.1f} %  {event.count // steps:4d} calls")  # fmt: skip
+    return "\n".join(rows)
 
 
 def main() -> None:
@@ -221,13 +305,10 @@ def main() -> None:
     parser.add_argument("--mega", action="store_true", help="dalle-mega's shapes instead of dalle-mini's")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument(
-        "--int8", action="store_true", help="also time int8 decoder weights (CPU opt-in mode)"
-    )
-    parser.add_argument("--bf16", action="store_true", help="also time bfloat16 weights (CPU opt-in mode)")
-    parser.add_argument(
-        "--profile", action="store_true", help="profile 8 steps of ours at the last image count"
-    )
+    parser.add_argument("--fast-weights", default="int8", choices=["int8", "bfloat16"],
+                        help="the fast mode's decoder weights (CPU; default int8)")  # fmt: skip
+    parser.add_argument("--no-fidelity", action="store_true", help="skip the fidelity figures")
+    parser.add_argument("--profile", action="store_true", help="where the time goes at each image count")
     parser.add_argument("--no-min-dalle", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
@@ -236,62 +317,75 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     config = MEGA if args.mega else MINI
+    cpu_fast = device.type == "cpu" and dtype == torch.float32
     print(f"torch {torch.__version__} on {device} ({torch.get_num_threads()} threads), {args.dtype}, "
           f"{'mega' if args.mega else 'mini'} shapes, "
-          f"{'quick: extrapolated' if args.quick else 'full runs'}")  # fmt: skip
+          f"{'quick: extrapolated' if args.quick else 'full runs'}"
+          + (f"; fast mode: {args.fast_weights} decoder weights, bfloat16 VQGAN" if cpu_fast else "")
+          )  # fmt: skip
 
     model = random_bart(config, dtype=dtype, device=device)
-    engines: list[Ours | MinDalle] = [Ours(model)]
+    engines: list[Ours | MinDalle | Floor] = [Ours(model, args.dtype)]
+    if cpu_fast:
+        fast = reduce_decoder_weights(random_bart(config, dtype=dtype, device=device), args.fast_weights)
+        engines.append(Ours(fast, "fast"))
     if not args.no_min_dalle:
         engines.append(MinDalle(*min_dalle_models(model, device), config))
-    if args.int8:
-        from generator.model.quantize import quantize_decoder_int8
+    floors = [Floor(model, "mv"), Floor(model, "mm2")] if device.type == "cpu" else []
+    engines += floors
 
-        engines.append(
-            Ours(quantize_decoder_int8(random_bart(config, dtype=dtype, device=device)), "ours-int8")
-        )
-    if args.bf16:
-        engines.append(Ours(random_bart(config, dtype=torch.bfloat16, device=device), "ours-bf16"))
-    for engine in engines[1 + (not args.no_min_dalle) :]:
-        steps = 16 if args.quick else STEPS
-        agreement = top1_agreement(model, engine.model, steps)  # type: ignore[union-attr]
-        print(f"{engine.name} vs {args.dtype}: teacher-forced top-1 code agreement {100 * agreement:.1f} % "
-              f"over {steps} steps (random weights give near-flat logits: a pessimistic figure)")  # fmt: skip
-
-    vq_one = vqgan_seconds(1, device) if args.quick else None
+    vq_models = vqgan_models(device)
+    vq_one = vqgan_seconds(vq_models, 1, device) if args.quick else None
     for images in args.images:
-        vq_ours, vq_theirs = (
-            (vq_one[0] * images, vq_one[1] * images) if vq_one else vqgan_seconds(images, device)
-        )
+        vq = tuple(t * images for t in vq_one) if vq_one else vqgan_seconds(vq_models, images, device)
+        vq_of = {"min-dalle": vq[2], "fast": vq[1]}
         results = {}
         for name, (encode_s, step_s, best_s) in measure(engines, images, quick=args.quick).items():
-            vq = vq_theirs if name == "min-dalle" else vq_ours
-            results[name] = (step_s, best_s, encode_s + STEPS * step_s + vq)
+            results[name] = (step_s, best_s, encode_s + STEPS * step_s + vq_of.get(name, vq[0]))
+        floor_s = {f.kernel: results.pop(f.name)[0] for f in floors}
+        if floors:
+            nbytes = floors[0].nbytes
+            print(f"{images} image(s) floor: a step reads {nbytes / 1e6:.0f} MB of float32 weights, "
+                  f"streamed by matrix-vector products (gemv) at {nbytes / floor_s['mv'] / 1e9:.1f} "
+                  f"GB/s: {1000 * floor_s['mv']:.1f} ms/step; by 2-column products (gemm) at "
+                  f"{nbytes / floor_s['mm2'] / 1e9:.1f} GB/s: {1000 * floor_s['mm2']:.1f} ms/step"
+                  )  # fmt: skip
         for name, (step_s, best_s, e2e) in results.items():
             ratio = ""
             if "min-dalle" in results and name != "min-dalle":
                 theirs = results["min-dalle"]
                 ratio = (f"   ×{theirs[0] / step_s:.2f} decode (×{theirs[1] / best_s:.2f} fastest steps), "
                          f"×{theirs[2] / e2e:.2f} end to end vs min-dalle")  # fmt: skip
+            if floor_s and name != "min-dalle":
+                ratio += (f"; ×{step_s / floor_s['mv']:.2f} the gemv floor, "
+                          f"×{step_s / floor_s['mm2']:.2f} the gemm one")  # fmt: skip
             print(f"{images} image(s) {name:9s} decode {1000 * step_s:7.1f} ms/step "
                   f"(fastest {1000 * best_s:6.1f})"
                   f" {images / step_s:6.1f} tok/s   end to end {e2e:6.1f} s{ratio}")  # fmt: skip
-        print(f"{images} image(s) VQGAN decode: ours {vq_ours:.2f} s, min-dalle {vq_theirs:.2f} s"
-              f"{' (1 image × count)' if vq_one else ''}")  # fmt: skip
+        print(f"{images} image(s) VQGAN decode: ours {vq[0]:.2f} s, bfloat16 {vq[1]:.2f} s, "
+              f"min-dalle {vq[2]:.2f} s{' (1 image × count)' if vq_one else ''}")  # fmt: skip
+
+    if cpu_fast and not args.no_fidelity:
+        print("fidelity vs float32, teacher-forced along float32's draws "
+              "(guidance 10, temperature 1, top-k 256):")  # fmt: skip
+        for weight_format in dict.fromkeys([args.fast_weights, "bfloat16"]):
+            note = " (also the int8 mode's steps of more than 2 images)" if weight_format == "bfloat16" else (
+                " (steps of up to 2 images)" if weight_format == "int8" else "")  # fmt: skip
+            print(f" {weight_format} decoder weights{note}:")
+            for line in fidelity_lines(config, weight_format, quick=args.quick):  # type: ignore[arg-type]
+                print(line)
+        codes = torch.randint(
+            0, CODES, (2 if args.quick else 8, 256), generator=torch.Generator().manual_seed(1)
+        )
+        decibels = psnr(vq_models[0], vq_models[1], codes)
+        print(f" bfloat16 VQGAN: PSNR {decibels:.1f} dB over {len(codes)} random code grids (bar: ≥ 40 dB)")
 
     if args.profile:
-        engine = Ours(model)
-        engine.start(args.images[-1], QUICK_POSITION)
-        for _ in range(3):
-            engine.step()
-        activities = [torch.profiler.ProfilerActivity.CPU]
-        if device.type == "cuda":
-            activities.append(torch.profiler.ProfilerActivity.CUDA)
-        with torch.profiler.profile(activities=activities) as profile:
-            for _ in range(8):
-                engine.step()
-        sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-        print(profile.key_averages().table(sort_by=sort, row_limit=14))
+        print("where the time goes (torch.profiler, self CPU time per op):")
+        for images in args.images:
+            for engine in engines:
+                if isinstance(engine, Ours):
+                    print(profile_table(engine, images))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.worker                 # tiny random model (seconds per mode)
     .venv/bin/python -m bench.worker --mini          # + mini-size random decoder (minutes; see below)
     .venv/bin/python -m bench.worker --only-mini --mini-jobs 4
+    .venv/bin/python -m bench.worker --fast int8     # only: mini's images/s, float32 vs int8 decoder weights
 
 Each mode runs the real `RenderLoop` against a fresh SQLite queue (in-process, no delivery) on the same
 model, with the same stream of mixed jobs (1, 4, 2, 9, 1, 3, … images) arriving every N sampling steps (N
@@ -35,6 +36,8 @@ from generator.engine import ModelEngine
 from generator.model.checkpoints import load_vqgan
 from generator.model.config import VQGanConfig
 from generator.model.dalle import DalleMini
+from generator.model.layers import WeightFormat
+from generator.model.precision import reduce_decoder_weights
 from generator.model.tokenizer import TextTokenizer
 from generator.model.vqgan import VQGanDetokenizer
 from generator.scheduler import Batching, RenderLoop
@@ -60,13 +63,14 @@ def tiny_model(root: Path) -> DalleMini:
     return DalleMini.load(*make_tiny_checkpoints(root / "tiny"))
 
 
-def mini_model(root: Path) -> DalleMini:
+def mini_model(root: Path, decoder_weights: WeightFormat = "float32") -> DalleMini:
     """Mini-size decoder and encoder (random), 8×8-token images, a tiny VQGAN with 16384 codes."""
     from bench.model import MINI, random_bart
 
     dalle_dir, _ = make_tiny_checkpoints(root / "tok")
     config = replace(MINI, image_length=64)
     bart = random_bart(config, dtype=torch.float32, device=torch.device("cpu"))
+    reduce_decoder_weights(bart, decoder_weights)
     vq_config: VQGanConfig = replace(TINY_VQGAN, resolution=16, n_embed=16384)  # grid 8×8
     with torch.device("cpu"):
         vqgan = VQGanDetokenizer(vq_config).eval().requires_grad_(False)
@@ -124,7 +128,7 @@ async def stream(model: DalleMini, batching: Batching, *, jobs: int, every: int,
     done = [await queue.get_job(job_id) for job_id in ids]
     stop.set()
     await task
-    await queue.engine.dispose()
+    await queue.close()
     first = min(job.created_at for job in done)
     last = max(job.finished_at for job in done if job.finished_at)
     latencies = sorted((job.finished_at - job.created_at).total_seconds() for job in done if job.finished_at)
@@ -160,7 +164,7 @@ async def first_token_wait(model: DalleMini, batching: Batching, *, directory: P
     await run_until_done(loop, queue, [big, probe])
     stop.set()
     await task
-    await queue.engine.dispose()
+    await queue.close()
     return first_tokens[probe] - enqueued_at
 
 
@@ -220,6 +224,28 @@ async def bench(name: str, model: DalleMini, jobs: int, root: Path, *, probes: i
     print(f"  (1st token: a 1-image job arriving when a 4-image job is half drawn; median of {probes})")
 
 
+async def precision_gain(root: Path, jobs: int, decoder_weights: WeightFormat, *, rounds: int = 2) -> None:
+    """Images/s of the product path (the continuous-batching render loop on the mini model) with float32
+    and with reduced decoder weights, the same jobs all queued at once; the two take turns `rounds` times
+    and the best round of each counts (a shared machine's hiccups only ever slow a round down)."""
+    models = {
+        "float32": mini_model(root / "f32"),
+        decoder_weights: mini_model(root / "fast", decoder_weights),
+    }
+    images = sum(IMAGES_CYCLE[i % len(IMAGES_CYCLE)] for i in range(jobs))
+    print(f"\nmini, continuous batching, {jobs} jobs ({images} images) queued at once, batch {CAPACITY}: "
+          f"decoder weights float32 vs {decoder_weights}")  # fmt: skip
+    best: dict[str, float] = {}
+    for r in range(rounds):
+        for name, model in models.items():
+            figures = await stream(
+                model, Batching.CONTINUOUS, jobs=jobs, every=0, directory=root / f"{name}{r}"
+            )
+            best[name] = max(best.get(name, 0.0), figures.images_per_second)
+    for name, rate in best.items():
+        print(f"  {name:<9}{rate:8.2f} images/s  ×{rate / best['float32']:.2f}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=20, help="jobs in the stream (default 20)")
@@ -227,6 +253,12 @@ async def main() -> None:
     parser.add_argument("--mini-jobs", type=int, default=6, help="jobs in the mini stream (default 6)")
     parser.add_argument("--only-mini", action="store_true", help="skip the tiny model")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--fast",
+        choices=["int8", "bfloat16"],
+        default=None,
+        help="only: mini's images/s, float32 vs these weights",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -234,6 +266,9 @@ async def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.fast:  # only this figure
+            await precision_gain(root, args.mini_jobs, args.fast)
+            return
         if not args.only_mini:
             await bench("tiny", tiny_model(root), args.jobs, root, probes=3)
         if args.mini or args.only_mini:

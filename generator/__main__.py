@@ -31,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--cache-dir", type=Path, default=None)
     render.add_argument("--device", default="cpu")
     render.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    render.add_argument("--int8", action="store_true", help="int8 decoder weights (CPU, float32): faster")
+    render.add_argument(
+        "--decoder-weights",
+        default="float32",
+        choices=["float32", "bfloat16", "int8"],
+        help="CPU fast mode: reduced decoder weights (draws differ from float32)",
+    )
+    render.add_argument("--vqgan-dtype", default="float32", choices=["float32", "bfloat16"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -51,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             device=args.device,
             dtype=DTYPES[args.dtype],
-            int8=args.int8,
+            decoder_weights=args.decoder_weights,
+            vqgan_dtype=args.vqgan_dtype,
         )
         torch.set_grad_enabled(False)
         with tqdm(total=options.images * model.config.image_length, unit="tok", desc="sampling") as bar:

@@ -67,6 +67,7 @@ def load_model(settings: Settings) -> LoadedModel:
 
     from generator.model.dalle import DalleMini
     from generator.model.errors import CheckpointError, CheckpointNotFound, HubUnreachable
+    from generator.model.precision import fast_cpu_supported
 
     device = settings.device
     if device == "auto":
@@ -74,6 +75,14 @@ def load_model(settings: Settings) -> LoadedModel:
     dtype = settings.dtype
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    if settings.decoder_weights != "float32" and not device.startswith("cpu"):
+        raise ModelLoadError(
+            f"IMAGINE_DECODER_WEIGHTS={settings.decoder_weights} is a CPU mode; on {device} set it to "
+            "float32 and pick the precision with IMAGINE_DTYPE"
+        )
+    vqgan_dtype = settings.vqgan_dtype
+    if vqgan_dtype == "auto":
+        vqgan_dtype = "bfloat16" if device.startswith("cpu") and fast_cpu_supported() else "float32"
     try:
         model = DalleMini.load(
             settings.model_dir or settings.model_name,
@@ -83,6 +92,8 @@ def load_model(settings: Settings) -> LoadedModel:
             cache_dir=settings.models_dir,
             device=device,
             dtype=dtype,
+            decoder_weights=settings.decoder_weights,
+            vqgan_dtype=vqgan_dtype,
         )
     except HubUnreachable as exc:
         raise ModelLoadError(

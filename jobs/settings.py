@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="auto: bfloat16/float16 on GPU, float32 on CPU"
     )
+    decoder_weights: Literal["float32", "bfloat16", "int8"] = Field(
+        "float32",
+        description="CPU fast mode: bfloat16 or int8 (per row) decoder weights; draws differ from float32",
+    )
+    vqgan_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 on CPUs with AVX512-BF16, else float32"
+    )
     # queue
     batch_images: int = Field(8, ge=1, le=1024, description="images one generator renders per batch")
     lease_seconds: float = Field(60.0, gt=0, description="a claim lasts this long unless heartbeated")

@@ -12,7 +12,7 @@ sampler          continuous batching: rows join and leave between steps; Samplin
 vqgan            taming's VQGAN decoder: 256 codes → a 256 × 256 picture
 checkpoints      download once, read flax msgpack, convert and cache as safetensors, strict loading
 flax_format      flax msgpack without JAX
-quantize         the opt-in int8 decoder weights
+precision        the CPU fast mode: reduced decoder weights, a bfloat16 VQGAN
 dalle            DalleMini: the model loaded once (tokens, decode, render)
 grid             pictures → a grid PNG
 errors           CheckpointError and its kinds

@@ -31,6 +31,8 @@ from generator.model.checkpoints import (
 )
 from generator.model.config import DalleBartConfig
 from generator.model.errors import CheckpointError, UnsupportedConfig
+from generator.model.layers import WeightFormat
+from generator.model.precision import reduce_decoder_weights
 from generator.model.sampler import RowRequest, Sampler, SamplingSettings, generate
 from generator.model.tokenizer import TextTokenizer
 from generator.model.vqgan import VQGanDetokenizer
@@ -88,13 +90,14 @@ class DalleMini:
         device: str | torch.device = "cpu",
         dtype: torch.dtype | str = torch.float32,
         local_files_only: bool = False,
-        int8: bool = False,
+        decoder_weights: WeightFormat = "float32",
+        vqgan_dtype: torch.dtype | str = torch.float32,
     ) -> DalleMini:
         """Load (downloading once if `model`/`vqgan` are hub ids) and convert both checkpoints.
 
-        The VQGAN always runs in float32 (it is small, and its last convolutions are sensitive).
-        `int8` (CPU, float32 only) quantizes the decoder layers' weights: ~4× less memory traffic per
-        token, tokens no longer identical to float32 (see generator/model/quantize.py).
+        `decoder_weights` "bfloat16" or "int8" (CPU, float32 `dtype` only) reduces the weights a decoding
+        step reads, 2× or 4× fewer bytes; `vqgan_dtype` bfloat16 runs the VQGAN's convolutions in bf16
+        (CPUs with AVX512-BF16). Neither is identical to float32: see generator/model/precision.py.
         """
         from generator.model.checkpoints import resolve_checkpoint
 
@@ -117,12 +120,10 @@ class DalleMini:
             )
         with _part("model"):
             bart, bart_loaded = load_dalle_bart(dalle_dir, dtype=dtype, device=device)
-            if int8:
-                from generator.model.quantize import quantize_decoder_int8
-
-                quantize_decoder_int8(bart)
+            reduce_decoder_weights(bart, decoder_weights)
+        vqgan_dtype = DTYPES[vqgan_dtype] if isinstance(vqgan_dtype, str) else vqgan_dtype
         with _part("vqgan"):
-            detokenizer, vqgan_loaded = load_vqgan(vqgan_dir, dtype=torch.float32, device=device)
+            detokenizer, vqgan_loaded = load_vqgan(vqgan_dir, dtype=vqgan_dtype, device=device)
         with _part("model"):
             tokenizer = TextTokenizer.from_pretrained(
                 dalle_dir, normalize=bart.config.normalize_text, max_length=bart.config.max_text_length
@@ -133,11 +134,15 @@ class DalleMini:
                     f"{bart.config.encoder_vocab_size}"
                 )
         logger.info(
-            "loaded DalleBart from %s (%s) and VQGAN from %s (%s)",
+            "loaded DalleBart from %s (%s) and VQGAN from %s (%s); decoding with %s weights (%s decoder "
+            "weights), VQGAN in %s",
             dalle_dir,
             bart_loaded.source,
             vqgan_dir,
             vqgan_loaded.source,
+            str(dtype).removeprefix("torch."),
+            decoder_weights,
+            str(vqgan_dtype).removeprefix("torch."),
         )
         return cls(bart=bart, vqgan=detokenizer, tokenizer=tokenizer, loaded=(bart_loaded, vqgan_loaded))
 

@@ -21,7 +21,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from generator.model.config import DalleBartConfig
-from generator.model.layers import GLU, Attention, LayerNorm, linear_rows, project
+from generator.model.layers import (
+    GLU,
+    Attention,
+    Float32Rows,
+    LayerNorm,
+    Rows,
+    RowsWeight,
+    WeightFormat,
+    linear_rows,
+)
 
 
 @dataclass
@@ -56,6 +65,59 @@ class AttentionCache:
         )
 
 
+def _fused_float32(modules: tuple[nn.Linear, ...]) -> torch.Tensor:
+    """The modules' weights stacked in one tensor, each module's weight rebound to its rows of it (same
+    values and keys, no second copy): one product, one launch, one output copy instead of several."""
+    fused = torch.cat([module.weight.detach() for module in modules])
+    start = 0
+    for module in modules:
+        rows = module.weight.shape[0]
+        module.weight = nn.Parameter(fused[start : start + rows], requires_grad=False)
+        start += rows
+    return fused
+
+
+class StepWeights:
+    """One layer's step projections, q/k/v and fc0/fc1 fused: fewer and larger reads per step.
+
+    float32: views of the modules' own weights through `linear_rows` (exact); reduced formats: `RowsWeight`
+    copies (the float32 originals are freed by `DalleBartDecoder.reduce_weights`).
+    """
+
+    def __init__(self, layer: DecoderLayer, weight_format: WeightFormat) -> None:
+        attn, cross, glu = layer.self_attn, layer.encoder_attn, layer.glu
+        self.weight_format = weight_format
+        qkv, glu_in = (attn.q_proj, attn.k_proj, attn.v_proj), (glu.fc0, glu.fc1)
+        if weight_format == "float32":
+            self.self_qkv: Rows = Float32Rows(_fused_float32(qkv))
+            self.glu_in: Rows = Float32Rows(_fused_float32(glu_in))
+            self.self_out: Rows = Float32Rows(attn.out_proj.weight)
+            self.cross_q: Rows = Float32Rows(cross.q_proj.weight)
+            self.cross_out: Rows = Float32Rows(cross.out_proj.weight)
+            self.glu_out: Rows = Float32Rows(glu.fc2.weight)
+        else:
+            self.self_qkv = RowsWeight(torch.cat([m.weight for m in qkv]), weight_format)
+            self.glu_in = RowsWeight(torch.cat([m.weight for m in glu_in]), weight_format)
+            self.self_out = RowsWeight(attn.out_proj.weight, weight_format)
+            self.cross_q = RowsWeight(cross.q_proj.weight, weight_format)
+            self.cross_out = RowsWeight(cross.out_proj.weight, weight_format)
+            self.glu_out = RowsWeight(glu.fc2.weight, weight_format)
+        self._sources = self._weights_of(layer)
+
+    @staticmethod
+    def _weights_of(layer: DecoderLayer) -> list[torch.Tensor]:
+        attn, cross, glu = layer.self_attn, layer.encoder_attn, layer.glu
+        modules = (attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj, cross.q_proj, cross.out_proj)
+        return [m.weight for m in (*modules, glu.fc0, glu.fc1, glu.fc2)]
+
+    def is_current(self, layer: DecoderLayer) -> bool:
+        """Whether these are still `layer`'s weights (a load with assign=True puts new tensors in)."""
+        return all(a is b for a, b in zip(self._weights_of(layer), self._sources, strict=True))
+
+    def all(self) -> list[Rows]:
+        return [self.self_qkv, self.self_out, self.cross_q, self.cross_out, self.glu_in, self.glu_out]
+
+
 class DecoderLayer(nn.Module):
     def __init__(self, config: DalleBartConfig) -> None:
         super().__init__()
@@ -68,6 +130,12 @@ class DecoderLayer(nn.Module):
         self.encoder_attn = Attention(d, heads)
         self.encoder_attn_layer_norm = LayerNorm(d, is_scaled=True, eps=eps)
         self.glu = GLU(d, config.decoder_ffn_dim, is_scaled=is_scaled, eps=eps)
+        self.step_weights: StepWeights | None = None  # DalleBartDecoder.prepare_step makes them
+
+    def _glu(self, weights: StepWeights, x: torch.Tensor) -> torch.Tensor:
+        """The GLU of `self.glu` through the fused step weights."""
+        gate, value = weights.glu_in(self.glu.ln0(x)).chunk(2, dim=1)
+        return weights.glu_out(self.glu.ln1(F.gelu(gate) * value))  # exact (erf) GELU, as flax's nn.gelu
 
     def forward_step(
         self,
@@ -82,34 +150,38 @@ class DecoderLayer(nn.Module):
         cross_mask: torch.Tensor,  # (1, 1, S, PT) bool: own prompt's real tokens
     ) -> torch.Tensor:
         s, key_count = decoder_state.shape[0], self_mask.shape[-1]
+        weights = self.step_weights
+        assert weights is not None, "call DalleBartDecoder.prepare_step first"
         attn = self.self_attn
         # Self attention: write this step's key/value at each sequence's own position, attend to 0..L-1
         residual = decoder_state
         h = self.pre_self_attn_layer_norm(decoder_state)
-        q = project(attn.q_proj, h).reshape(s, attn.head_count, 1, attn.head_dim)  # (S, h, 1, hd)
-        k = project(attn.k_proj, h).reshape(s, attn.head_count, attn.head_dim)  # (S, h, hd)
-        v = project(attn.v_proj, h).reshape(s, attn.head_count, attn.head_dim)
+        q, k, v = weights.self_qkv(h).chunk(3, dim=1)
+        q = q.reshape(s, attn.head_count, 1, attn.head_dim)  # (S, h, 1, hd)
+        k = k.reshape(s, attn.head_count, attn.head_dim)  # (S, h, hd)
+        v = v.reshape(s, attn.head_count, attn.head_dim)
         self_keys[sequence_index, :, positions] = k
         self_values[sequence_index, :, positions] = v
         h = F.scaled_dot_product_attention(
             q, self_keys[:s, :, :key_count], self_values[:s, :, :key_count], attn_mask=self_mask
         )  # (S, h, 1, hd)
-        h = project(attn.out_proj, h.reshape(s, -1))
+        h = h.reshape(s, -1)
+        h = weights.self_out(h)
         decoder_state = residual + self.self_attn_layer_norm(h)
 
         # Cross attention: all S queries against the shared prompt table, each masked to its prompt
         attn = self.encoder_attn
         residual = decoder_state
         h = self.pre_encoder_attn_layer_norm(decoder_state)
-        q = (
-            project(attn.q_proj, h).reshape(s, attn.head_count, attn.head_dim).transpose(0, 1).unsqueeze(0)
-        )  # (1, h, S, hd)
+        q = weights.cross_q(h)
+        q = q.reshape(s, attn.head_count, attn.head_dim).transpose(0, 1).unsqueeze(0)  # (1, h, S, hd)
         h = F.scaled_dot_product_attention(q, cross_keys, cross_values, attn_mask=cross_mask)  # (1, h, S, hd)
-        h = project(attn.out_proj, h[0].transpose(0, 1).reshape(s, -1))
+        h = h[0].transpose(0, 1).reshape(s, -1)
+        h = weights.cross_out(h)
         decoder_state = residual + self.encoder_attn_layer_norm(h)
 
         # Feed forward
-        return decoder_state + self.glu(decoder_state)
+        return decoder_state + self._glu(weights, decoder_state)
 
 
 class DalleBartDecoder(nn.Module):
@@ -128,11 +200,43 @@ class DalleBartDecoder(nn.Module):
             else None
         )
         self.lm_head = nn.Linear(d, config.image_vocab_size + 1, bias=False)
+        self.weight_format: WeightFormat = "float32"
+        self.lm_rows: RowsWeight | None = None  # lm_head in the reduced format
+
+    def reduce_weights(self, weight_format: WeightFormat) -> None:
+        """Switch the step's weights (the layers' projections and lm_head) to `weight_format` for the CPU's
+        fast decoding, in place and once: the float32 originals are freed (cross-attention keys and values,
+        computed once per prompt, and the embeddings stay float32)."""
+        if weight_format == self.weight_format:
+            return
+        if self.weight_format != "float32" or weight_format == "float32":
+            raise ValueError(f"the decoder's weights are already {self.weight_format}: load the model again")
+        for layer in self.decoder_layers:
+            layer.step_weights = StepWeights(layer, weight_format)
+            attn, cross, glu = layer.self_attn, layer.encoder_attn, layer.glu
+            for module in (attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj, cross.q_proj, cross.out_proj,
+                           glu.fc0, glu.fc1, glu.fc2):  # fmt: skip
+                module.weight = nn.Parameter(torch.empty(0, device=module.weight.device), requires_grad=False)
+        self.lm_rows = RowsWeight(self.lm_head.weight, weight_format)
+        self.lm_head.weight = nn.Parameter(
+            torch.empty(0, device=self.lm_head.weight.device), requires_grad=False
+        )
+        self.weight_format = weight_format
 
     @property
     def decoder_layers(self) -> list[DecoderLayer]:
         """`layers`, typed (an nn.ModuleList of DecoderLayer; the checkpoint's key names stay `layers.N`)."""
         return cast(list[DecoderLayer], self.layers)
+
+    def prepare_step(self) -> None:
+        """Make the layers' fused step weights (float32: views of the modules' weights), or make them again
+        if the modules' weights were replaced since; cheap when they are current."""
+        for layer in self.decoder_layers:
+            if layer.step_weights is None or (
+                layer.step_weights.weight_format == "float32" and not layer.step_weights.is_current(layer)
+            ):
+                with torch.no_grad():
+                    layer.step_weights = StepWeights(layer, "float32")
 
     def cross_keys_values(self, encoder_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """encoder_state (n, T, d) → keys, values (layers, n, h, T, hd): computed once per prompt."""
@@ -173,4 +277,6 @@ class DalleBartDecoder(nn.Module):
 
     def logits(self, decoder_state: torch.Tensor, code_count: int) -> torch.Tensor:
         """(S, d) → (S, code_count): only the rows of lm_head for real image codes (start token excluded)."""
+        if self.lm_rows is not None:
+            return self.lm_rows(decoder_state)[:, :code_count]
         return linear_rows(decoder_state, self.lm_head.weight[:code_count])

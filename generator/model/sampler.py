@@ -192,6 +192,7 @@ class Sampler:
             raise ValueError(
                 f"code_count {code_count} must be in 1..image_vocab_size ({config.image_vocab_size})"
             )
+        model.decoder.prepare_step()
         self.model = model
         self.config = config
         self.capacity = capacity
@@ -220,6 +221,7 @@ class Sampler:
             self._key_index = torch.arange(n, device=device)  # self-attention key positions
             self._rank = torch.arange(code_count, device=device)  # ranks of the sorted candidates
 
+        self.last_logits: torch.Tensor | None = None  # the guided logits the last step drew from (fidelity)
         self._rows: list[Row] = []  # by slot; the host's mirror of what the loop needs
         self._prompt_refs: dict[int, int] = {}  # table entry → rows using it (entry 0: the empty prompt)
         with torch.inference_mode():
@@ -348,6 +350,7 @@ class Sampler:
         state = self._state
         positions = state.positions[:n]
         logits = self._guided_logits(n)  # (n, code_count) float32
+        self.last_logits = logits
         drawn = self._draw(logits, n)
         forced = state.forced[:n].gather(1, positions[:, None])[:, 0]
         token = torch.where(positions < state.forced_count[:n], forced, drawn)

@@ -188,12 +188,14 @@ def test_cli_renders_a_grid(tiny_checkpoints: tuple[Path, Path], tmp_path: Path)
     assert bad.returncode == 1 and "does not exist" in bad.stderr
 
 
-def test_int8_cpu_mode_draws_valid_codes(tiny_checkpoints: tuple[Path, Path]) -> None:
-    from generator.model.quantize import quantize_decoder_int8
-
-    model = DalleMini.load(*tiny_checkpoints)
-    reference = model.tokens(["a cat"], JobOptions(images=1, seed=1, top_k=1))[0]
-    quantize_decoder_int8(model.bart)
-    tokens = model.tokens(["a cat"], JobOptions(images=1, seed=1, top_k=1))[0]
-    assert tokens.shape == (1, 256) and int(tokens.max()) < model.code_count
-    assert torch.equal(tokens[0, :4], reference[0, :4])  # greedy: the first codes agree
+@pytest.mark.parametrize("weights", ["bfloat16", "int8"])
+def test_reduced_decoder_weights_draw_valid_codes(tiny_checkpoints: tuple[Path, Path], weights: str) -> None:
+    reference = DalleMini.load(*tiny_checkpoints)
+    model = DalleMini.load(*tiny_checkpoints, decoder_weights=weights)  # type: ignore[arg-type]
+    assert model.bart.decoder.weight_format == weights
+    for images in (1, 3):  # int8: 2 sequences take the int8 kernel, 6 the bfloat16 copy
+        options = JobOptions(images=images, seed=1, top_k=1)
+        expected = reference.tokens(["a cat"], options)[0]
+        tokens = model.tokens(["a cat"], options)[0]
+        assert tokens.shape == (images, 256) and int(tokens.max()) < model.code_count
+        assert torch.equal(tokens[:, :4], expected[:, :4])  # greedy: the first codes agree

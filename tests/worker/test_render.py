@@ -8,6 +8,7 @@ import io
 import logging
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 
 import asyncpg
 import numpy as np
@@ -19,9 +20,11 @@ from generator.engine import ModelEngine
 from generator.model.dalle import DalleMini
 from generator.model.grid import GUTTER, grid_shape
 from generator.scheduler import RENDER_FAILED_REASON, VARIATION_PREFIX_ROWS, Batching
+from generator.serve import load_model
 from jobs.models import GRID_INDEX, EnqueueRequest, Kind, Status
 from jobs.options import JobOptions
 from jobs.queue import Queue
+from jobs.settings import load_settings
 from tests.fakes.poster import RecordingPoster
 from tests.worker.harness import FaultyEngine, InjectedOutOfMemory, make_generator, wait_until
 
@@ -80,6 +83,48 @@ async def test_prompts_in_grids_out(queue: Queue, tiny_model: DalleMini, running
     workers = {w.worker_id: w for w in await queue.workers_alive()}
     assert workers["w-test"].batch_images == 4
     assert workers["w-test"].jobs_done == 4 and workers["w-test"].images_done == 11
+
+
+@sqlite_only
+async def test_the_fast_cpu_mode_is_picked_from_settings_logged_and_renders(
+    queue: Queue,
+    tiny_checkpoints: tuple[Path, Path],
+    tmp_path: Path,
+    running,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = load_settings(
+        None,
+        data_dir=tmp_path,
+        model_dir=tiny_checkpoints[0],
+        vqgan_dir=tiny_checkpoints[1],
+        decoder_weights="int8",
+        vqgan_dtype="bfloat16",
+    )
+    with caplog.at_level(logging.INFO, logger="generator.model.dalle"):
+        loaded = await asyncio.to_thread(load_model, settings)
+    assert "float32 weights (int8 decoder weights), VQGAN in bfloat16" in caplog.text
+    model = loaded.model
+    chat = RecordingPoster()
+    generator = make_generator(
+        queue, ModelEngine(model, capacity=4, model_name="tiny"), posters={"cli": chat}
+    )
+    asks = [("a cat", 1), ("a fox in the snow", 3)]  # 2 sequences: int8 kernel; 8: the bfloat16 copy
+    ids = [(await queue.enqueue(request(prompt, images=n, seed=7))).job.id for prompt, n in asks]
+    await running(generator.worker)
+    await wait_until(lambda: delivered(queue, ids), what="every job delivered")
+
+    side = model.vqgan.config.resolution
+    for job_id, (_, count) in zip(ids, asks, strict=True):
+        job = await queue.get_job(job_id)
+        assert job.status is Status.DONE
+        stored = {image.index: image for image in await queue.images(job_id)}
+        columns, rows = grid_shape(count)
+        grid = Image.open(io.BytesIO(stored[GRID_INDEX].png))
+        assert grid.size == (columns * side + (columns + 1) * GUTTER, rows * side + (rows + 1) * GUTTER)
+        assert np.asarray(grid).std() > 0  # a picture, not a blank
+        assert all(int(tokens_of(stored[i].tokens).max()) < model.code_count for i in range(count))
+        assert chat.messages[job_id].grid_png == stored[GRID_INDEX].png
 
 
 @sqlite_only

@@ -37,6 +37,25 @@ def test_the_tiny_checkpoint_loads(tmp_path: Path, tiny_checkpoints: tuple[Path,
     assert loaded.device == "cpu" and loaded.name == str(tiny_checkpoints[0])
 
 
+def test_reduced_decoder_weights_on_a_gpu_are_refused_in_one_line(
+    tmp_path: Path, tiny_checkpoints: tuple[Path, Path]
+) -> None:
+    settings = load_settings(
+        None,
+        data_dir=tmp_path,
+        model_dir=tiny_checkpoints[0],
+        vqgan_dir=tiny_checkpoints[1],
+        device="cuda",
+        decoder_weights="int8",
+    )
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(settings)
+    assert str(caught.value) == (
+        "IMAGINE_DECODER_WEIGHTS=int8 is a CPU mode; on cuda set it to float32 and pick the precision with "
+        "IMAGINE_DTYPE"
+    )
+
+
 def test_posters_and_frontends_registries(tmp_path: Path) -> None:
     settings = load_settings(None, data_dir=tmp_path)
     posters = make_posters(settings)
