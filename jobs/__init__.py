@@ -16,7 +16,7 @@ retention      (part of Queue)                    apply_retention: forget old pi
 queries        every statement of the queue's operations, named and explained
 report_queries every read statement of the reports
 validation     clean_prompt, find_blocked_word    prompt checks that need no database
-metrics        queue_families, render             the queue's Prometheus metrics
+metrics        queue_families, render             the queue's Prometheus metrics (prometheus_client)
 health         healthz, metrics_page, serving     /healthz and /metrics for the dashboard and generators
 logs           configure_from_settings            one line per event, secrets masked
 healthcheck    python -m jobs.healthcheck         the container HEALTHCHECK
