@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     )
     # Discord
     discord_token: SecretStr | None = Field(None, description="bot token; empty disables Discord")
+    discord_application_id: int | None = Field(
+        None,
+        description="application id (OAuth2 client id) for the install link; empty: asked with the token",
+    )
     discord_dev_guild_id: int | None = Field(None, description="sync slash commands to this guild at once")
     discord_api_url: str = Field(
         "https://discord.com/api/v10",

@@ -8,7 +8,6 @@ import re
 from functools import cache
 from pathlib import Path
 
-import discord
 import yaml
 
 from jobs.settings import Settings, env_name
@@ -157,8 +156,9 @@ def test_slack_manifest_matches_the_app() -> None:
 def test_discord_permissions_and_commands() -> None:
     from bot.discord.admin import ADMIN_COMMANDS
     from bot.discord.commands import COMMANDS
+    from bot.discord.install import PERMISSIONS
 
-    needed = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, attach_files=True)
+    needed = PERMISSIONS  # what `imagine discord-invite` asks for (tests/discord/test_install.py)
     text = (DOCS / "discord.md").read_text()
     assert f"permissions={needed.value}" in text and f"`{needed.value}`" in text
     assert "scope=bot+applications.commands" in text

@@ -6,12 +6,16 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from bot.discord.install import install_url
+from bot.web.app import create_app
+from bot.web.config import DashboardConfig
 from jobs.models import EnqueueRequest, Job, Status
 from jobs.queue import Queue
+from jobs.settings import Settings
 from tests.web.data import WORKER
-from tests.web.helpers import page_csrf, scrape, value
+from tests.web.helpers import page_csrf, scrape, sign_in, value
 
 PAGES = (
     "/",
@@ -153,3 +157,18 @@ async def test_metrics_with_bearer_password_but_not_without(client: TestClient, 
 async def test_healthz_checks_the_database(client: TestClient) -> None:
     response = await client.get("/healthz")
     assert response.status == 200 and (await response.json()) == {"status": "ok"}
+
+
+async def test_live_shows_the_install_link_when_the_application_is_known(
+    settings: Settings, queue: Queue, dashboard_config: DashboardConfig
+) -> None:
+    configured = settings.model_copy(update={"discord_application_id": 123456789012345678})
+    app = create_app(settings=configured, queue=queue, config=dashboard_config)
+    async with TestClient(TestServer(app)) as client:
+        assert await sign_in(client) == 302
+        text = await (await client.get("/live")).text()
+    assert install_url(123456789012345678).replace("&", "&amp;") in text and "Add to Discord" in text
+
+
+async def test_live_has_no_install_link_without_the_application_id(admin: TestClient) -> None:
+    assert "Add to Discord" not in await (await admin.get("/live")).text()
