@@ -70,6 +70,11 @@ def install_links(settings: Any) -> list[tuple[str, str]]:
         from bot.discord.install import install_url  # discord.py only when Discord is configured
 
         links.append((texts.ADD_TO_DISCORD, install_url(application_id)))
+    redirect = getattr(settings, "slack_redirect_uri", None)
+    if getattr(settings, "slack_oauth", False) and redirect:
+        from bot.slack.oauth import install_url_beside  # slack_bolt only when Slack installs are on
+
+        links.append((texts.ADD_TO_SLACK, install_url_beside(redirect)))
     return links
 
 

@@ -12,6 +12,7 @@ ERROR_WRONG_PASSWORD = "Wrong password."
 ERROR_SIGN_IN_FORM_EXPIRED = "The sign-in form expired (or cookies are blocked). Please try again."
 REFUSED_SIGNED_OUT = "Sign in first: open /login in a browser (or send Authorization: Bearer <password>)."
 ADD_TO_DISCORD = "Add to Discord"
+ADD_TO_SLACK = "Add to Slack"
 REFUSED_CSRF = "This form expired or did not come from the dashboard: reload the page and try again."
 ERROR_PAGE_FAILED = (
     "Something went wrong showing this page; the details are in the dashboard's log. "

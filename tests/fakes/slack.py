@@ -5,7 +5,11 @@ One aiohttp server plays every part of Slack the bot touches:
 - the Web API under ``/api/{method}`` (what ``AsyncWebClient(base_url=fake.api_url)`` calls);
 - the upload host behind ``files.getUploadURLExternal`` (``POST /upload/{file_id}``, raw bytes);
 - ``response_url`` endpoints (``/response_url/{id}``), counting uses as Slack does;
-- the Socket Mode websocket (``/link/``) handed out by ``apps.connections.open``.
+- the Socket Mode websocket (``/link/``) handed out by ``apps.connections.open``;
+- "Add to Slack" (OAuth v2): the authorize page ``/oauth/v2/authorize``, where the admin who opens it
+  approves at once for the workspace named by `approve_installs_as`, redirecting to the app's redirect
+  URL with a one-time ``code``, and ``oauth.v2.access``, which trades the code for that workspace's own
+  bot token. Each installed workspace (`workspaces`) has its token; `uninstall` revokes it.
 
 Tests push slash commands and button clicks over the socket with ``socket_send_*``, or, in HTTP
 mode, sign and POST them to the app with ``tests.fakes.slack_apps.SlackEventsDriver``; then they
@@ -29,6 +33,7 @@ next to the code (search for "Slack:").
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -39,6 +44,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
@@ -115,6 +121,18 @@ class Upload:
     initial_comment: str | None = None
     thread_ts: str | None = None
     blocks: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class Workspace:
+    """A workspace that installed the app through the OAuth flow, with its own bot token."""
+
+    team_id: str
+    team_name: str
+    bot_token: str
+    bot_user_id: str
+    installer_user_id: str
+    is_revoked: bool = False
 
 
 @dataclass
@@ -199,6 +217,8 @@ class FakeSlack(FakeServer):
         bot_user_id: str = "U0BOT",
         bot_id: str = "B0BOT",
         app_id: str = "A0APP",
+        client_id: str = "1111.2222",
+        client_secret: str = "fake-client-secret",
     ) -> None:
         super().__init__(clock=time.time)
         self.bot_token = bot_token
@@ -208,6 +228,18 @@ class FakeSlack(FakeServer):
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.app_id = app_id
+        self.client_id = client_id
+        self.client_secret = client_secret
+
+        # OAuth installs: the app's configured redirect URL (Slack's "Redirect URLs"), who approves the
+        # next install, codes handed out and not yet exchanged, and the workspaces installed.
+        self.oauth_redirect_url: str | None = None
+        self._approving: tuple[str, str, str] | None = None  # team id, team name, installing user
+        self._codes: dict[str, tuple[str, str, str]] = {}
+        self.oauth_redirects: list[str] = []  # every redirect the authorize page answered with
+        self.workspaces: dict[str, Workspace] = {}
+        self._current_token: str | None = None
+        self._current_auth: str = ""
 
         # Recorded traffic and state, for assertions.
         self.calls: list[ApiCall] = []
@@ -238,6 +270,7 @@ class FakeSlack(FakeServer):
         app.router.add_post("/response_url/{id}", self._handle_response_url)
         app.router.add_get("/link/", self._handle_socket)
         app.router.add_get("/link", self._handle_socket)
+        app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
         return app
 
     async def _close_connections(self) -> None:
@@ -250,6 +283,67 @@ class FakeSlack(FakeServer):
     def api_url(self) -> str:
         """What to pass as ``AsyncWebClient(base_url=…)``; slack_sdk needs the trailing slash."""
         return f"{self.base_url}/api/"
+
+    # -- OAuth installs ------------------------------------------------------------------------
+
+    def approve_installs_as(self, team_id: str, team_name: str, *, user_id: str = "U0ADMIN") -> None:
+        """Whoever opens the authorize page next is an admin of `team_id` and clicks "Allow"."""
+        self._approving = (team_id, team_name, user_id)
+
+    def uninstall(self, team_id: str) -> None:
+        """The workspace removed the app: its token stops working (send the app the event yourself)."""
+        self.workspaces[team_id].is_revoked = True
+
+    def token_of(self, team_id: str) -> str:
+        return self.workspaces[team_id].bot_token
+
+    async def _handle_authorize(self, request: web.Request) -> web.Response:
+        """Slack's authorize page, approved at once: back to the app with a code and the app's state."""
+        query = request.query
+        if query.get("client_id") != self.client_id or self._approving is None:
+            return web.Response(status=400, text="invalid_client_id or nobody to approve")
+        redirect = query.get("redirect_uri") or self.oauth_redirect_url
+        if not redirect or (self.oauth_redirect_url and redirect != self.oauth_redirect_url):
+            return web.Response(status=400, text="bad_redirect_uri")
+        code = uuid.uuid4().hex
+        self._codes[code] = self._approving
+        location = f"{redirect}?{urlencode({'code': code, 'state': query.get('state', '')})}"
+        self.oauth_redirects.append(location)
+        raise web.HTTPFound(location)
+
+    def _oauth_v2_access(self, args: dict[str, Any]) -> dict[str, Any]:
+        client_id, client_secret = args.get("client_id"), args.get("client_secret")
+        if self._current_auth.startswith("Basic "):
+            decoded = base64.b64decode(self._current_auth.removeprefix("Basic ")).decode()
+            client_id, _, client_secret = decoded.partition(":")
+        if (client_id, client_secret) != (self.client_id, self.client_secret):
+            raise _ApiError("invalid_client_id" if client_id != self.client_id else "bad_client_secret")
+        approved = self._codes.pop(str(args.get("code", "")), None)  # Slack: a code works once
+        if approved is None:
+            raise _ApiError("invalid_code")
+        team_id, team_name, user_id = approved
+        workspace = Workspace(
+            team_id=team_id,
+            team_name=team_name,
+            bot_token=f"xoxb-{team_id}-{uuid.uuid4().hex[:8]}",
+            bot_user_id=f"U0BOT{team_id}",
+            installer_user_id=user_id,
+        )
+        self.workspaces[team_id] = workspace
+        return _ok(
+            app_id=self.app_id,
+            authed_user={"id": user_id},
+            scope=args.get("scope", "commands,chat:write"),
+            token_type="bot",
+            access_token=workspace.bot_token,
+            bot_user_id=workspace.bot_user_id,
+            team={"id": team_id, "name": team_name},
+            enterprise=None,
+            is_enterprise_install=False,
+        )
+
+    def _workspace_of_token(self, token: str | None) -> Workspace | None:
+        return next((w for w in self.workspaces.values() if w.bot_token == token), None)
 
     # -- workspace configuration ---------------------------------------------------------------
 
@@ -351,8 +445,10 @@ class FakeSlack(FakeServer):
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args, files = await self._parse_args(request)
+        self._current_auth = request.headers.get("Authorization", "")
         token = self._token_of(request, args)
         call = await self._record(method, request, args, files, token)
+        self._current_token = token
         status, body, headers = await self._answer(method, args, token)
         if isinstance(body, Page):
             call.status, call.response = status, {}
@@ -434,9 +530,15 @@ class FakeSlack(FakeServer):
         return token if isinstance(token, str) else None
 
     def _check_token(self, method: str, token: str | None) -> str | None:
-        # Slack: no token at all is "not_authed"; a wrong one is "invalid_auth".
+        # Slack: no token at all is "not_authed"; a wrong one is "invalid_auth"; a revoked one
+        # "token_revoked". oauth.v2.access authenticates with the client id and secret instead.
+        if method == "oauth.v2.access":
+            return None
         if not token:
             return "not_authed"
+        workspace = self._workspace_of_token(token)
+        if workspace is not None and method not in _APP_TOKEN_METHODS:
+            return "token_revoked" if workspace.is_revoked else None
         expected = self.app_token if method in _APP_TOKEN_METHODS else self.bot_token
         return None if token == expected else "invalid_auth"
 
@@ -454,6 +556,7 @@ class FakeSlack(FakeServer):
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
             "apps.connections.open": self._apps_connections_open,
+            "oauth.v2.access": self._oauth_v2_access,
         }
 
     def _require(self, args: dict[str, Any], *names: str) -> None:
@@ -466,12 +569,13 @@ class FakeSlack(FakeServer):
             raise _ApiError("not_in_channel")
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        workspace = self._workspace_of_token(self._current_token)
         return _ok(
             url=f"{self.base_url}/",
-            team=self.team_name,
+            team=workspace.team_name if workspace else self.team_name,
             user="imagine",
-            team_id=self.team_id,
-            user_id=self.bot_user_id,
+            team_id=workspace.team_id if workspace else self.team_id,
+            user_id=workspace.bot_user_id if workspace else self.bot_user_id,
             bot_id=self.bot_id,
             is_enterprise_install=False,
         )
@@ -681,11 +785,13 @@ class FakeSlack(FakeServer):
         user_name: str = "user",
         channel_id: str = "C0CHAN",
         channel_name: str = "general",
+        team_id: str | None = None,
     ) -> dict[str, str]:
-        """The fields of a slash command (form-encoded over HTTP, a JSON object over the socket)."""
+        """The fields of a slash command (form-encoded over HTTP, a JSON object over the socket), from
+        the fake's own workspace or, with `team_id`, from a workspace that installed the app."""
         return {
             "token": "verification-token-unused",
-            "team_id": self.team_id,
+            "team_id": team_id or self.team_id,
             "team_domain": "fake",
             "channel_id": channel_id,
             "channel_name": channel_name,
@@ -697,6 +803,28 @@ class FakeSlack(FakeServer):
             "is_enterprise_install": "false",
             "response_url": self.new_response_url().url,
             "trigger_id": self._next_id("trigger."),
+        }
+
+    def event_payload(self, event: dict[str, Any], *, team_id: str | None = None) -> dict[str, Any]:
+        """An Events API ``event_callback`` (``app_uninstalled``, ``tokens_revoked``, …) of a workspace."""
+        return {
+            "token": "verification-token-unused",
+            "team_id": team_id or self.team_id,
+            "api_app_id": self.app_id,
+            "event": {**event, "event_ts": f"{self.now():.6f}"},
+            "type": "event_callback",
+            "event_id": self._next_id("Ev"),
+            "event_time": int(self.now()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": team_id or self.team_id,
+                    "user_id": self.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
         }
 
     def block_actions_payload(

@@ -153,6 +153,16 @@ def test_slack_manifest_matches_the_app() -> None:
         assert f"`{command}" in slack_md
 
 
+def test_the_http_manifest_takes_installs_by_oauth() -> None:
+    from bot.slack.manifest import manifest
+    from bot.slack.oauth import REDIRECT_PATH
+
+    http = manifest(request_url="https://bot.example.com/slack/events")
+    assert http["oauth_config"]["redirect_urls"] == ["https://bot.example.com" + REDIRECT_PATH]
+    assert {"app_uninstalled", "tokens_revoked"} <= set(http["settings"]["event_subscriptions"]["bot_events"])
+    assert "redirect_urls" not in manifest()["oauth_config"]  # Socket Mode: one workspace, one token
+
+
 def test_discord_permissions_and_commands() -> None:
     from bot.discord.admin import ADMIN_COMMANDS
     from bot.discord.commands import COMMANDS

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 
 from bot.discord.install import install_url
 from bot.web.app import create_app
@@ -159,15 +160,23 @@ async def test_healthz_checks_the_database(client: TestClient) -> None:
     assert response.status == 200 and (await response.json()) == {"status": "ok"}
 
 
-async def test_live_shows_the_install_link_when_the_application_is_known(
+async def test_live_shows_the_install_links_when_installs_are_configured(
     settings: Settings, queue: Queue, dashboard_config: DashboardConfig
 ) -> None:
-    configured = settings.model_copy(update={"discord_application_id": 123456789012345678})
+    configured = settings.model_copy(
+        update={
+            "discord_application_id": 123456789012345678,
+            "slack_client_id": "1111.2222",
+            "slack_client_secret": SecretStr("s"),
+            "slack_redirect_uri": "https://bot.example.com/slack/oauth_redirect",
+        }
+    )
     app = create_app(settings=configured, queue=queue, config=dashboard_config)
     async with TestClient(TestServer(app)) as client:
         assert await sign_in(client) == 302
         text = await (await client.get("/live")).text()
     assert install_url(123456789012345678).replace("&", "&amp;") in text and "Add to Discord" in text
+    assert 'href="https://bot.example.com/slack/install"' in text and "Add to Slack" in text
 
 
 async def test_live_has_no_install_link_without_the_application_id(admin: TestClient) -> None:
