@@ -214,3 +214,16 @@ slack_bots = AsyncSQLAlchemyInstallationStore.build_bots_table(
 slack_oauth_states = AsyncSQLAlchemyOAuthStateStore.build_oauth_states_table(
     metadata, AsyncSQLAlchemyOAuthStateStore.default_table_name
 )
+
+# Dashboard sign-ins: one row per session, so a session survives a restart, can be revoked (the row is
+# deleted at sign-out) and expires. The cookie holds a random id; only its SHA-256 is stored here.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("account", String(128), nullable=False),  # who signed in: "operator" (the password)
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_web_sessions_expires_at", "expires_at"),
+)

@@ -142,7 +142,7 @@ def _error_page(request: web.Request, exc: web.HTTPException) -> web.Response:
 async def require_sign_in(request: web.Request, handler: Handler) -> web.StreamResponse:
     if _is_public(request.path):
         return await handler(request)
-    session = request.app[SESSIONS].from_cookie(request.cookies.get(SESSION_COOKIE))
+    session = await request.app[SESSIONS].from_cookie(request.cookies.get(SESSION_COOKIE))
     if session is None:
         if request.method in SAFE_METHODS and _bearer_ok(request):
             return await handler(request)
@@ -190,10 +190,10 @@ def create_app(
     app[SETTINGS] = settings
     app[QUEUE] = queue
     app[CREDENTIALS] = Credentials([config.password])
-    app[SESSIONS] = SessionStore(lifetime_seconds=config.session_seconds)
+    app[NOW] = now or (lambda: datetime.now(UTC))
+    app[SESSIONS] = SessionStore(queue, lifetime_seconds=config.session_seconds, now=app[NOW])
     app[LIMITER] = LoginLimiter(attempts=config.login_attempts, window_seconds=config.login_window_seconds)
     app[TEMPLATES] = make_environment()
-    app[NOW] = now or (lambda: datetime.now(UTC))
     for module in (signin, ops, usage, history, live, moderation, try_prompt):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR, append_version=False)

@@ -1,5 +1,6 @@
 """jobs.delivered_at (delivery seconds for /metrics); slack_installations, slack_bots, slack_oauth_states
-(workspaces installed through "Add to Slack": slack_sdk's SQLAlchemy installation and state stores)
+(workspaces installed through "Add to Slack": slack_sdk's SQLAlchemy installation and state stores);
+web_sessions (dashboard sign-ins that survive a restart)
 
 Revision ID: 0005
 Revises: 0003
@@ -87,8 +88,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_slack_oauth_states"),
     )
 
+    op.create_table(
+        "web_sessions",
+        sa.Column("id_hash", sa.String(64), nullable=False),
+        sa.Column("account", sa.String(128), nullable=False),
+        sa.Column("csrf_token", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id_hash", name="pk_web_sessions"),
+    )
+    op.create_index("ix_web_sessions_expires_at", "web_sessions", ["expires_at"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_web_sessions_expires_at", table_name="web_sessions")
+    op.drop_table("web_sessions")
     op.drop_table("slack_oauth_states")
     op.drop_index("slack_bots_idx", table_name="slack_bots")
     op.drop_table("slack_bots")

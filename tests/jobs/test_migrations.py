@@ -28,6 +28,7 @@ TABLES = {
     "slack_installations",
     "slack_bots",
     "slack_oauth_states",
+    "web_sessions",
 }
 
 
