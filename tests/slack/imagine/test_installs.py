@@ -5,6 +5,7 @@ uninstall stops deliveries to that workspace only, and a forged or replayed `sta
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -99,18 +100,33 @@ async def install(
         return response.status, await response.text()
 
 
+async def placeholders_recorded(queue: Queue, count: int) -> None:
+    """Wait until `count` jobs have their placeholder recorded (the frontend finishes after its ack; a
+    claim skips a row it is still writing)."""
+
+    async with asyncio.timeout(10):
+        while True:
+            jobs = await queue.jobs_for_user("slack", USER, limit=100)
+            if sum(1 for job in jobs if job.refs.placeholder_message_id) >= count:
+                return
+            await asyncio.sleep(0.02)
+
+
 async def render_all(queue: Queue) -> list[Job]:
     """Claim and finish every queued job with real PNGs, as the render loop would (no model)."""
     done = []
-    for job in await queue.claim(WORKER, max_images=64):
-        images = [picture(i) for i in range(job.images)]
-        rendered = [(png_bytes(image), bytes(2 * IMAGE_TOKEN_COUNT)) for image in images]
-        done.append(
-            await queue.finish(
-                job.id, WORKER, grid_png=png_bytes(make_grid(images)), images=rendered, gpu_seconds=0.1
-            )
-        )
+    while claimed := await queue.claim(WORKER, max_images=64):
+        for job in claimed:
+            done.append(await _finish(queue, job))
     return done
+
+
+async def _finish(queue: Queue, job: Job) -> Job:
+    images = [picture(i) for i in range(job.images)]
+    rendered = [(png_bytes(image), bytes(2 * IMAGE_TOKEN_COUNT)) for image in images]
+    return await queue.finish(
+        job.id, WORKER, grid_png=png_bytes(make_grid(images)), images=rendered, gpu_seconds=0.1
+    )
 
 
 def tokens_of(fake: FakeSlack, method: str) -> list[str | None]:
@@ -143,6 +159,7 @@ async def test_two_workspaces_install_post_with_their_own_tokens_and_an_uninstal
         lambda: len(tokens_of(fake_slack, "chat.postMessage")) == 2, what="both placeholders"
     )
     assert sorted(tokens_of(fake_slack, "chat.postMessage")) == sorted([t1, t2])
+    await placeholders_recorded(queue, 2)
 
     first = {job.guild_id: job for job in await render_all(queue)}
     assert set(first) == set(TEAMS)
@@ -158,6 +175,7 @@ async def test_two_workspaces_install_post_with_their_own_tokens_and_an_uninstal
     # a second round: both queued; then T1 removes the app before they are delivered
     for team_id in TEAMS:
         await driver.send_slash_command("/imagine", "a second boat", channel_id=CHANNEL, team_id=team_id)
+    await placeholders_recorded(queue, 4)
     second = {job.guild_id: job for job in await render_all(queue)}
     fake_slack.uninstall("T1")
     assert (await driver.send_event({"type": "app_uninstalled"}, team_id="T1")).status == 200
