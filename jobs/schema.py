@@ -221,7 +221,10 @@ web_sessions = Table(
     "web_sessions",
     metadata,
     Column("id_hash", String(64), primary_key=True),
-    Column("account", String(128), nullable=False),  # who signed in: "operator" (the password)
+    # who signed in: "operator" (the password), or "discord:<user id>" (Sign in with Discord)
+    Column("account", String(128), nullable=False),
+    Column("user_name", String(128), nullable=False),
+    Column("grants", JSON, nullable=False),  # ["discord:<guild id>", …]: servers whose admin pages it sees
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),

@@ -23,6 +23,8 @@ class WebSession:
     account: str
     csrf_token: str
     expires_at: datetime
+    user_name: str = ""
+    grants: tuple[str, ...] = ()
 
 
 def _hash(session_id: str) -> str:
@@ -33,7 +35,13 @@ class SessionsMixin(QueueBase):
     """Start, find and end dashboard sessions."""
 
     async def start_session(
-        self, account: str, *, lifetime_seconds: float, now: datetime | None = None
+        self,
+        account: str,
+        *,
+        lifetime_seconds: float,
+        user_name: str = "",
+        grants: tuple[str, ...] = (),
+        now: datetime | None = None,
     ) -> WebSession:
         now = _now(now)
         session = WebSession(
@@ -41,6 +49,8 @@ class SessionsMixin(QueueBase):
             account=account,
             csrf_token=secrets.token_urlsafe(32),
             expires_at=now + timedelta(seconds=lifetime_seconds),
+            user_name=user_name,
+            grants=tuple(grants),
         )
         async with self._engine.begin() as conn:
             await conn.execute(q.delete_expired_sessions(now))
@@ -49,6 +59,8 @@ class SessionsMixin(QueueBase):
                 {
                     "id_hash": _hash(session.session_id),
                     "account": account,
+                    "user_name": user_name,
+                    "grants": list(grants),
                     "csrf_token": session.csrf_token,
                     "created_at": now,
                     "expires_at": session.expires_at,
@@ -62,7 +74,9 @@ class SessionsMixin(QueueBase):
             row = (await conn.execute(q.live_session(_hash(session_id), _now(now)))).first()
         if row is None:
             return None
-        return WebSession(session_id, row.account, row.csrf_token, row.expires_at)
+        return WebSession(
+            session_id, row.account, row.csrf_token, row.expires_at, row.user_name, tuple(row.grants)
+        )
 
     async def end_session(self, session_id: str) -> None:
         async with self._engine.begin() as conn:

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
         None,
         description="application id (OAuth2 client id) for the install link; empty: asked with the token",
     )
+    discord_client_secret: SecretStr | None = Field(
+        None,
+        description="OAuth2 client secret: Sign in with Discord on the dashboard (with the application id)",
+    )
     discord_dev_guild_id: int | None = Field(None, description="sync slash commands to this guild at once")
     discord_api_url: str = Field(
         "https://discord.com/api/v10",

@@ -53,9 +53,21 @@ class Credentials:
 class Session:
     session_id: str
     csrf_token: str
-    account: str  # "operator": signed in with the dashboard password
+    account: str  # "operator" (the dashboard password) or "<platform>:<user id>" (platform sign-in)
+    user_name: str = ""
+    grants: tuple[str, ...] = ()  # "<platform>:<guild id>" of the servers whose admin pages it may see
     # One-shot messages shown on the next page ("User 42 banned."): (kind, text), kind "ok" or "error".
     flashes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def is_operator(self) -> bool:
+        return self.account == OPERATOR
+
+    @property
+    def platform_user(self) -> tuple[str, str] | None:
+        """(platform, user id) of a platform sign-in; None for the operator."""
+        platform, _, user_id = self.account.partition(":")
+        return (platform, user_id) if user_id else None
 
     def flash(self, kind: str, text: str) -> None:
         self.flashes.append((kind, text))
@@ -80,12 +92,18 @@ class SessionStore:
         self._now = now or (lambda: datetime.now(UTC))
         self._flashes: dict[str, list[tuple[str, str]]] = {}
 
-    async def start(self, account: str = OPERATOR) -> tuple[Session, str]:
+    async def start(
+        self, account: str = OPERATOR, *, user_name: str = "", grants: tuple[str, ...] = ()
+    ) -> tuple[Session, str]:
         """A new session and the cookie value that names it."""
         row = await self._queue.start_session(
-            account, lifetime_seconds=self._lifetime_seconds, now=self._now()
+            account,
+            lifetime_seconds=self._lifetime_seconds,
+            user_name=user_name,
+            grants=grants,
+            now=self._now(),
         )
-        return self._session(row.session_id, row.csrf_token, row.account), row.session_id
+        return self._session(row), row.session_id
 
     async def from_cookie(self, cookie_value: str | None) -> Session | None:
         """The live session a cookie names, or None for a missing, unknown, ended or expired one."""
@@ -95,14 +113,19 @@ class SessionStore:
         if row is None:
             self._flashes.pop(cookie_value, None)
             return None
-        return self._session(row.session_id, row.csrf_token, row.account)
+        return self._session(row)
 
     async def end(self, session: Session) -> None:
         await self._queue.end_session(session.session_id)
         self._flashes.pop(session.session_id, None)
 
-    def _session(self, session_id: str, csrf_token: str, account: str) -> Session:
-        return Session(session_id, csrf_token, account, self._flashes.setdefault(session_id, []))
+    def _session(self, row: Any) -> Session:
+        flashes = self._flashes.setdefault(row.session_id, [])
+        return Session(row.session_id, row.csrf_token, row.account, row.user_name, row.grants, flashes)
+
+    @property
+    def lifetime_seconds(self) -> float:
+        return self._lifetime_seconds
 
 
 @dataclass

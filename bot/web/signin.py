@@ -8,7 +8,8 @@ from aiohttp import web
 
 from bot.web import texts
 from bot.web.auth import new_login_token, safe_next_path, tokens_match
-from bot.web.keys import CONFIG, CREDENTIALS, LIMITER, SESSION, SESSION_COOKIE, SESSIONS
+from bot.web.keys import CONFIG, CREDENTIALS, LIMITER, SESSION, SESSION_COOKIE, SESSIONS, SETTINGS
+from bot.web.platform_signin import discord_sign_in_enabled
 from bot.web.render import render
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,15 @@ def _client(request: web.Request) -> str:
 
 def _login_page(request: web.Request, *, next_path: str, error: str = "", status: int = 200) -> web.Response:
     token = new_login_token()
-    response = render(request, "login.html", status=status, login_token=token, next=next_path, error=error)
+    response = render(
+        request,
+        "login.html",
+        status=status,
+        login_token=token,
+        next=next_path,
+        error=error,
+        discord_sign_in=discord_sign_in_enabled(request.app[SETTINGS]),
+    )
     response.set_cookie(
         LOGIN_COOKIE,
         token,

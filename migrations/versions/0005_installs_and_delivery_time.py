@@ -92,6 +92,8 @@ def upgrade() -> None:
         "web_sessions",
         sa.Column("id_hash", sa.String(64), nullable=False),
         sa.Column("account", sa.String(128), nullable=False),
+        sa.Column("user_name", sa.String(128), nullable=False),
+        sa.Column("grants", sa.JSON(), nullable=False),
         sa.Column("csrf_token", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),

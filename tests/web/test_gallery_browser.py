@@ -1,0 +1,170 @@
+"""Sign in with Discord and the gallery, in real headless Chromium against the fake Discord's OAuth pages:
+a member sees only their own pictures, a guild admin sees their guild's usage and not another guild's,
+someone else's picture is 404 and another guild's page 403, the session survives a dashboard restart and
+is gone after sign-out. Screenshots of the gallery and the admin view go to IMAGINE_TEST_SCREENSHOTS
+(default artifacts/screenshots/, not committed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.web.app import create_app
+from jobs.db import connect
+from jobs.models import Job
+from jobs.queue import Queue
+from jobs.settings import Settings, load_settings
+from tests.fakes.discord import FakeDiscord
+from tests.web.browser import SCREENSHOTS, chromium, fresh_page, require_browser
+from tests.web.data import WEB_LIMITS, done_job
+from tests.web.helpers import PASSWORD
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
+
+MANAGE_GUILD = 1 << 5
+SHOTS = Path(os.environ.get("IMAGINE_TEST_SCREENSHOTS", SCREENSHOTS))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Any]:
+    require_browser()
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def discord() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def queue(db_url: str) -> AsyncIterator[Queue]:
+    engine = connect(db_url)
+    yield Queue(engine=engine, limits=WEB_LIMITS)
+    await engine.dispose()
+
+
+@pytest.fixture
+def discord_settings(db_url: str, discord: FakeDiscord) -> Settings:
+    return load_settings(
+        env_file=None,
+        database_url=db_url,
+        dashboard_enabled=True,
+        dashboard_password=PASSWORD,
+        discord_token=discord.token,
+        discord_application_id=discord.application_id,
+        discord_client_secret=discord.client_secret,
+        discord_api_url=discord.api_base,
+    )
+
+
+async def picture_of(queue: Queue, user: Any, guild: Any, prompt: str, *, hours_ago: int) -> Job:
+    return await done_job(
+        queue,
+        prompt,
+        str(user.id),
+        at=datetime.now(UTC) - timedelta(hours=hours_ago),
+        user_name=user.username,
+        guild_id=str(guild.id),
+        channel_id=str(guild.channel_ids[0]),
+    )
+
+
+async def dashboard(settings: Settings, queue: Queue) -> TestServer:
+    server = TestServer(create_app(settings=settings, queue=queue), host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+async def test_sign_in_with_discord_gallery_guild_admin_and_the_session(
+    browser: Any, discord: FakeDiscord, discord_settings: Settings, queue: Queue
+) -> None:
+    alice, bob, carol = discord.user, discord.add_user("bob"), discord.add_user("carol")
+    home, other = discord.guild, discord.add_guild("Other Server")
+    discord.join(alice, home, permissions=MANAGE_GUILD)  # alice manages `home`…
+    discord.join(alice, other)  # …and is a plain member of `other`
+    discord.join(carol, other, permissions=MANAGE_GUILD)
+    kite = await picture_of(queue, alice, home, "a red kite over the dunes", hours_ago=3)
+    await picture_of(queue, bob, home, "a paper boat on a lake", hours_ago=2)
+    castle = await picture_of(queue, carol, other, "a castle in the clouds", hours_ago=1)
+
+    first = await dashboard(discord_settings, queue)
+    async with fresh_page(browser) as page:
+        base = str(first.make_url("")).rstrip("/")
+        discord.sign_in_browser_as(alice)
+        await page.goto(base + "/gallery")
+        assert "/login" in page.url
+        await page.click("text=Sign in with Discord")
+        await page.wait_for_url(lambda url: "/oauth2/authorize" in url)  # the fake Discord's consent page
+        assert "identify guilds" in await page.content()
+        await page.click("text=Authorize")
+        await page.wait_for_url(lambda url: url.endswith("/gallery"))
+
+        text = await page.inner_text("main")
+        assert "a red kite over the dunes" in text  # her own picture…
+        assert "a paper boat" not in text and "a castle" not in text  # …only hers
+        widths = await page.locator("img").evaluate_all("els => els.map(e => e.naturalWidth)")
+        assert widths and all(width > 0 for width in widths)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SHOTS / "gallery.png"), full_page=True)
+
+        await page.click(f"a[href='/guild/discord/{home.id}']")  # the server she manages
+        await page.wait_for_url(lambda url: f"/guild/discord/{home.id}" in url)
+        text = await page.inner_text("main")
+        assert "a paper boat on a lake" in text and "bob" in text and "a castle" not in text
+        await page.screenshot(path=str(SHOTS / "guild-admin.png"), full_page=True)
+        assert f"/guild/discord/{other.id}" not in await page.content()
+
+        answers = {
+            path: (await page.request.get(base + path, max_redirects=0)).status
+            for path in (
+                f"/gallery/{kite.id}/-1.png",  # hers: served
+                f"/gallery/{castle.id}/-1.png",  # carol's, in a server she does not manage: not found
+                f"/guild/discord/{other.id}",  # a server she does not manage
+                "/history",  # the operator's pages
+                "/moderation",
+            )
+        }
+        assert answers == {
+            f"/gallery/{kite.id}/-1.png": 200,
+            f"/gallery/{castle.id}/-1.png": 404,
+            f"/guild/discord/{other.id}": 403,
+            "/history": 403,
+            "/moderation": 403,
+        }
+
+        await first.close()  # the dashboard restarts: the session is in the database
+        second = await dashboard(discord_settings, queue)
+        try:
+            base = str(second.make_url("")).rstrip("/")
+            await page.goto(base + "/gallery")
+            assert page.url.endswith("/gallery") and "a red kite" in await page.inner_text("main")
+            await page.click(f"figure[data-job='{kite.id}'] button:has-text('Delete')")  # her own pictures
+            await page.wait_for_url(lambda url: url.endswith("/gallery"))
+            assert "Deleted" in await page.inner_text("main")
+            assert (await page.request.get(f"{base}/gallery/{kite.id}/-1.png")).status == 404
+            await page.click("button.signout")
+            await page.wait_for_url(lambda url: "/login" in url)
+            await page.goto(base + "/gallery")
+            assert "/login" in page.url  # signed out: the session is gone
+        finally:
+            await second.close()
+
+
+async def test_a_forged_state_is_refused(discord_settings: Settings, queue: Queue) -> None:
+    async with TestClient(TestServer(create_app(settings=discord_settings, queue=queue))) as client:
+        start = await client.get("/login/discord", allow_redirects=False)
+        assert start.status == 302 and "state=" in start.headers["Location"]
+        response = await client.get(
+            "/login/discord/callback?code=abc&state=not-the-one", allow_redirects=False
+        )
+        assert response.status == 403
+        assert await queue.find_session("anything") is None
