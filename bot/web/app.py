@@ -39,7 +39,17 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-PUBLIC_PATHS = frozenset({"/healthz", "/login", "/favicon.ico", "/login/discord", "/login/discord/callback"})
+PUBLIC_PATHS = frozenset(
+    {
+        "/healthz",
+        "/login",
+        "/favicon.ico",
+        "/login/discord",
+        "/login/discord/callback",
+        "/login/slack",
+        "/login/slack/callback",
+    }
+)
 # What someone signed in with a platform identity may open; the rest is the operator's.
 PLATFORM_USER_PREFIXES = ("/gallery", "/guild/", "/logout", "/static/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

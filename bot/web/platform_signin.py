@@ -1,10 +1,14 @@
-"""Sign in with Discord: the OAuth2 authorization code flow (scopes `identify guilds`), by authlib.
+"""Sign in with Discord (OAuth2 authorization code, scopes `identify guilds`) and Sign in with Slack
+(OpenID Connect, scopes `openid profile`), both by authlib.
 
     GET /login/discord            a state in an HttpOnly cookie, then Discord's authorize page
     GET /login/discord/callback   the state checked, the code exchanged for a token (authlib), the user
                                   and their guilds read, a session started:
                                   account "discord:<user id>", grants "discord:<guild id>" for every guild
                                   where they have Manage Server (or Administrator) and the bot is installed
+
+    GET /login/slack, /login/slack/callback   the same with Slack: account "slack:<user id>", grant
+                                  "slack:<team id>" for a workspace admin or owner where the app is installed
 
 A platform user sees their own pictures (bot/web/gallery.py) and the pages of the servers they were
 granted; the operator's password account sees everything. The grants are read at sign-in: a user who
@@ -21,9 +25,12 @@ from typing import Any
 import httpx2
 from aiohttp import web
 from authlib.integrations.httpx_client import AsyncOAuth2Client
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.web import texts
-from bot.web.keys import CONFIG, SESSION_COOKIE, SESSIONS, SETTINGS
+from bot.web.keys import CONFIG, QUEUE, SESSION_COOKIE, SESSIONS, SETTINGS
+from jobs.slack_installs import SlackInstallations
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -68,20 +75,10 @@ async def start(request: web.Request) -> web.StreamResponse:
     state = secrets.token_urlsafe(24)
     async with _client(request) as client:
         url, _ = client.create_authorization_url(
-            _web_base(settings.discord_api_url) + "/oauth2/authorize",
-            state=state,
+            _web_base(settings.discord_api_url) + "/oauth2/authorize", state=state
         )
     response = web.HTTPFound(url)
-    # Lax, not Strict: the browser must send it on the redirect back from Discord (a top-level GET).
-    response.set_cookie(
-        STATE_COOKIE,
-        state,
-        httponly=True,
-        samesite="Lax",
-        secure=request.app[CONFIG].secure_cookie or request.secure,
-        path=CALLBACK_PATH,
-        max_age=STATE_SECONDS,
-    )
+    _set_state_cookie(request, response, STATE_COOKIE, state, CALLBACK_PATH)
     raise response
 
 
@@ -90,12 +87,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     settings: Any = request.app[SETTINGS]
     if not discord_sign_in_enabled(settings):
         raise web.HTTPNotFound(text=texts.DISCORD_SIGN_IN_OFF)
-    expected = request.cookies.get(STATE_COOKIE, "")
-    given = request.query.get("state", "")
-    if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
-        raise web.HTTPForbidden(text=texts.REFUSED_OAUTH_STATE)
-    if "code" not in request.query:
-        raise web.HTTPForbidden(text=texts.refused_discord_sign_in(request.query.get("error", "no code")))
+    given = _checked_state(request, STATE_COOKIE)
     api = settings.discord_api_url.rstrip("/")
     try:
         async with _client(request) as client:
@@ -115,13 +107,44 @@ async def callback(request: web.Request) -> web.StreamResponse:
     }
     grants = tuple(sorted(f"discord:{guild_id}" for guild_id in managed & installed))
     name = str(user.get("global_name") or user.get("username") or user["id"])
-    _session, cookie = await request.app[SESSIONS].start(
-        f"discord:{user['id']}", user_name=name, grants=grants
+    account = f"discord:{user['id']}"
+    return await _signed_in(request, account, name, grants, STATE_COOKIE, CALLBACK_PATH)
+
+
+def _set_state_cookie(
+    request: web.Request, response: web.StreamResponse, name: str, state: str, path: str
+) -> None:
+    # Lax, not Strict: the browser must send it on the redirect back from the platform (a top-level GET).
+    response.set_cookie(
+        name,
+        state,
+        httponly=True,
+        samesite="Lax",
+        secure=request.app[CONFIG].secure_cookie or request.secure,
+        path=path,
+        max_age=STATE_SECONDS,
     )
+
+
+def _checked_state(request: web.Request, cookie: str) -> str:
+    """The callback's state, refused unless it is the one this browser was given (and a code came)."""
+    expected = request.cookies.get(cookie, "")
+    given = request.query.get("state", "")
+    if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+        raise web.HTTPForbidden(text=texts.REFUSED_OAUTH_STATE)
+    if "code" not in request.query:
+        raise web.HTTPForbidden(text=texts.refused_sign_in(request.query.get("error", "no code")))
+    return given
+
+
+async def _signed_in(
+    request: web.Request, account: str, name: str, grants: tuple[str, ...], state_cookie: str, path: str
+) -> web.StreamResponse:
+    _session, cookie = await request.app[SESSIONS].start(account, user_name=name, grants=grants)
     log.info(
-        "Discord user %s signed in",
-        user["id"],
-        extra={"action": "dashboard_discord_signed_in", "user_id": user["id"], "grants": len(grants)},
+        "%s signed in",
+        account,
+        extra={"action": "dashboard_platform_signed_in", "account": account, "grants": len(grants)},
     )
     response = web.HTTPFound("/gallery")
     config = request.app[CONFIG]
@@ -129,12 +152,12 @@ async def callback(request: web.Request) -> web.StreamResponse:
         SESSION_COOKIE,
         cookie,
         httponly=True,
-        samesite="Lax",  # arrives on the redirect from Discord; every POST still needs the CSRF token
+        samesite="Lax",  # arrives on the redirect from the platform; every POST still needs the CSRF token
         secure=config.secure_cookie or request.secure,
         path="/",
         max_age=int(config.session_seconds),
     )
-    response.del_cookie(STATE_COOKIE, path=CALLBACK_PATH)
+    response.del_cookie(state_cookie, path=path)
     raise response
 
 
@@ -146,3 +169,80 @@ async def _bot_guilds(api: str, settings: Any) -> set[str]:
     async with httpx2.AsyncClient(timeout=10.0) as http:
         answer = (await http.get(api + "/users/@me/guilds", headers=headers)).raise_for_status()
     return {str(guild["id"]) for guild in answer.json()}
+
+
+# --- Sign in with Slack (OpenID Connect) -----------------------------------------------------------------
+
+SLACK_CALLBACK_PATH = "/login/slack/callback"
+SLACK_STATE_COOKIE = "imagine_slack_state"
+SLACK_SCOPES = "openid profile"
+
+
+def slack_sign_in_enabled(settings: Any) -> bool:
+    return bool(getattr(settings, "slack_oauth", False))
+
+
+def _slack_client(request: web.Request) -> AsyncOAuth2Client:
+    settings: Any = request.app[SETTINGS]
+    return AsyncOAuth2Client(
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret.get_secret_value(),
+        scope=SLACK_SCOPES,
+        redirect_uri=str(request.url.origin()) + SLACK_CALLBACK_PATH,
+        token_endpoint_auth_method="client_secret_post",  # Slack reads the credentials from the form
+        timeout=10.0,
+    )
+
+
+@routes.get("/login/slack")
+async def start_slack(request: web.Request) -> web.StreamResponse:
+    settings: Any = request.app[SETTINGS]
+    if not slack_sign_in_enabled(settings):
+        raise web.HTTPNotFound(text=texts.SLACK_SIGN_IN_OFF)
+    state = secrets.token_urlsafe(24)
+    web_base = settings.slack_api_url.rstrip("/").removesuffix("/api")
+    async with _slack_client(request) as client:
+        url, _ = client.create_authorization_url(
+            web_base + "/openid/connect/authorize", state=state, nonce=secrets.token_urlsafe(16)
+        )
+    response = web.HTTPFound(url)
+    _set_state_cookie(request, response, SLACK_STATE_COOKIE, state, SLACK_CALLBACK_PATH)
+    raise response
+
+
+@routes.get(SLACK_CALLBACK_PATH)
+async def slack_callback(request: web.Request) -> web.StreamResponse:
+    settings: Any = request.app[SETTINGS]
+    if not slack_sign_in_enabled(settings):
+        raise web.HTTPNotFound(text=texts.SLACK_SIGN_IN_OFF)
+    given = _checked_state(request, SLACK_STATE_COOKIE)
+    api = settings.slack_api_url.rstrip("/") + "/"
+    try:
+        async with _slack_client(request) as client:
+            await client.fetch_token(api + "openid.connect.token", code=request.query["code"], state=given)
+            info = (await client.get(api + "openid.connect.userInfo")).raise_for_status().json()
+        if not info.get("ok"):
+            raise ValueError(info.get("error", "not ok"))
+        user_id = str(info["https://slack.com/user_id"])
+        team_id = str(info["https://slack.com/team_id"])
+        is_admin = await _slack_workspace_admin(request, settings, team_id=team_id, user_id=user_id)
+    except (httpx2.HTTPError, ValueError, KeyError, SlackApiError) as exc:
+        log.warning("Sign in with Slack failed: %s", exc, extra={"action": "dashboard_slack_sign_in_failed"})
+        raise web.HTTPBadGateway(text=texts.refused_slack_sign_in(type(exc).__name__)) from None
+    grants = (f"slack:{team_id}",) if is_admin else ()
+    name = str(info.get("name") or user_id)
+    return await _signed_in(
+        request, f"slack:{user_id}", name, grants, SLACK_STATE_COOKIE, SLACK_CALLBACK_PATH
+    )
+
+
+async def _slack_workspace_admin(request: web.Request, settings: Any, *, team_id: str, user_id: str) -> bool:
+    """A workspace admin or owner, asked with the bot token of that workspace (installed by OAuth); a
+    workspace the app is not installed in grants nothing."""
+    installations = SlackInstallations.of_queue(request.app[QUEUE], client_id=str(settings.slack_client_id))
+    token = await installations.bot_token(team_id=team_id, enterprise_id=None)
+    if token is None:
+        return False
+    client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+    user = (await client.users_info(user=user_id))["user"]
+    return bool(user.get("is_admin") or user.get("is_owner"))

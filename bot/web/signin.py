@@ -9,7 +9,7 @@ from aiohttp import web
 from bot.web import texts
 from bot.web.auth import new_login_token, safe_next_path, tokens_match
 from bot.web.keys import CONFIG, CREDENTIALS, LIMITER, SESSION, SESSION_COOKIE, SESSIONS, SETTINGS
-from bot.web.platform_signin import discord_sign_in_enabled
+from bot.web.platform_signin import discord_sign_in_enabled, slack_sign_in_enabled
 from bot.web.render import render
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ def _login_page(request: web.Request, *, next_path: str, error: str = "", status
         next=next_path,
         error=error,
         discord_sign_in=discord_sign_in_enabled(request.app[SETTINGS]),
+        slack_sign_in=slack_sign_in_enabled(request.app[SETTINGS]),
     )
     response.set_cookie(
         LOGIN_COOKIE,

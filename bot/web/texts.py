@@ -21,8 +21,19 @@ REFUSED_NOT_YOURS = "Only the person who asked for these pictures can delete the
 REFUSED_NOT_YOUR_SERVER = "You do not manage that server (Manage Server, where the bot is installed)."
 
 
+SLACK_SIGN_IN_OFF = "Sign in with Slack is not set up on this dashboard."
+
+
+def refused_sign_in(problem: str) -> str:
+    return f"The sign-in was not completed ({problem}). Try again from the sign-in page."
+
+
 def refused_discord_sign_in(problem: str) -> str:
     return f"Discord did not sign you in ({problem}). Try again from the sign-in page."
+
+
+def refused_slack_sign_in(problem: str) -> str:
+    return f"Slack did not sign you in ({problem}). Try again from the sign-in page."
 
 
 REFUSED_CSRF = "This form expired or did not come from the dashboard: reload the page and try again."

@@ -9,7 +9,9 @@ One aiohttp server plays every part of Slack the bot touches:
 - "Add to Slack" (OAuth v2): the authorize page ``/oauth/v2/authorize``, where the admin who opens it
   approves at once for the workspace named by `approve_installs_as`, redirecting to the app's redirect
   URL with a one-time ``code``, and ``oauth.v2.access``, which trades the code for that workspace's own
-  bot token. Each installed workspace (`workspaces`) has its token; `uninstall` revokes it.
+  bot token. Each installed workspace (`workspaces`) has its token; `uninstall` revokes it;
+- "Sign in with Slack" (OpenID Connect): ``/openid/connect/authorize`` (a consent page for the person
+  `sign_in_browser_as` names), ``openid.connect.token`` and ``openid.connect.userInfo``.
 
 Tests push slash commands and button clicks over the socket with ``socket_send_*``, or, in HTTP
 mode, sign and POST them to the app with ``tests.fakes.slack_apps.SlackEventsDriver``; then they
@@ -37,6 +39,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import html
 import itertools
 import json
 import time
@@ -239,6 +242,10 @@ class FakeSlack(FakeServer):
         self.oauth_redirects: list[str] = []  # every redirect the authorize page answered with
         self.workspaces: dict[str, Workspace] = {}
         self._current_token: str | None = None
+        # Sign in with Slack: who is signed in to Slack in the browser, codes, and user tokens handed out.
+        self.browser_user: tuple[str, str, str] | None = None  # user id, team id, name
+        self._openid_codes: dict[str, tuple[str, str, str]] = {}
+        self.user_tokens: dict[str, tuple[str, str, str]] = {}
         self._current_auth: str = ""
 
         # Recorded traffic and state, for assertions.
@@ -271,6 +278,8 @@ class FakeSlack(FakeServer):
         app.router.add_get("/link/", self._handle_socket)
         app.router.add_get("/link", self._handle_socket)
         app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
+        app.router.add_get("/openid/connect/authorize", self._openid_page)
+        app.router.add_post("/openid/connect/authorize", self._openid_approve)
         return app
 
     async def _close_connections(self) -> None:
@@ -340,6 +349,62 @@ class FakeSlack(FakeServer):
             team={"id": team_id, "name": team_name},
             enterprise=None,
             is_enterprise_install=False,
+        )
+
+    # -- Sign in with Slack (OpenID Connect) ----------------------------------------------------------
+
+    def sign_in_browser_as(self, user_id: str, *, team_id: str, name: str) -> None:
+        self.browser_user = (user_id, team_id, name)
+
+    async def _openid_page(self, request: web.Request) -> web.Response:
+        query = request.query
+        scopes = query.get("scope", "").split()
+        if query.get("client_id") != self.client_id or "openid" not in scopes or self.browser_user is None:
+            return web.Response(status=400, text="invalid_request")
+        hidden = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+            for k, v in query.items()
+        )
+        page = (
+            "<!doctype html><title>Sign in with Slack</title>"
+            f"<h1>Sign in to imagine as {html.escape(self.browser_user[2])}</h1>"
+            f'<form method="post" action="/openid/connect/authorize">{hidden}'
+            '<button type="submit">Allow</button></form>'
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    async def _openid_approve(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if self.browser_user is None or not form.get("redirect_uri"):
+            return web.Response(status=400, text="invalid_request")
+        code = uuid.uuid4().hex
+        self._openid_codes[code] = self.browser_user
+        query = urlencode({"code": code, "state": str(form.get("state", ""))})
+        raise web.HTTPFound(f"{form['redirect_uri']}?{query}")
+
+    def _openid_token(self, args: dict[str, Any]) -> dict[str, Any]:
+        client_id, client_secret = args.get("client_id"), args.get("client_secret")
+        if self._current_auth.startswith("Basic "):
+            decoded = base64.b64decode(self._current_auth.removeprefix("Basic ")).decode()
+            client_id, _, client_secret = decoded.partition(":")
+        if (client_id, client_secret) != (self.client_id, self.client_secret):
+            raise _ApiError("invalid_client_id")
+        person = self._openid_codes.pop(str(args.get("code", "")), None)  # a code works once
+        if person is None:
+            raise _ApiError("invalid_code")
+        token = f"xoxp-{uuid.uuid4().hex[:12]}"
+        self.user_tokens[token] = person
+        return _ok(access_token=token, token_type="Bearer", id_token="not-checked-by-the-app")
+
+    def _openid_user_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        person = self.user_tokens.get(self._current_token or "")
+        if person is None:
+            raise _ApiError("invalid_auth")
+        user_id, team_id, name = person
+        return _ok(
+            sub=user_id,
+            **{"https://slack.com/user_id": user_id, "https://slack.com/team_id": team_id},
+            name=name,
         )
 
     def _workspace_of_token(self, token: str | None) -> Workspace | None:
@@ -532,8 +597,10 @@ class FakeSlack(FakeServer):
     def _check_token(self, method: str, token: str | None) -> str | None:
         # Slack: no token at all is "not_authed"; a wrong one is "invalid_auth"; a revoked one
         # "token_revoked". oauth.v2.access authenticates with the client id and secret instead.
-        if method == "oauth.v2.access":
+        if method in ("oauth.v2.access", "openid.connect.token"):
             return None
+        if method == "openid.connect.userInfo":
+            return None if token in self.user_tokens else "invalid_auth"
         if not token:
             return "not_authed"
         workspace = self._workspace_of_token(token)
@@ -557,6 +624,8 @@ class FakeSlack(FakeServer):
             "files.completeUploadExternal": self._files_complete_upload_external,
             "apps.connections.open": self._apps_connections_open,
             "oauth.v2.access": self._oauth_v2_access,
+            "openid.connect.token": self._openid_token,
+            "openid.connect.userInfo": self._openid_user_info,
         }
 
     def _require(self, args: dict[str, Any], *names: str) -> None:

@@ -1,8 +1,8 @@
-"""Sign in with Discord and the gallery, in real headless Chromium against the fake Discord's OAuth pages:
-a member sees only their own pictures, a guild admin sees their guild's usage and not another guild's,
-someone else's picture is 404 and another guild's page 403, the session survives a dashboard restart and
-is gone after sign-out. Screenshots of the gallery and the admin view go to IMAGINE_TEST_SCREENSHOTS
-(default artifacts/screenshots/, not committed)."""
+"""Sign in with Discord and with Slack, and the gallery, in real headless Chromium against the fakes'
+OAuth pages: a member sees only their own pictures, a guild admin sees their guild's usage and not
+another guild's, someone else's picture is 404 and another guild's page 403, the session survives a
+dashboard restart and is gone after sign-out. Screenshots of the gallery and the admin view go to
+IMAGINE_TEST_SCREENSHOTS (default artifacts/screenshots/, not committed)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
+from slack_sdk.oauth.installation_store import Installation
 
 from bot.web.app import create_app
 from jobs.db import connect
 from jobs.models import Job
 from jobs.queue import Queue
 from jobs.settings import Settings, load_settings
+from jobs.slack_installs import SlackInstallations
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import FakeSlack
 from tests.web.browser import SCREENSHOTS, chromium, fresh_page, require_browser
 from tests.web.data import WEB_LIMITS, done_job
 from tests.web.helpers import PASSWORD
@@ -76,6 +79,11 @@ async def picture_of(queue: Queue, user: Any, guild: Any, prompt: str, *, hours_
         guild_id=str(guild.id),
         channel_id=str(guild.channel_ids[0]),
     )
+
+
+async def slack_picture(queue: Queue, user_id: str, team_id: str, prompt: str) -> Job:
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    return await done_job(queue, prompt, user_id, at=at, platform="slack", guild_id=team_id, channel_id="C1")
 
 
 async def dashboard(settings: Settings, queue: Queue) -> TestServer:
@@ -168,3 +176,76 @@ async def test_a_forged_state_is_refused(discord_settings: Settings, queue: Queu
         )
         assert response.status == 403
         assert await queue.find_session("anything") is None
+
+
+async def test_sign_in_with_slack_sees_own_pictures_and_the_workspace_it_administers(
+    browser: Any, db_url: str, queue: Queue
+) -> None:
+    async with FakeSlack() as slack:
+        settings = load_settings(
+            env_file=None,
+            database_url=db_url,
+            dashboard_enabled=True,
+            dashboard_password=PASSWORD,
+            slack_client_id=slack.client_id,
+            slack_client_secret=slack.client_secret,
+            slack_api_url=slack.api_url,
+        )
+        installations = SlackInstallations.of_queue(queue, client_id=slack.client_id)
+        await installations.installation_store.async_save(  # T1 installed the app; T2 did not
+            Installation(app_id=slack.app_id, team_id="T1", user_id="U0ADMIN", bot_token=slack.bot_token)
+        )
+        slack.add_user("U1DANA", name="dana", is_admin=True)
+        mine = await done_job(
+            queue,
+            "a lighthouse at dawn",
+            "U1DANA",
+            at=datetime.now(UTC),
+            platform="slack",
+            guild_id="T1",
+            channel_id="C1",
+        )
+        await done_job(
+            queue,
+            "a teapot in space",
+            "U1ERIK",
+            at=datetime.now(UTC),
+            platform="slack",
+            guild_id="T1",
+            channel_id="C1",
+        )
+        elsewhere = await done_job(
+            queue,
+            "a fox in the snow",
+            "U2FINN",
+            at=datetime.now(UTC),
+            platform="slack",
+            guild_id="T2",
+            channel_id="C2",
+        )
+        server = await dashboard(settings, queue)
+        try:
+            async with fresh_page(browser) as page:
+                base = str(server.make_url("")).rstrip("/")
+                slack.sign_in_browser_as("U1DANA", team_id="T1", name="dana")
+                await page.goto(base + "/login")
+                await page.click("text=Sign in with Slack")
+                await page.wait_for_url(lambda url: "/openid/connect/authorize" in url)
+                await page.click("text=Allow")
+                await page.wait_for_url(lambda url: url.endswith("/gallery"))
+                text = await page.inner_text("main")
+                assert "a lighthouse at dawn" in text and "a teapot" not in text and "a fox" not in text
+                answers = {
+                    path: (await page.request.get(base + path, max_redirects=0)).status
+                    for path in (
+                        f"/gallery/{mine.id}/-1.png",
+                        f"/gallery/{elsewhere.id}/-1.png",
+                        "/guild/slack/T1",  # she is an admin of T1, where the app is installed
+                        "/guild/slack/T2",
+                    )
+                }
+                assert list(answers.values()) == [200, 404, 200, 403]
+                await page.goto(base + "/guild/slack/T1")
+                assert "a teapot in space" in await page.inner_text("main")
+        finally:
+            await server.close()
