@@ -3,7 +3,8 @@
     GET  /gallery                        your finished jobs: grid, prompt, options, link to the chat
     GET  /gallery/{job}/{index}.png      a picture, only to its owner, an admin of its server, the operator
     POST /gallery/{job}/delete           forget your own job's pictures (the usage row stays)
-    GET  /guild/{platform}/{guild}       a server's usage and recent prompts: its admins and the operator
+    GET  /guild/{platform}/{guild}       a server's usage, recent prompts and bans: its admins, the operator
+    POST /guild/{platform}/{guild}/ban   ban a user from /imagine in that server (unban: …/unban)
 
 Someone else's picture answers 404 (whether it exists is not theirs to know); another server's page 403.
 """
@@ -98,15 +99,49 @@ async def delete_own(request: web.Request) -> web.Response:
     raise web.HTTPFound("/gallery")
 
 
-@routes.get("/guild/{platform}/{guild_id}")
-async def guild_page(request: web.Request) -> web.Response:
+def _granted_server(request: web.Request) -> tuple[str, str]:
     platform, guild_id = request.match_info["platform"], request.match_info["guild_id"]
     session = request[SESSION]
     if not session.is_operator and grant_of(platform, guild_id) not in session.grants:
         raise web.HTTPForbidden(text=texts.REFUSED_NOT_YOUR_SERVER)
+    return platform, guild_id
+
+
+@routes.post("/guild/{platform}/{guild_id}/{action:ban|unban}")
+async def moderate(request: web.Request) -> web.Response:
+    platform, guild_id = _granted_server(request)
+    form = await request.post()
+    user_id = str(form.get("user_id", "")).strip()
+    session = request[SESSION]
+    if not user_id:
+        session.flash("error", texts.error_not_banned("say whose user id"))
+    elif request.match_info["action"] == "ban":
+        reason = str(form.get("reason", "")).strip()
+        await queue_of(request).ban(
+            platform, user_id, guild_id=guild_id, reason=reason, banned_by=session.account
+        )
+        session.flash("ok", texts.banned(platform, user_id, guild_id))
+    elif await queue_of(request).unban(platform, user_id, guild_id=guild_id):
+        session.flash("ok", texts.unbanned(platform, user_id))
+    else:
+        session.flash("error", texts.error_was_not_banned(platform, user_id))
+    raise web.HTTPFound(f"/guild/{platform}/{guild_id}")
+
+
+@routes.get("/guild/{platform}/{guild_id}")
+async def guild_page(request: web.Request) -> web.Response:
+    platform, guild_id = _granted_server(request)
     queue = queue_of(request)
     usage = await queue.usage(by="user", filters=UsageFilter(platform=platform, guild_id=guild_id))
     recent, total = await queue.search_jobs(JobSearch(platform=platform, guild_id=guild_id, limit=20))
+    bans = await queue.bans(platform, guild_id)
     return render(
-        request, "guild.html", platform=platform, guild_id=guild_id, usage=usage, recent=recent, total=total
+        request,
+        "guild.html",
+        platform=platform,
+        guild_id=guild_id,
+        usage=usage,
+        recent=recent,
+        total=total,
+        bans=bans,
     )

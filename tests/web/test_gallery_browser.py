@@ -128,7 +128,23 @@ async def test_sign_in_with_discord_gallery_guild_admin_and_the_session(
         await page.wait_for_url(lambda url: f"/guild/discord/{home.id}" in url)
         text = await page.inner_text("main")
         assert "a paper boat on a lake" in text and "bob" in text and "a castle" not in text
+        await page.fill("#ban-user", str(bob.id))  # moderation of her own server
+        await page.fill("#ban-reason", "spam")
+        await page.click("button:has-text('Ban here')")
+        await page.wait_for_url(lambda url: url.endswith(f"/guild/discord/{home.id}"))
+        assert "spam" in await page.inner_text("main")
+        [ban] = await queue.bans("discord", str(home.id))
+        assert (ban.user_id, ban.guild_id, ban.banned_by) == (
+            str(bob.id),
+            str(home.id),
+            f"discord:{alice.id}",
+        )
         await page.screenshot(path=str(SHOTS / "guild-admin.png"), full_page=True)
+        csrf = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+        refused = await page.request.post(
+            f"{base}/guild/discord/{other.id}/ban", form={"csrf_token": csrf or "", "user_id": str(carol.id)}
+        )
+        assert refused.status == 403 and await queue.bans("discord", str(other.id)) == []
         assert f"/guild/discord/{other.id}" not in await page.content()
 
         answers = {
