@@ -20,6 +20,7 @@ from generator.model.grid import make_grid, png_bytes
 from jobs.models import IMAGE_TOKEN_COUNT, Delivery, Job
 from jobs.queue import Queue
 from jobs.settings import Settings, load_settings
+from jobs.slack_installs import SlackInstallations
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_apps import SlackEventsDriver
 from tests.slack.imagine.harness import (
@@ -217,3 +218,22 @@ async def test_a_forged_or_replayed_state_is_refused(
         assert response.status == 400
     assert list(fake_slack.workspaces) == ["T1"]  # no code was exchanged for either
     assert [c.method for c in fake_slack.calls].count("oauth.v2.access") == 1
+
+
+async def test_revoked_tokens_are_forgotten(
+    fake_slack: FakeSlack,
+    frontend: SlackFrontend,
+    browser: aiohttp.ClientSession,
+    driver: SlackEventsDriver,
+    queue: Queue,
+) -> None:
+    for team_id in TEAMS:
+        assert (await install(browser, frontend, fake_slack, team_id))[0] == 200
+    installations = SlackInstallations.of_queue(queue, client_id=fake_slack.client_id)
+    assert await installations.bot_token(team_id="T1", enterprise_id=None) == fake_slack.token_of("T1")
+    fake_slack.uninstall("T1")
+    revoked = {"type": "tokens_revoked", "tokens": {"bot": [fake_slack.workspaces["T1"].bot_user_id]}}
+    assert (await driver.send_event(revoked, team_id="T1")).status == 200
+    await drain_listeners()
+    assert await installations.bot_token(team_id="T1", enterprise_id=None) is None
+    assert await installations.bot_token(team_id="T2", enterprise_id=None) == fake_slack.token_of("T2")
