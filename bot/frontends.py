@@ -32,9 +32,10 @@ class Frontend:
 
 
 def _slack_is_enabled(settings: Settings) -> bool:
-    """A bot token turns Slack on; it then needs its mode: Socket Mode (an app-level token) or HTTP mode
-    (the signing secret). A token alone is a mistake to say at start, not a frontend silently off."""
-    if settings.slack_bot_token is None:
+    """A bot token (one workspace) or the OAuth client credentials (installs) turn Slack on; it then needs
+    its mode: Socket Mode (an app-level token) or HTTP mode (the signing secret). Credentials alone are a
+    mistake to say at start, not a frontend silently off."""
+    if settings.slack_bot_token is None and not settings.slack_oauth:
         return False
     if settings.slack_app_token is None and settings.slack_signing_secret is None:
         raise SettingsError(

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 from generator.dbretry import Outages
 from generator.worker import SideTask
-from jobs import metrics
 from jobs.health import NOW, OWN_FAMILIES, QUEUE, healthz, metrics_page, serving
 from jobs.queue import Queue
 from jobs.retention import RETENTION_INTERVAL_SECONDS, Retention
@@ -70,36 +70,31 @@ class GeneratorStats:
         self.capacity, self.jobs_done, self.images_done = capacity, jobs_done, images_done
         self.started = time.time()
 
-    def families(self) -> list[metrics.Family]:
-        labels = {"worker_id": self.worker_id}
-        info = {**labels, "device": self.device or "none", "model": self.model or "none"}
-        return [
-            metrics.gauge(
-                "imagine_generator_info",
-                "This generator: its worker id, device and model.",
-                [metrics.Sample(1, info)],
-            ),
-            metrics.gauge(
-                "imagine_generator_start_time_seconds",
-                "When this generator started (Unix time).",
-                [metrics.Sample(self.started, labels)],
-            ),
-            metrics.gauge(
-                "imagine_generator_batch_capacity_images",
-                "Images this generator draws in one batch (halved after an out-of-memory).",
-                [metrics.Sample(self.capacity(), labels)],
-            ),
-            metrics.counter(
-                "imagine_generator_jobs_done_total",
-                "Jobs this generator finished since it started.",
-                [metrics.Sample(self.jobs_done(), labels)],
-            ),
-            metrics.counter(
-                "imagine_generator_images_done_total",
-                "Images this generator finished since it started.",
-                [metrics.Sample(self.images_done(), labels)],
-            ),
-        ]
+    def families(self) -> list[Metric]:
+        labels = ["worker_id"]
+        info = InfoMetricFamily("imagine_generator", "This generator: its worker id, device and model.")
+        info.add_metric(
+            [], {"worker_id": self.worker_id, "device": self.device or "none", "model": self.model or "none"}
+        )
+        started = GaugeMetricFamily(
+            "imagine_generator_start_time_seconds", "When this generator started (Unix time).", labels=labels
+        )
+        started.add_metric([self.worker_id], self.started)
+        capacity = GaugeMetricFamily(
+            "imagine_generator_batch_capacity_images",
+            "Images this generator draws in one batch (halved after an out-of-memory).",
+            labels=labels,
+        )
+        capacity.add_metric([self.worker_id], self.capacity())
+        jobs_done = CounterMetricFamily(
+            "imagine_generator_jobs_done", "Jobs this generator finished since it started.", labels=labels
+        )
+        jobs_done.add_metric([self.worker_id], self.jobs_done())
+        images_done = CounterMetricFamily(
+            "imagine_generator_images_done", "Images this generator finished since it started.", labels=labels
+        )
+        images_done.add_metric([self.worker_id], self.images_done())
+        return [info, started, capacity, jobs_done, images_done]
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -39,8 +39,9 @@ class DeliveryMixin(QueueBase):
             rows = (await conn.execute(q.take_deliveries(self._dialect, limit, now, until))).all()
         return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
 
-    async def mark_delivered(self, job_id: int, **refs: Any) -> Job:
+    async def mark_delivered(self, job_id: int, *, now: datetime | None = None, **refs: Any) -> Job:
         """The result is posted; `refs` (e.g. final_message_id=…) are recorded with it."""
+        now = _now(now)
         async with self._engine.begin() as conn:
             job = await self._get(conn, job_id, lock=True)
             values = {
@@ -48,6 +49,7 @@ class DeliveryMixin(QueueBase):
                 "delivery": Delivery.DELIVERED.value,
                 "delivery_next_try_at": None,
                 "delivery_error": None,
+                "delivered_at": now,
             }
             return Job.from_row((await conn.execute(q.set_delivery(job_id, values))).one())
 

@@ -2,7 +2,7 @@
 generator (its "health" side task, generator/housekeeping.py).
 
     GET /healthz   public: 200 {"status": "ok"}, or 503 when the database does not answer
-    GET /metrics   the queue's metrics (jobs/metrics.py) plus the caller's own families
+    GET /metrics   the queue's metrics (jobs/metrics.py) plus the caller's own families (prometheus_client)
 
 `serving(app, host, port)` runs an aiohttp application until its block exits.
 """
@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from aiohttp import web
+from prometheus_client.core import Metric
 
 from jobs import metrics
 from jobs.queue import Queue
@@ -25,7 +26,7 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 
 QUEUE = web.AppKey("queue", Queue)
 NOW: web.AppKey[Callable[[], datetime]] = web.AppKey("now")
-OWN_FAMILIES: web.AppKey[Callable[[], list[metrics.Family]]] = web.AppKey("own_families")
+OWN_FAMILIES: web.AppKey[Callable[[], list[Metric]]] = web.AppKey("own_families")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -47,7 +48,7 @@ async def metrics_page(request: web.Request) -> web.Response:
         *await metrics.queue_families(request.app[QUEUE], request.app[NOW]()),
         *(request.app[OWN_FAMILIES]() if OWN_FAMILIES in request.app else []),
     ]
-    return web.Response(text=metrics.render(families), headers={"Content-Type": metrics.CONTENT_TYPE})
+    return web.Response(body=metrics.render(families), headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
 @contextlib.asynccontextmanager

@@ -1,180 +1,163 @@
-"""The queue's metrics, as both the dashboard's and each generator's `/metrics` serve them.
+"""The queue's metrics, as both the dashboard's and each generator's `/metrics` serve them, written by
+prometheus_client.
 
-`queue_families(queue, now)` reads the queue-wide figures (depth, jobs by status, render seconds, delivery
-states, workers alive) in a few aggregate statements; `render` writes them in the Prometheus text exposition
-format (version 0.0.4). Written by hand: a handful of gauges, counters and one histogram computed from the
-database at scrape time.
+Every queue-wide figure is read from the database when scraped (`queue_families`): the jobs table is the
+history, so its counters only grow (retention blanks pictures and prompts, never rows) and they are the
+same whichever process is asked. That is what makes them safe with any number of bot and generator
+processes: no process keeps a count of its own that a restart would lose or a second worker would split,
+and no `PROMETHEUS_MULTIPROC_DIR` is needed. Sum nothing across targets; take any one (or `max`). A
+process's own figures (a generator's batch capacity, what it finished since it started) carry its
+`worker_id` label.
 
-Reference: https://prometheus.io/docs/instrumenting/exposition_formats/
+prometheus_client writes the text (escaping, `_total`, `_bucket`/`_sum`/`_count`, `+Inf`); the families
+are built as a custom collector's are, from values read at scrape time, as its documentation describes
+for figures kept elsewhere ("custom collectors").
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from jobs.models import Delivery, Status
 
 if TYPE_CHECKING:
     from jobs.queue import Queue
+    from jobs.reports import Bucketed
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 RATE_WINDOW_SECONDS = 300.0  # images/s is averaged over the last five minutes
 
+# Seconds a job waits for a generator: none on an idle one, minutes behind a long line.
+QUEUE_WAIT_SECONDS_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 # Render seconds of one job on the generator: tiny checkpoints on a CPU take well under a second, dalle-mega
 # on a slow GPU a minute or more.
 RENDER_SECONDS_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+# Seconds from done to posted: a second or two, more while a platform rate-limits or is down.
+DELIVERY_SECONDS_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
-_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-def format_value(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
+OUTCOME = "outcome"
 
 
-def _escape_label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    for name in labels:
-        if not _LABEL.match(name) or name.startswith("__"):
-            raise ValueError(f"invalid Prometheus label name {name!r}")
-    inner = ",".join(f'{name}="{_escape_label_value(str(value))}"' for name, value in labels.items())
-    return "{" + inner + "}"
-
-
-@dataclass(frozen=True)
-class Sample:
-    value: float
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Family:
-    """One metric: its name, help text, type (`gauge` or `counter`) and samples."""
-
-    name: str
-    help: str
-    type: str
-    samples: Sequence[Sample]
-
-    def lines(self) -> list[str]:
-        if not _NAME.match(self.name):
-            raise ValueError(f"invalid Prometheus metric name {self.name!r}")
-        out = [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.type}"]
-        out += [f"{self.name}{_labels(s.labels)} {format_value(s.value)}" for s in self.samples]
-        return out
-
-
-def gauge(name: str, help: str, samples: Iterable[Sample] | float) -> Family:
-    return Family(
-        name, help, "gauge", [Sample(samples)] if isinstance(samples, int | float) else list(samples)
+def histogram(name: str, documentation: str, bucketed: Bucketed) -> HistogramMetricFamily:
+    buckets = [(floatToGoString(bound), float(count)) for bound, count in bucketed.buckets]
+    return HistogramMetricFamily(
+        name,
+        documentation,
+        buckets=[*buckets, ("+Inf", float(bucketed.count))],
+        sum_value=bucketed.sum,
     )
 
 
-def counter(name: str, help: str, samples: Iterable[Sample] | float) -> Family:
-    if not name.endswith("_total"):
-        raise ValueError(f"counter {name!r} must end in _total")
-    return Family(
-        name, help, "counter", [Sample(samples)] if isinstance(samples, int | float) else list(samples)
-    )
-
-
-@dataclass(frozen=True)
-class Histogram:
-    """A histogram: cumulative `_bucket{le=…}` counts (the `+Inf` bucket is `count`), `_sum` and `_count`."""
-
-    name: str
-    help: str
-    buckets: Sequence[tuple[float, int]]  # (upper bound, observations at or below it), bounds increasing
-    sum: float
-    count: int
-
-    @classmethod
-    def observe(cls, name: str, help: str, bounds: Sequence[float], values: Sequence[float]) -> Histogram:
-        """From raw observations (tests; small data sets). The dashboard counts buckets in SQL instead."""
-        buckets = [(bound, sum(1 for value in values if value <= bound)) for bound in bounds]
-        return cls(name, help, buckets, float(sum(values)), len(values))
-
-    def lines(self) -> list[str]:
-        bounds = [bound for bound, _ in self.buckets]
-        counts = [count for _, count in self.buckets]
-        if bounds != sorted(bounds) or counts != sorted(counts) or (counts and counts[-1] > self.count):
-            raise ValueError("histogram buckets must be increasing and cumulative")
-        out = [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} histogram"]
-        for bound, count in (*self.buckets, (math.inf, self.count)):
-            out.append(f'{self.name}_bucket{{le="{format_value(bound)}"}} {count}')
-        out.append(f"{self.name}_sum {format_value(self.sum)}")
-        out.append(f"{self.name}_count {self.count}")
-        return out
-
-
-def render(families: Iterable[Family | Histogram]) -> str:
-    """The whole exposition: families in order, ending with a newline as the format requires."""
-    lines: list[str] = []
-    for family in families:
-        lines += family.lines()
-    return "\n".join(lines) + "\n"
-
-
-async def queue_families(queue: Queue, now: datetime) -> list[Family | Histogram]:
+async def queue_families(queue: Queue, now: datetime) -> list[Metric]:
     """The queue-wide metrics, the same from the dashboard and from every generator."""
     counts = await queue.counters(
-        since=now - timedelta(seconds=RATE_WINDOW_SECONDS), buckets=RENDER_SECONDS_BUCKETS
+        since=now - timedelta(seconds=RATE_WINDOW_SECONDS),
+        wait_buckets=QUEUE_WAIT_SECONDS_BUCKETS,
+        render_buckets=RENDER_SECONDS_BUCKETS,
+        delivery_buckets=DELIVERY_SECONDS_BUCKETS,
     )
     workers = await queue.workers_alive(now=now)
+    finished_jobs = CounterMetricFamily(
+        "imagine_jobs",
+        "Finished jobs by platform, kind (imagine, reroll, variation, pick) and outcome.",
+        labels=["platform", "kind", OUTCOME],
+    )
+    images = CounterMetricFamily(
+        "imagine_images_rendered", "Images drawn by done jobs (picks reuse a drawn one).", labels=["platform"]
+    )
+    gpu = CounterMetricFamily(
+        "imagine_gpu_seconds", "GPU seconds spent on finished jobs, every attempt.", labels=["platform"]
+    )
+    images_by_platform: dict[str, int] = {}
+    gpu_by_platform: dict[str, float] = {}
+    for group in counts.finished:
+        finished_jobs.add_metric([group.platform, group.kind, group.outcome], group.jobs)
+        images_by_platform[group.platform] = images_by_platform.get(group.platform, 0) + group.images
+        gpu_by_platform[group.platform] = gpu_by_platform.get(group.platform, 0.0) + group.gpu_seconds
+    for platform, value in sorted(images_by_platform.items()):
+        images.add_metric([platform], value)
+    for platform, seconds in sorted(gpu_by_platform.items()):
+        gpu.add_metric([platform], seconds)
+    deliveries = CounterMetricFamily(
+        "imagine_deliveries",
+        "Finished jobs whose result was posted (delivered) or given up on (undeliverable).",
+        labels=["state"],
+    )
+    for state in (Delivery.DELIVERED, Delivery.UNDELIVERABLE):
+        deliveries.add_metric([state.value], counts.delivery_by_state.get(state.value, 0))
     return [
-        gauge(
+        GaugeMetricFamily(
             "imagine_queue_depth_jobs",
             "Jobs waiting for a generator.",
-            counts.jobs_by_status.get("queued", 0),
+            value=counts.jobs_by_status.get(Status.QUEUED.value, 0),
         ),
-        gauge("imagine_queue_depth_images", "Images waiting for a generator.", counts.queued_images),
-        gauge(
-            "imagine_jobs",
-            "Jobs in the database by status.",
-            [Sample(counts.jobs_by_status.get(s.value, 0), {"status": s.value}) for s in Status],
+        GaugeMetricFamily(
+            "imagine_queue_depth_images", "Images waiting for a generator.", value=counts.queued_images
         ),
-        Histogram(
-            "imagine_render_seconds",
-            "GPU seconds spent rendering each finished job (all its attempts).",
-            counts.render_seconds_buckets,
-            counts.render_seconds_sum,
-            counts.render_seconds_count,
+        GaugeMetricFamily(
+            "imagine_jobs_running",
+            "Jobs a generator is drawing now.",
+            value=counts.jobs_by_status.get(Status.RUNNING.value, 0),
         ),
-        counter("imagine_images_rendered_total", "Images of finished jobs.", counts.images_done_total),
-        gauge(
+        finished_jobs,
+        images,
+        gpu,
+        GaugeMetricFamily(
             "imagine_images_per_second",
             f"Images finished per second over the last {RATE_WINDOW_SECONDS:.0f} seconds.",
-            counts.images_done_since / RATE_WINDOW_SECONDS,
+            value=counts.images_done_since / RATE_WINDOW_SECONDS,
         ),
-        gauge(
-            "imagine_deliveries",
-            "Finished jobs by delivery state (pending: not yet posted to the chat).",
-            [Sample(counts.delivery_by_state.get(d.value, 0), {"state": d.value}) for d in Delivery],
+        histogram(
+            "imagine_queue_wait_seconds",
+            "Seconds from enqueue to a generator starting the job.",
+            counts.queue_wait_seconds,
         ),
-        counter(
-            "imagine_delivery_failures_total",
-            "Finished jobs whose result could not be posted before the delivery deadline.",
-            counts.delivery_by_state.get(Delivery.UNDELIVERABLE.value, 0),
+        histogram(
+            "imagine_render_seconds",
+            "GPU seconds spent rendering each finished job (all its attempts).",
+            counts.render_seconds,
         ),
-        gauge("imagine_workers_alive", "Generators that heartbeated within one lease.", len(workers)),
+        histogram(
+            "imagine_delivery_seconds",
+            "Seconds from a job finishing to its result posted in the chat.",
+            counts.delivery_seconds,
+        ),
+        deliveries,
+        GaugeMetricFamily(
+            "imagine_deliveries_pending",
+            "Finished jobs whose result is not yet posted to the chat.",
+            value=counts.delivery_by_state.get(Delivery.PENDING.value, 0),
+        ),
+        GaugeMetricFamily(
+            "imagine_workers_alive", "Generators that heartbeated within one lease.", value=len(workers)
+        ),
     ]
+
+
+class _Families(Collector):
+    """Families already read (asynchronously, from the database) for one scrape."""
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def render(families: Iterable[Metric]) -> bytes:
+    """The exposition of one scrape, written by prometheus_client."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(list(families)))
+    return generate_latest(registry)

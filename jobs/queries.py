@@ -28,6 +28,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -36,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jobs.models import ACTIVE, EXPIRED_PROMPT, FINAL, Delivery, Kind, Status
-from jobs.schema import UTCDateTime, bans, fair_users, images, jobs, spaces, workers
+from jobs.schema import UTCDateTime, bans, fair_users, images, jobs, spaces, web_sessions, workers
 
 
 def upsert(table: Any, dialect: str) -> postgresql.Insert | sqlite.Insert:
@@ -542,3 +543,22 @@ def blank_prompts(job_ids: Collection[int]) -> Update:
         .where(jobs.c.id.in_(job_ids))
         .values(prompt=EXPIRED_PROMPT, prompt_normalized=EXPIRED_PROMPT)
     )
+
+
+# --- dashboard sessions ----------------------------------------------------------------------------------
+
+
+def insert_session() -> Insert:
+    return insert(web_sessions)
+
+
+def live_session(id_hash: str, now: datetime) -> Select[Any]:
+    return select(web_sessions).where(web_sessions.c.id_hash == id_hash, web_sessions.c.expires_at > now)
+
+
+def delete_session(id_hash: str) -> Delete:
+    return delete(web_sessions).where(web_sessions.c.id_hash == id_hash)
+
+
+def delete_expired_sessions(now: datetime) -> Delete:
+    return delete(web_sessions).where(web_sessions.c.expires_at <= now)

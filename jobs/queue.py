@@ -35,6 +35,7 @@ from jobs.models import (
 from jobs.options import JobOptions
 from jobs.reports import ReportsMixin
 from jobs.retention import RetentionMixin
+from jobs.sessions import SessionsMixin
 from jobs.spaces import SpacesMixin
 from jobs.validation import check_requester, clean_prompt, find_blocked_word
 from jobs.workers import NOTIFY_CHANNEL, SEEN_WINDOW_SECONDS, WorkersMixin
@@ -81,7 +82,7 @@ def _stored_image(row: Any) -> StoredImage:
     return StoredImage(m["job_id"], m["index"], m["png"], m["tokens"])
 
 
-class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMixin):
+class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMixin, SessionsMixin):
     """The job queue on one database (SQLite or Postgres). Create once, share; it holds no state.
 
     `await Queue.open(settings)` (schema checked), `Queue.connect(settings)`, or `Queue(engine=…, limits=…)`

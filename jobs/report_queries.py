@@ -12,9 +12,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Float, Select, and_, case, func, literal_column, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
-from jobs.models import ACTIVE, FINAL, JobSearch, Status, UsageFilter, require_aware
+from jobs.models import ACTIVE, FINAL, JobSearch, Kind, Status, UsageFilter, require_aware
 from jobs.schema import bans, images, jobs, spaces
 
 # What the usage summary reads of each job (only these columns: the p95 is computed in Python).
@@ -180,12 +183,29 @@ def jobs_by_status() -> Select[Any]:
 
 
 def image_totals(since: datetime) -> Select[Any]:
-    """Images queued now, images of done jobs ever, and of those finished since `since`."""
+    """Images queued now, and images of done jobs finished since `since` (the rate window)."""
     done = jobs.c.status == Status.DONE
     return select(
         func.coalesce(func.sum(case((jobs.c.status == Status.QUEUED, jobs.c.images), else_=0)), 0),
-        func.coalesce(func.sum(case((done, jobs.c.images), else_=0)), 0),
         func.coalesce(func.sum(case((and_(done, jobs.c.finished_at >= since), jobs.c.images), else_=0)), 0),
+    )
+
+
+def finished_by_group() -> Select[Any]:
+    """Finished jobs by (platform, kind, outcome): how many, the images drawn (done, not picks: a pick
+    reuses its parent's picture), and the GPU seconds spent (every attempt, failed ones too)."""
+    drawn = and_(jobs.c.status == Status.DONE, jobs.c.kind != Kind.PICK)
+    return (
+        select(
+            jobs.c.platform,
+            jobs.c.kind,
+            jobs.c.status,
+            func.count(),
+            func.coalesce(func.sum(case((drawn, jobs.c.images), else_=0)), 0),
+            func.coalesce(func.sum(func.coalesce(jobs.c.gpu_seconds, 0.0)), 0.0),
+        )
+        .where(jobs.c.status.in_(FINAL))
+        .group_by(jobs.c.platform, jobs.c.kind, jobs.c.status)
     )
 
 
@@ -194,14 +214,51 @@ def deliveries_by_state() -> Select[Any]:
     return select(jobs.c.delivery, func.count()).where(jobs.c.status.in_(FINAL)).group_by(jobs.c.delivery)
 
 
-def render_seconds_histogram(buckets: Sequence[float]) -> Select[Any]:
-    """Done jobs' GPU seconds as cumulative bucket counts, then their sum and count (one row)."""
-    rendered = and_(jobs.c.status == Status.DONE, jobs.c.gpu_seconds.is_not(None))
+class seconds_between(FunctionElement[float]):
+    """`end - start` in seconds as a float. SQL has no portable spelling of it, so it is compiled per
+    dialect below (SQLite keeps text timestamps; Postgres has intervals)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_postgres(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS DOUBLE PRECISION)"
+
+
+def _histogram(
+    value: ColumnElement[Any], where: ColumnElement[bool], buckets: Sequence[float]
+) -> Select[Any]:
+    """Cumulative bucket counts of `value` over the rows `where` holds, then their sum and count (one row)."""
     return select(
-        *[
-            func.coalesce(func.sum(case((and_(rendered, jobs.c.gpu_seconds <= bound), 1), else_=0)), 0)
-            for bound in buckets
-        ],
-        func.coalesce(func.sum(case((rendered, jobs.c.gpu_seconds), else_=0.0)), 0.0),
-        func.coalesce(func.sum(case((rendered, 1), else_=0)), 0),
+        *[func.coalesce(func.sum(case((and_(where, value <= bound), 1), else_=0)), 0) for bound in buckets],
+        func.coalesce(func.sum(case((where, value), else_=0.0)), 0.0),
+        func.coalesce(func.sum(case((where, 1), else_=0)), 0),
     )
+
+
+def queue_wait_histogram(buckets: Sequence[float]) -> Select[Any]:
+    """Seconds from enqueue to the first claim, of every job that started (picks never wait)."""
+    started = and_(jobs.c.started_at.is_not(None), jobs.c.kind != Kind.PICK)
+    return _histogram(seconds_between(jobs.c.created_at, jobs.c.started_at), started, buckets)
+
+
+def render_seconds_histogram(buckets: Sequence[float]) -> Select[Any]:
+    """Done jobs' GPU seconds (all their attempts)."""
+    rendered = and_(jobs.c.status == Status.DONE, jobs.c.gpu_seconds.is_not(None))
+    return _histogram(jobs.c.gpu_seconds, rendered, buckets)
+
+
+def delivery_seconds_histogram(buckets: Sequence[float]) -> Select[Any]:
+    """Seconds from finishing to the result posted in the chat, of every delivered job."""
+    delivered = and_(jobs.c.delivered_at.is_not(None), jobs.c.finished_at.is_not(None))
+    return _histogram(seconds_between(jobs.c.finished_at, jobs.c.delivered_at), delivered, buckets)

@@ -58,15 +58,41 @@ class Depth:
 
 
 @dataclass(frozen=True, slots=True)
+class Bucketed:
+    """A histogram counted in SQL: (upper bound, observations at or below it), their sum and count."""
+
+    buckets: list[tuple[float, int]]
+    sum: float
+    count: int
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any], bounds: Sequence[float]) -> Bucketed:
+        counts = row[: len(bounds)]
+        return cls([(b, int(c)) for b, c in zip(bounds, counts, strict=True)], float(row[-2]), int(row[-1]))
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Finished jobs of one (platform, kind, outcome): how many, images drawn, GPU seconds spent."""
+
+    platform: str
+    kind: str
+    outcome: str  # done, failed or cancelled
+    jobs: int
+    images: int
+    gpu_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Counters:
     jobs_by_status: dict[str, int]
     queued_images: int
-    images_done_total: int
     images_done_since: int  # in the rate window
+    finished: list[Finished]
     delivery_by_state: dict[str, int]  # among finished jobs
-    render_seconds_buckets: list[tuple[float, int]]  # (upper bound, cumulative count) of done jobs
-    render_seconds_sum: float
-    render_seconds_count: int
+    queue_wait_seconds: Bucketed
+    render_seconds: Bucketed
+    delivery_seconds: Bucketed
 
 
 class ReportsMixin(QueueBase):
@@ -142,24 +168,34 @@ class ReportsMixin(QueueBase):
             keys = (await conn.execute(rq.spaces_with_settings())).all()
             return [await self._space(conn, row.platform, row.guild_id) for row in keys]
 
-    async def counters(self, *, since: datetime, buckets: Sequence[float]) -> Counters:
+    async def counters(
+        self,
+        *,
+        since: datetime,
+        wait_buckets: Sequence[float],
+        render_buckets: Sequence[float],
+        delivery_buckets: Sequence[float],
+    ) -> Counters:
         """Everything `/metrics` exposes, in a few aggregate statements (no rows loaded)."""
         async with self._reading() as conn:
             by_status = (await conn.execute(rq.jobs_by_status())).all()
-            queued_images, done_total, done_since = (await conn.execute(rq.image_totals(since))).one()
+            queued_images, done_since = (await conn.execute(rq.image_totals(since))).one()
+            finished = (await conn.execute(rq.finished_by_group())).all()
             delivery = (await conn.execute(rq.deliveries_by_state())).all()
-            histogram = (await conn.execute(rq.render_seconds_histogram(buckets))).one()
+            wait = (await conn.execute(rq.queue_wait_histogram(wait_buckets))).one()
+            render = (await conn.execute(rq.render_seconds_histogram(render_buckets))).one()
+            posted = (await conn.execute(rq.delivery_seconds_histogram(delivery_buckets))).one()
         return Counters(
             jobs_by_status={row[0]: int(row[1]) for row in by_status},
             queued_images=int(queued_images),
-            images_done_total=int(done_total),
             images_done_since=int(done_since),
-            delivery_by_state={row[0]: int(row[1]) for row in delivery},
-            render_seconds_buckets=[
-                (b, int(c)) for b, c in zip(buckets, histogram[: len(buckets)], strict=True)
+            finished=[
+                Finished(row[0], row[1], row[2], int(row[3]), int(row[4]), float(row[5])) for row in finished
             ],
-            render_seconds_sum=float(histogram[len(buckets)]),
-            render_seconds_count=int(histogram[len(buckets) + 1]),
+            delivery_by_state={row[0]: int(row[1]) for row in delivery},
+            queue_wait_seconds=Bucketed.from_row(wait, wait_buckets),
+            render_seconds=Bucketed.from_row(render, render_buckets),
+            delivery_seconds=Bucketed.from_row(posted, delivery_buckets),
         )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -107,6 +109,7 @@ jobs = Table(
     Column("delivery_attempts", Integer, nullable=False),
     Column("delivery_next_try_at", UTCDateTime, nullable=True),
     Column("delivery_error", Text, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),  # delivery seconds = delivered - finished
     # platform references to edit the enqueue-time message or post a new one
     Column("interaction_token", Text, nullable=True),
     Column("interaction_created_at", UTCDateTime, nullable=True),
@@ -196,4 +199,34 @@ workers = Table(
     # images per second of drawing, measured over busy time only (ETAs); NULL until it has drawn
     Column("images_per_second", Float, nullable=True),
     Index("ix_workers_last_seen", "last_seen_at"),
+)
+
+# Slack workspaces installed through "Add to Slack" (the OAuth flow, bot/slack/oauth.py). slack_sdk's
+# AsyncSQLAlchemyInstallationStore and AsyncSQLAlchemyOAuthStateStore read and write these; their shape is
+# the library's own (built by its table builders, so the migration test notices if an upgrade changes it),
+# but they are created by our migrations like every other table.
+slack_installations = AsyncSQLAlchemyInstallationStore.build_installations_table(
+    metadata, AsyncSQLAlchemyInstallationStore.default_installations_table_name
+)
+slack_bots = AsyncSQLAlchemyInstallationStore.build_bots_table(
+    metadata, AsyncSQLAlchemyInstallationStore.default_bots_table_name
+)
+slack_oauth_states = AsyncSQLAlchemyOAuthStateStore.build_oauth_states_table(
+    metadata, AsyncSQLAlchemyOAuthStateStore.default_table_name
+)
+
+# Dashboard sign-ins: one row per session, so a session survives a restart, can be revoked (the row is
+# deleted at sign-out) and expires. The cookie holds a random id; only its SHA-256 is stored here.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    # who signed in: "operator" (the password), or "discord:<user id>" (Sign in with Discord)
+    Column("account", String(128), nullable=False),
+    Column("user_name", String(128), nullable=False),
+    Column("grants", JSON, nullable=False),  # ["discord:<guild id>", …]: servers whose admin pages it sees
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_web_sessions_expires_at", "expires_at"),
 )

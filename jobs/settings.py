@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     )
     # Discord
     discord_token: SecretStr | None = Field(None, description="bot token; empty disables Discord")
+    discord_application_id: int | None = Field(
+        None,
+        description="application id (OAuth2 client id) for the install link; empty: asked with the token",
+    )
+    discord_client_secret: SecretStr | None = Field(
+        None,
+        description="OAuth2 client secret: Sign in with Discord on the dashboard (with the application id)",
+    )
     discord_dev_guild_id: int | None = Field(None, description="sync slash commands to this guild at once")
     discord_api_url: str = Field(
         "https://discord.com/api/v10",
@@ -51,6 +59,16 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(None, description="xoxb-…; empty disables Slack")
     slack_app_token: SecretStr | None = Field(None, description="xapp-… for Socket Mode")
     slack_signing_secret: SecretStr | None = Field(None, description="verifies HTTP requests from Slack")
+    slack_client_id: str | None = Field(
+        None,
+        description="OAuth client id: workspaces install at /slack/install (HTTP mode); empty: one token",
+    )
+    slack_client_secret: SecretStr | None = Field(
+        None, description="OAuth client secret (with the client id)"
+    )
+    slack_redirect_uri: str | None = Field(
+        None, description="https://<host>/slack/oauth_redirect when the app lists several redirect URLs"
+    )
     slack_http_host: str = Field("0.0.0.0", description="HTTP mode (no app token): listen address")
     slack_http_port: int = Field(3000, ge=0, le=65535, description="HTTP mode: port of /slack/events")
     slack_admin_user_ids: str = Field(
@@ -142,6 +160,20 @@ class Settings(BaseSettings):
         if self.dashboard_enabled and not self.dashboard_password:
             raise ValueError(f"{env_name('dashboard_password')} must be set when the dashboard is enabled")
         return self
+
+    @model_validator(mode="after")
+    def _slack_oauth_pair(self) -> Settings:
+        if bool(self.slack_client_id) != bool(self.slack_client_secret):
+            raise ValueError(
+                f"{env_name('slack_client_id')} and {env_name('slack_client_secret')} are set together "
+                "(Basic Information → App Credentials)"
+            )
+        return self
+
+    @property
+    def slack_oauth(self) -> bool:
+        """Workspaces install through Slack's OAuth flow (tokens in the database), not one bot token."""
+        return bool(self.slack_client_id and self.slack_client_secret)
 
     @property
     def db_url(self) -> str:

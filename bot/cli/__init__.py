@@ -3,6 +3,7 @@
     imagine "a prompt" [--images N] …   draw one grid (`render`, the default command)   bot/cli/draw.py
     imagine serve [--no-render]         the generator child + every configured frontend   bot/cli/serve.py
     imagine migrate | enqueue | status | cancel | fetch | usage | retention | dashboard    bot/cli/admin.py
+    imagine discord-invite              the "Add to Discord" link                         bot/cli/installs.py
 
 Every subcommand is one entry of `bot.cli.registry.COMMANDS` with one signature,
 `async def run(args, settings) -> int`. Settings come from IMAGINE_* variables and `.env` (see
@@ -25,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from bot.cli import admin, draw, serve  # noqa: F401  (importing a command module registers its commands)
+from bot.cli import admin, draw, installs, serve  # noqa: F401  (importing a command module registers its commands)
 from bot.cli.registry import COMMANDS
 from jobs.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, ImagineError, Refused, UsageError
 from jobs.faults import database_fault

@@ -78,6 +78,7 @@ def _replying(reply: Reply) -> Callable[[], Awaitable[Reply]]:
 
 def _admin_only(command: app_commands.Command[Any, ..., Any]) -> app_commands.Command[Any, ..., Any]:
     command = app_commands.guild_only()(command)
+    command = app_commands.allowed_installs(guilds=True, users=False)(command)
     return app_commands.default_permissions(manage_guild=True)(command)
 
 

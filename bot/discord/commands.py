@@ -50,6 +50,7 @@ KIND_OF_ACTION = {Action.REROLL: Kind.REROLL, Action.VARIATION: Kind.VARIATION, 
 @app_commands.command()
 @app_commands.describe(**messages.HELP_IMAGINE_OPTIONS)
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+@app_commands.allowed_installs(guilds=True, users=False)
 async def imagine(
     interaction: Interaction,
     prompt: str,
@@ -75,6 +76,7 @@ async def imagine(
 
 @app_commands.command(name="queue")
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+@app_commands.allowed_installs(guilds=True, users=False)
 async def queue_command(interaction: Interaction) -> None:
     """How long the queue is, where your jobs are, and whether a generator is online."""
     await answer_privately(interaction, lambda: _queue_reply(interaction))
@@ -108,6 +110,7 @@ async def _queue_reply(interaction: Interaction) -> Reply:
 
 @app_commands.command()
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+@app_commands.allowed_installs(guilds=True, users=False)
 async def history(interaction: Interaction) -> None:
     """Your recent /imagine jobs, with links to their pictures."""
     await answer_privately(interaction, lambda: _history_reply(interaction))
@@ -131,6 +134,7 @@ async def _history_reply(interaction: Interaction) -> Reply:
 @app_commands.command()
 @app_commands.describe(**messages.HELP_CANCEL_OPTIONS)
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+@app_commands.allowed_installs(guilds=True, users=False)
 async def cancel(interaction: Interaction, job: app_commands.Range[int, 1] | None = None) -> None:
     """Cancel one of your jobs that is waiting or being drawn."""
 

@@ -20,7 +20,7 @@ from bot.buttons import Action, ButtonId, InvalidCustomId
 from bot.slack import texts
 from bot.slack.blocks import parse_action
 from bot.slack.commands import PLATFORM, SlackCommands
-from bot.slack.jobs import SlackJobs, SlackRefusal
+from bot.slack.jobs import SlackJobs, SlackRefusal, workspace_refs
 from jobs import errors
 from jobs.models import EnqueueRequest, Kind, MessageRefs
 from jobs.queue import Queue
@@ -82,7 +82,10 @@ class SlackActions:
             kind=kind,
             parent_job_id=button.job_id,
             image_index=button.image_index,
-            refs=MessageRefs(response_url=body.get("response_url")),
+            refs=MessageRefs(
+                response_url=body.get("response_url"),
+                extra=workspace_refs((body.get("enterprise") or {}).get("id")),
+            ),
         )
         try:
             enqueued = await self.jobs.enqueue(request, client=client)

@@ -15,8 +15,10 @@ secret) and refuses a ``X-Slack-Request-Timestamp`` more than 5 minutes off (``s
 `ReplayGuard` refuses a signature seen within those 5 minutes, so a captured request cannot be replayed
 at all. Both answer 401. Socket Mode needs no signature: the websocket is authenticated.
 
-Multi-workspace: everything is keyed by the request's ``team_id``. This app authorizes with one bot
-token (one workspace per install); an OAuth installation store would plug into `AsyncApp(authorize=…)`.
+Multi-workspace: everything is keyed by the request's ``team_id``. With one bot token
+(``IMAGINE_SLACK_BOT_TOKEN``) the app serves the workspace of that token; with the OAuth client
+credentials (``IMAGINE_SLACK_CLIENT_ID``/``_SECRET``, HTTP mode) any workspace installs it at
+``/slack/install`` and each request is authorized with its own workspace's token (bot/slack/oauth.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
@@ -44,10 +47,12 @@ from bot.slack.blocks import ACTION_ID_PATTERN
 from bot.slack.commands import SlackCommands
 from bot.slack.home import SlackHome
 from bot.slack.jobs import SlackJobs
+from bot.slack.oauth import INSTALL_PATH, oauth_flow
 from bot.slack.poster import retry_handlers
 from jobs.errors import SettingsError
 from jobs.queue import Queue
 from jobs.settings import Settings
+from jobs.slack_installs import SlackInstallations
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +103,20 @@ def build_app(
     signing_secret: str = "",
     require_worker: bool = True,
     ack_deadline_seconds: float = ACK_DEADLINE_SECONDS,
+    oauth: AsyncOAuthFlow | None = None,
 ) -> AsyncApp:
-    """The Bolt app with every listener registered; nothing is opened until it serves."""
+    """The Bolt app with every listener registered; nothing is opened until it serves. With `oauth`,
+    workspaces install through it and each request is authorized by its workspace's installation."""
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret,
         # Socket Mode has no signatures to check; HTTP mode always checks them.
         request_verification_enabled=bool(signing_secret),
+        oauth_flow=oauth,
     )
+    if oauth is not None:
+        # Bolt's own app_uninstalled / tokens_revoked listeners: they delete the workspace's tokens.
+        app.enable_token_revocation_listeners()
     jobs = SlackJobs(queue=queue, require_worker=require_worker)
     commands = SlackCommands(queue=queue, jobs=jobs, admins=admins, ack_deadline_seconds=ack_deadline_seconds)
     actions = SlackActions(queue=queue, jobs=jobs, commands=commands)
@@ -141,6 +152,7 @@ class SlackFrontend:
     app: AsyncApp
     mode: str  # "socket" or "http"
     url: str | None = None
+    install_url: str | None = None  # OAuth installs: the "Add to Slack" link
 
 
 @asynccontextmanager
@@ -162,9 +174,10 @@ async def run_slack(
     ``IMAGINE_SLACK_ADMIN_USER_IDS``. Keyword arguments override them; ``client`` replaces the Web API
     client (tests point it at a fake Slack). The queue is the caller's and stays open.
     """
-    if settings.slack_bot_token is None:
+    if settings.slack_bot_token is None and not settings.slack_oauth:
         raise SettingsError(
-            "IMAGINE_SLACK_BOT_TOKEN is not set: the Slack frontend needs a bot token (xoxb-…)"
+            "IMAGINE_SLACK_BOT_TOKEN is not set: the Slack frontend needs a bot token (xoxb-…), "
+            "or IMAGINE_SLACK_CLIENT_ID and IMAGINE_SLACK_CLIENT_SECRET for installs by OAuth"
         )
     app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
@@ -172,11 +185,24 @@ async def run_slack(
         raise SettingsError(
             "set IMAGINE_SLACK_APP_TOKEN (xapp-…, Socket Mode) or IMAGINE_SLACK_SIGNING_SECRET (HTTP mode)"
         )
-    client = client or AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        retry_handlers=retry_handlers(),
-    )
+    flow: AsyncOAuthFlow | None = None
+    if settings.slack_oauth:
+        if app_token:
+            raise SettingsError(
+                "Slack installs by OAuth need HTTP mode (Slack redirects to /slack/oauth_redirect): "
+                "unset IMAGINE_SLACK_APP_TOKEN, or the client id and secret to use one bot token"
+            )
+        # No token of its own: Bolt gives each listener a copy with its workspace's bot token.
+        client = client or AsyncWebClient(base_url=settings.slack_api_url, retry_handlers=retry_handlers())
+        installations = SlackInstallations.of_queue(queue, client_id=str(settings.slack_client_id))
+        flow = oauth_flow(settings, installations, client)
+    else:
+        assert settings.slack_bot_token is not None  # checked above
+        client = client or AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            retry_handlers=retry_handlers(),
+        )
     if admin_user_ids is None:
         admin_user_ids = [user.strip() for user in settings.slack_admin_user_ids.split(",") if user.strip()]
     admins = SlackAdmins(admin_user_ids=admin_user_ids)
@@ -204,6 +230,7 @@ async def run_slack(
         signing_secret=secret,
         require_worker=require_worker,
         ack_deadline_seconds=ack_deadline_seconds,
+        oauth=flow,
     )
     runner = web.AppRunner(
         app.web_app(path=EVENTS_PATH), access_log=None, handle_signals=False, shutdown_timeout=2.0
@@ -217,7 +244,8 @@ async def run_slack(
         ).start()
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}{EVENTS_PATH}"
+        install = f"http://{host}:{port}{INSTALL_PATH}" if flow is not None else None
         log.info("Slack events on %s", url, extra={"action": "slack_started", "mode": "http"})
-        yield SlackFrontend(app=app, mode="http", url=url)
+        yield SlackFrontend(app=app, mode="http", url=url, install_url=install)
     finally:
         await runner.cleanup()

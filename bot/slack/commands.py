@@ -26,7 +26,7 @@ from bot.slack.acks import (
     answer_within_deadline,
 )
 from bot.slack.admins import SlackAdmins
-from bot.slack.jobs import SlackJobs, SlackRefusal
+from bot.slack.jobs import SlackJobs, SlackRefusal, workspace_refs
 from bot.slack.options import HelpRequested, parse_imagine_text
 from jobs import errors
 from jobs.models import Enqueued, EnqueueRequest, MessageRefs, Platform, Status, UsageFilter, utcnow
@@ -101,7 +101,10 @@ class SlackCommands:
                 channel_id=command["channel_id"],
                 prompt=parsed.prompt,
                 options=parsed.options,
-                refs=MessageRefs(response_url=command.get("response_url")),
+                refs=MessageRefs(
+                    response_url=command.get("response_url"),
+                    extra=workspace_refs(command.get("enterprise_id")),
+                ),
             )
             try:
                 enqueued = await self.jobs.enqueue(request, client=client)

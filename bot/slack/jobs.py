@@ -169,3 +169,9 @@ class SlackJobs:
         if not await self.queue.workers_alive():
             raise SlackRefusal(texts.refused_no_worker())
         self._workers_until = self._clock() + WORKERS_CACHE_SECONDS
+
+
+def workspace_refs(enterprise_id: object) -> dict[str, str]:
+    """What a job keeps of its Enterprise Grid org, so the poster finds the workspace's installation
+    (`team_id` is the job's `guild_id`)."""
+    return {"enterprise_id": enterprise_id} if isinstance(enterprise_id, str) and enterprise_id else {}

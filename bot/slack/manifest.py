@@ -37,6 +37,9 @@ COMMAND_HANDLERS = {
     "/imagine-settings": SlackCommands.imagine_settings,
     "/imagine-ban": SlackCommands.imagine_ban,
 }
+UNINSTALL_EVENTS = ["app_uninstalled", "tokens_revoked"]
+EVENTS_PATH = "/slack/events"
+REDIRECT_PATH = "/slack/oauth_redirect"
 MAX_DESCRIPTION_LENGTH = 100  # Slack's limit for a slash command's description (and usage hint: 1000)
 
 
@@ -53,9 +56,14 @@ def manifest(*, name: str = "imagine", request_url: str | None = None) -> dict[s
         commands.append(entry)
     interactivity: dict[str, Any] = {"is_enabled": True}
     events: dict[str, Any] = {"bot_events": ["app_home_opened"]}
+    oauth_config: dict[str, Any] = {"scopes": {"bot": sorted(BOT_SCOPES)}}
     if request_url:
         interactivity["request_url"] = request_url
         events["request_url"] = request_url
+        # HTTP mode can take installs by OAuth (bot/slack/oauth.py): Slack sends the admin back to the
+        # redirect URL, and tells the app when a workspace removes it (its tokens are then deleted).
+        events["bot_events"] += UNINSTALL_EVENTS
+        oauth_config["redirect_urls"] = [request_url.removesuffix(EVENTS_PATH) + REDIRECT_PATH]
     return {
         "display_information": {
             "name": name,
@@ -66,7 +74,7 @@ def manifest(*, name: str = "imagine", request_url: str | None = None) -> dict[s
             "app_home": {"home_tab_enabled": True, "messages_tab_enabled": False},
             "slash_commands": commands,
         },
-        "oauth_config": {"scopes": {"bot": sorted(BOT_SCOPES)}},
+        "oauth_config": oauth_config,
         "settings": {
             "event_subscriptions": events,
             "interactivity": interactivity,

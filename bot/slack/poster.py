@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -44,6 +45,7 @@ from bot.slack.errors import NOT_IN_CHANNEL_ERRORS, is_permanent, slack_error
 from bot.slack.jobs import status_blocks
 from jobs.models import Job, Kind, Status
 from jobs.settings import Settings
+from jobs.slack_installs import SlackInstallations
 
 log = logging.getLogger(__name__)
 
@@ -64,31 +66,80 @@ def retry_handlers(*, rate_limit_retries: int = RATE_LIMIT_RETRIES) -> list[Asyn
 
 
 def make_poster(settings: Settings) -> SlackPoster | None:
-    """`bot.posters` factory: a poster when a Slack bot token is configured."""
+    """`bot.posters` factory: a poster with the bot token, or with each workspace's installed token."""
+    if settings.slack_oauth:
+        installations = SlackInstallations.connect(settings, client_id=str(settings.slack_client_id))
+        return SlackPoster(workspaces=WorkspaceClients(installations, base_url=settings.slack_api_url))
     if settings.slack_bot_token is None:
         return None
-    token = settings.slack_bot_token.get_secret_value()
-    return SlackPoster(
-        client=AsyncWebClient(token=token, base_url=settings.slack_api_url, retry_handlers=retry_handlers()),
-        # Progress is a courtesy: never sleep through a 429 for it (the next update comes anyway).
-        progress_client=AsyncWebClient(
-            token=token, base_url=settings.slack_api_url, retry_handlers=[AsyncConnectionErrorRetryHandler()]
-        ),
-    )
+    clients = Clients.for_token(settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    return SlackPoster(client=clients.client, progress_client=clients.progress)
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The Web API clients of one workspace's bot token."""
+
+    client: AsyncWebClient  # retries 429s and 5xx a few times itself
+    progress: AsyncWebClient  # progress is a courtesy: never sleeps through a 429 (the next update comes)
+
+    @classmethod
+    def for_token(cls, token: str, *, base_url: str) -> Clients:
+        return cls(
+            AsyncWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers()),
+            AsyncWebClient(
+                token=token, base_url=base_url, retry_handlers=[AsyncConnectionErrorRetryHandler()]
+            ),
+        )
+
+
+class WorkspaceClients:
+    """Installs by OAuth: the clients of a job's workspace, with the token its installation holds now
+    (looked up per delivery, so an uninstall stops the next post at once)."""
+
+    def __init__(self, installations: SlackInstallations, *, base_url: str) -> None:
+        self.installations = installations
+        self.base_url = base_url
+
+    async def of(self, job: Job) -> Clients:
+        enterprise_id = job.refs.extra.get("enterprise_id") or None
+        token = await self.installations.bot_token(team_id=job.guild_id, enterprise_id=enterprise_id)
+        if token is None:
+            raise PosterError(texts.workspace_uninstalled(job.guild_id), is_permanent=True)
+        return Clients.for_token(token, base_url=self.base_url)
+
+    async def aclose(self) -> None:
+        await self.installations.close()
 
 
 class SlackPoster:
     """Posts Slack jobs (see the module docstring). Clients are injected: tests point them at a fake."""
 
-    def __init__(self, *, client: AsyncWebClient, progress_client: AsyncWebClient | None = None) -> None:
-        self.client = client
-        self.progress_client = progress_client or client
+    def __init__(
+        self,
+        *,
+        client: AsyncWebClient | None = None,
+        progress_client: AsyncWebClient | None = None,
+        workspaces: WorkspaceClients | None = None,
+    ) -> None:
+        if (client is None) == (workspaces is None):
+            raise ValueError("a SlackPoster posts with one client or with each workspace's (not both)")
+        self._clients = Clients(client, progress_client or client) if client is not None else None
+        self.workspaces = workspaces
         self._session: aiohttp.ClientSession | None = None  # the upload host's POSTs
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self.workspaces is not None:
+            await self.workspaces.aclose()
+
+    async def _clients_of(self, job: Job) -> Clients:
+        if self._clients is not None:
+            return self._clients
+        assert self.workspaces is not None
+        return await self.workspaces.of(job)
 
     # --- Poster protocol ------------------------------------------------------------------------------
 
@@ -98,7 +149,11 @@ class SlackPoster:
             return  # the frontend has not recorded its placeholder yet; the next update will find it
         text = texts.placeholder_progress(job, progress)
         try:
-            await self.progress_client.chat_update(
+            progress_client = (await self._clients_of(job)).progress
+        except PosterError:
+            return  # uninstalled: the result's delivery says so
+        try:
+            await progress_client.chat_update(
                 channel=job.channel_id,
                 ts=ts,
                 text=texts.escape(text),
@@ -115,13 +170,14 @@ class SlackPoster:
         self, job: Job, *, grid_png: bytes, images: Sequence[bytes], record_refs: RecordRefs
     ) -> Mapping[str, Any]:
         extra = dict(job.refs.extra)
+        client = (await self._clients_of(job)).client
         try:
             if not extra.get("grid_shared"):
-                await self._share_grid(job, grid_png, extra, record_refs)
+                await self._share_grid(client, job, grid_png, extra, record_refs)
             buttons_ts = extra.get("buttons_ts")
             if not buttons_ts:
                 count = 1 if job.kind is Kind.PICK else job.images
-                posted = await self.client.chat_postMessage(
+                posted = await client.chat_postMessage(
                     channel=job.channel_id,
                     text=texts.buttons_fallback(job),
                     blocks=grid_blocks(job.id, count, caption=texts.buttons_caption(job)),
@@ -129,7 +185,7 @@ class SlackPoster:
                 buttons_ts = str(posted["ts"])
                 await record_refs(buttons_ts=buttons_ts)
             # Last: the placeholder says "done" only once the pictures are there.
-            await self._finish_placeholder(job, texts.placeholder_done(job))
+            await self._finish_placeholder(client, job, texts.placeholder_done(job))
         except SlackApiError as exc:
             raise _poster_error(exc, job) from exc
         return {"final_message_id": buttons_ts, "grid_file_id": extra.get("grid_file_id")}
@@ -137,10 +193,11 @@ class SlackPoster:
     async def post_failure(self, job: Job, *, reason: str, record_refs: RecordRefs) -> Mapping[str, Any]:
         """Cancelled: the placeholder says so. Failed: it says why, and the requester gets an ephemeral
         note with the reason (a placeholder may have scrolled away)."""
+        client = (await self._clients_of(job)).client
         try:
-            await self._finish_placeholder(job, texts.placeholder_failed(job, reason))
+            await self._finish_placeholder(client, job, texts.placeholder_failed(job, reason))
             if job.status is Status.FAILED and not job.refs.extra.get("failure_noted"):
-                await self.client.chat_postEphemeral(
+                await client.chat_postEphemeral(
                     channel=job.channel_id, user=job.user_id, text=texts.failure_notice(job, reason)
                 )
                 await record_refs(failure_noted=True)
@@ -150,13 +207,13 @@ class SlackPoster:
 
     # --- steps ----------------------------------------------------------------------------------------
 
-    async def _finish_placeholder(self, job: Job, text: str) -> None:
+    async def _finish_placeholder(self, client: AsyncWebClient, job: Job, text: str) -> None:
         """Turn the placeholder into its final sentence (idempotent: the same edit twice is harmless)."""
         ts = job.refs.placeholder_message_id
         if not ts:
             return
         try:
-            await self.client.chat_update(
+            await client.chat_update(
                 channel=job.channel_id, ts=ts, text=texts.escape(text), blocks=status_blocks(text)
             )
         except SlackApiError as exc:
@@ -169,15 +226,20 @@ class SlackPoster:
             )
 
     async def _share_grid(
-        self, job: Job, grid_png: bytes, extra: dict[str, Any], record_refs: RecordRefs
+        self,
+        client: AsyncWebClient,
+        job: Job,
+        grid_png: bytes,
+        extra: dict[str, Any],
+        record_refs: RecordRefs,
     ) -> None:
         file_id = extra.get("grid_file_id")
         if not file_id:
-            file_id = await self._upload(job, grid_png)
+            file_id = await self._upload(client, job, grid_png)
             await record_refs(grid_file_id=file_id)
             extra["grid_file_id"] = file_id
         try:
-            await self.client.files_completeUploadExternal(
+            await client.files_completeUploadExternal(
                 files=[{"id": file_id, "title": texts.grid_title(job)}],
                 channel_id=job.channel_id,
                 initial_comment=texts.grid_comment(job),
@@ -186,10 +248,10 @@ class SlackPoster:
             if slack_error(exc) != "file_not_found":
                 raise
             # The uploaded bytes expired before completion: upload again (the old file was never shared).
-            file_id = await self._upload(job, grid_png)
+            file_id = await self._upload(client, job, grid_png)
             await record_refs(grid_file_id=file_id)
             extra["grid_file_id"] = file_id
-            await self.client.files_completeUploadExternal(
+            await client.files_completeUploadExternal(
                 files=[{"id": file_id, "title": texts.grid_title(job)}],
                 channel_id=job.channel_id,
                 initial_comment=texts.grid_comment(job),
@@ -197,10 +259,10 @@ class SlackPoster:
         await record_refs(grid_shared=True)
         extra["grid_shared"] = True
 
-    async def _upload(self, job: Job, png: bytes) -> str:
+    async def _upload(self, client: AsyncWebClient, job: Job, png: bytes) -> str:
         """Steps 1-2 of the upload: reserve a file id, POST the bytes to Slack's upload host."""
         filename = f"imagine-{job.id}.png"
-        reserved = await self.client.files_getUploadURLExternal(
+        reserved = await client.files_getUploadURLExternal(
             filename=filename, length=len(png), alt_txt=job.prompt[:1000]
         )
         upload_url, file_id = str(reserved["upload_url"]), str(reserved["file_id"])

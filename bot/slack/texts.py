@@ -377,3 +377,8 @@ def usage_report(
 
 def _seconds(value: float | None) -> str:
     return "–" if value is None else duration(value)
+
+
+def workspace_uninstalled(team_id: str) -> str:
+    """Why a job of a workspace that removed the app is undeliverable (admins read it on the dashboard)."""
+    return f"the app is not installed in Slack workspace {team_id} (uninstalled or its token revoked)"

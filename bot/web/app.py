@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.web import history, live, moderation, ops, signin, texts, try_prompt, usage
+from bot.web import gallery, history, live, moderation, ops, platform_signin, signin, texts, try_prompt, usage
 from bot.web.auth import Credentials, LoginLimiter, SessionStore, tokens_match
 from bot.web.config import DashboardConfig
 from bot.web.keys import (
@@ -39,7 +39,19 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-PUBLIC_PATHS = frozenset({"/healthz", "/login", "/favicon.ico"})
+PUBLIC_PATHS = frozenset(
+    {
+        "/healthz",
+        "/login",
+        "/favicon.ico",
+        "/login/discord",
+        "/login/discord/callback",
+        "/login/slack",
+        "/login/slack/callback",
+    }
+)
+# What someone signed in with a platform identity may open; the rest is the operator's.
+PLATFORM_USER_PREFIXES = ("/gallery", "/guild/", "/logout", "/static/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Everything the pages use is served from /static; inline scripts and styles are refused outright.
@@ -142,7 +154,7 @@ def _error_page(request: web.Request, exc: web.HTTPException) -> web.Response:
 async def require_sign_in(request: web.Request, handler: Handler) -> web.StreamResponse:
     if _is_public(request.path):
         return await handler(request)
-    session = request.app[SESSIONS].from_cookie(request.cookies.get(SESSION_COOKIE))
+    session = await request.app[SESSIONS].from_cookie(request.cookies.get(SESSION_COOKIE))
     if session is None:
         if request.method in SAFE_METHODS and _bearer_ok(request):
             return await handler(request)
@@ -153,6 +165,10 @@ async def require_sign_in(request: web.Request, handler: Handler) -> web.StreamR
             headers={"WWW-Authenticate": 'Bearer realm="imagine admin"'},
         )
     request[SESSION] = session
+    if not session.is_operator and not request.path.startswith(PLATFORM_USER_PREFIXES):
+        if request.path == "/":
+            raise web.HTTPFound("/gallery")
+        raise web.HTTPForbidden(text=texts.REFUSED_OPERATOR_ONLY)
     if request.method not in SAFE_METHODS:
         given = request.headers.get(CSRF_HEADER)
         if given is None:
@@ -190,11 +206,11 @@ def create_app(
     app[SETTINGS] = settings
     app[QUEUE] = queue
     app[CREDENTIALS] = Credentials([config.password])
-    app[SESSIONS] = SessionStore(lifetime_seconds=config.session_seconds)
+    app[NOW] = now or (lambda: datetime.now(UTC))
+    app[SESSIONS] = SessionStore(queue, lifetime_seconds=config.session_seconds, now=app[NOW])
     app[LIMITER] = LoginLimiter(attempts=config.login_attempts, window_seconds=config.login_window_seconds)
     app[TEMPLATES] = make_environment()
-    app[NOW] = now or (lambda: datetime.now(UTC))
-    for module in (signin, ops, usage, history, live, moderation, try_prompt):
+    for module in (signin, platform_signin, gallery, ops, usage, history, live, moderation, try_prompt):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR, append_version=False)
     return app

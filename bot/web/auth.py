@@ -1,13 +1,13 @@
 """Sign-in for the admin dashboard: credentials, sessions, CSRF tokens and the login rate limit.
 
-Sessions live in this process's memory and their cookie carries only a random id signed with a per-process
-key, so a restart signs every admin out (acceptable for an admin tool) and sign-out is a real revocation.
-Every form carries the session's CSRF token; POSTs without it are refused by the middleware in `app.py`.
+Sessions live in the database (`jobs/sessions.py`): the cookie carries only a random id, a session
+survives a restart of the dashboard, expires after `session_seconds`, and sign-out deletes it (a real
+revocation, on every dashboard process at once). Every form carries the session's CSRF token; POSTs
+without it are refused by the middleware in `app.py`.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
@@ -15,8 +15,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 Clock = Callable[[], float]
+OPERATOR = "operator"  # the account of whoever signs in with the dashboard password
+MAX_COOKIE_LENGTH = 128  # a session id is 43 characters; anything much longer is not one of ours
 
 
 def _digest(value: str) -> bytes:
@@ -49,68 +53,79 @@ class Credentials:
 class Session:
     session_id: str
     csrf_token: str
-    expires_at: float
+    account: str  # "operator" (the dashboard password) or "<platform>:<user id>" (platform sign-in)
+    user_name: str = ""
+    grants: tuple[str, ...] = ()  # "<platform>:<guild id>" of the servers whose admin pages it may see
     # One-shot messages shown on the next page ("User 42 banned."): (kind, text), kind "ok" or "error".
     flashes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def is_operator(self) -> bool:
+        return self.account == OPERATOR
+
+    @property
+    def platform_user(self) -> tuple[str, str] | None:
+        """(platform, user id) of a platform sign-in; None for the operator."""
+        platform, _, user_id = self.account.partition(":")
+        return (platform, user_id) if user_id else None
 
     def flash(self, kind: str, text: str) -> None:
         self.flashes.append((kind, text))
 
     def take_flashes(self) -> list[tuple[str, str]]:
-        taken, self.flashes = self.flashes, []
+        taken = list(self.flashes)
+        self.flashes.clear()
         return taken
 
 
 class SessionStore:
-    """Signed-in sessions, looked up by the id in a signed cookie."""
+    """Signed-in sessions, kept in the database (`jobs/sessions.py`) and named by the cookie's random id.
+
+    Flashes are the one thing kept in this process: a message lives from a POST to the page it redirects
+    to, so losing one to a restart costs nothing."""
 
     def __init__(
-        self, *, lifetime_seconds: float, clock: Clock = time.time, key: bytes | None = None
+        self, queue: Any, *, lifetime_seconds: float, now: Callable[[], datetime] | None = None
     ) -> None:
-        self._key = key or secrets.token_bytes(32)
+        self._queue = queue
         self._lifetime_seconds = lifetime_seconds
-        self._clock = clock
-        self._sessions: dict[str, Session] = {}
+        self._now = now or (lambda: datetime.now(UTC))
+        self._flashes: dict[str, list[tuple[str, str]]] = {}
 
-    def _sign(self, session_id: str) -> str:
-        mac = hmac.new(self._key, session_id.encode("ascii"), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
-
-    def start(self) -> tuple[Session, str]:
+    async def start(
+        self, account: str = OPERATOR, *, user_name: str = "", grants: tuple[str, ...] = ()
+    ) -> tuple[Session, str]:
         """A new session and the cookie value that names it."""
-        self._forget_expired()
-        session = Session(
-            session_id=secrets.token_urlsafe(32),
-            csrf_token=secrets.token_urlsafe(32),
-            expires_at=self._clock() + self._lifetime_seconds,
+        row = await self._queue.start_session(
+            account,
+            lifetime_seconds=self._lifetime_seconds,
+            user_name=user_name,
+            grants=grants,
+            now=self._now(),
         )
-        self._sessions[session.session_id] = session
-        return session, f"{session.session_id}.{self._sign(session.session_id)}"
+        return self._session(row), row.session_id
 
-    def from_cookie(self, cookie_value: str | None) -> Session | None:
-        """The live session a cookie names, or None for a missing, forged, unknown or expired one."""
-        if not cookie_value or cookie_value.count(".") != 1:
+    async def from_cookie(self, cookie_value: str | None) -> Session | None:
+        """The live session a cookie names, or None for a missing, unknown, ended or expired one."""
+        if not cookie_value or len(cookie_value) > MAX_COOKIE_LENGTH:
             return None
-        session_id, signature = cookie_value.split(".")
-        try:
-            expected = self._sign(session_id)
-        except UnicodeEncodeError:
+        row = await self._queue.find_session(cookie_value, now=self._now())
+        if row is None:
+            self._flashes.pop(cookie_value, None)
             return None
-        if not hmac.compare_digest(signature.encode("ascii", "replace"), expected.encode("ascii")):
-            return None
-        session = self._sessions.get(session_id)
-        if session is None or session.expires_at <= self._clock():
-            self._sessions.pop(session_id, None)
-            return None
-        return session
+        return self._session(row)
 
-    def end(self, session: Session) -> None:
-        self._sessions.pop(session.session_id, None)
+    async def end(self, session: Session) -> None:
+        await self._queue.end_session(session.session_id)
+        self._flashes.pop(session.session_id, None)
 
-    def _forget_expired(self) -> None:
-        now = self._clock()
-        for session_id in [sid for sid, s in self._sessions.items() if s.expires_at <= now]:
-            del self._sessions[session_id]
+    def _session(self, row: Any) -> Session:
+        flashes = self._flashes.setdefault(row.session_id, [])
+        return Session(row.session_id, row.csrf_token, row.account, row.user_name, row.grants, flashes)
+
+    @property
+    def lifetime_seconds(self) -> float:
+        return self._lifetime_seconds
 
 
 @dataclass

@@ -9,7 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.web.keys import NOW, queue_of
+from bot.web import texts
+from bot.web.keys import NOW, SETTINGS, queue_of
 from bot.web.render import render, render_fragment
 from jobs.models import Job, Status, WorkerInfo
 
@@ -61,9 +62,31 @@ async def live_context(request: web.Request) -> dict[str, Any]:
     }
 
 
+def install_links(settings: Any) -> list[tuple[str, str]]:
+    """The "Add to …" links an operator hands out, for the platforms configured for installs."""
+    links = []
+    application_id = getattr(settings, "discord_application_id", None)
+    if application_id is not None:
+        from bot.discord.install import install_url  # discord.py only when Discord is configured
+
+        links.append((texts.ADD_TO_DISCORD, install_url(application_id)))
+    redirect = getattr(settings, "slack_redirect_uri", None)
+    if getattr(settings, "slack_oauth", False) and redirect:
+        from bot.slack.oauth import install_url_beside  # slack_bolt only when Slack installs are on
+
+        links.append((texts.ADD_TO_SLACK, install_url_beside(redirect)))
+    return links
+
+
 @routes.get("/live")
 async def live_page(request: web.Request) -> web.Response:
-    return render(request, "live.html", sections=SECTIONS, **await live_context(request))
+    return render(
+        request,
+        "live.html",
+        sections=SECTIONS,
+        installs=install_links(request.app[SETTINGS]),
+        **await live_context(request),
+    )
 
 
 @routes.get("/live.json")

@@ -21,6 +21,7 @@ NAV = (
     ("/moderation", "Moderation"),
     ("/try", "Try a prompt"),
 )
+PLATFORM_NAV = (("/gallery", "Your pictures"),)  # someone signed in with Discord
 
 
 def format_time(value: datetime | None) -> str:
@@ -61,6 +62,7 @@ def render_text(request: web.Request, template: str, **context: Any) -> str:
     context.setdefault("flashes", session.take_flashes() if session else [])
     context.setdefault("signed_in", session is not None)
     context.setdefault("path", request.path)
+    context.setdefault("nav", NAV if session is None or session.is_operator else PLATFORM_NAV)
     return request.app[TEMPLATES].get_template(template).render(**context)
 
 

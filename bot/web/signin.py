@@ -8,7 +8,8 @@ from aiohttp import web
 
 from bot.web import texts
 from bot.web.auth import new_login_token, safe_next_path, tokens_match
-from bot.web.keys import CONFIG, CREDENTIALS, LIMITER, SESSION, SESSION_COOKIE, SESSIONS
+from bot.web.keys import CONFIG, CREDENTIALS, LIMITER, SESSION, SESSION_COOKIE, SESSIONS, SETTINGS
+from bot.web.platform_signin import discord_sign_in_enabled, slack_sign_in_enabled
 from bot.web.render import render
 
 log = logging.getLogger(__name__)
@@ -24,14 +25,23 @@ def _client(request: web.Request) -> str:
 
 def _login_page(request: web.Request, *, next_path: str, error: str = "", status: int = 200) -> web.Response:
     token = new_login_token()
-    response = render(request, "login.html", status=status, login_token=token, next=next_path, error=error)
+    response = render(
+        request,
+        "login.html",
+        status=status,
+        login_token=token,
+        next=next_path,
+        error=error,
+        discord_sign_in=discord_sign_in_enabled(request.app[SETTINGS]),
+        slack_sign_in=slack_sign_in_enabled(request.app[SETTINGS]),
+    )
     response.set_cookie(
         LOGIN_COOKIE,
         token,
         httponly=True,
         samesite="Strict",
         path="/login",
-        secure=request.app[CONFIG].secure_cookie,
+        secure=request.app[CONFIG].secure_cookie or request.secure,
     )
     return response
 
@@ -39,7 +49,7 @@ def _login_page(request: web.Request, *, next_path: str, error: str = "", status
 @routes.get("/login")
 async def login_form(request: web.Request) -> web.StreamResponse:
     next_path = safe_next_path(request.query.get("next"))
-    if request.app[SESSIONS].from_cookie(request.cookies.get(SESSION_COOKIE)) is not None:
+    if await request.app[SESSIONS].from_cookie(request.cookies.get(SESSION_COOKIE)) is not None:
         raise web.HTTPFound(next_path)
     return _login_page(request, next_path=next_path)
 
@@ -76,7 +86,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _login_page(request, next_path=next_path, status=401, error=texts.ERROR_WRONG_PASSWORD)
     limiter.forget(client)
     config = request.app[CONFIG]
-    _session, cookie = request.app[SESSIONS].start()
+    _session, cookie = await request.app[SESSIONS].start()
     log.info("admin signed in from %s", client, extra={"action": "dashboard_signed_in", "client": client})
     response = web.HTTPFound(next_path)
     response.set_cookie(
@@ -84,7 +94,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         cookie,
         httponly=True,
         samesite="Strict",
-        secure=config.secure_cookie,
+        secure=config.secure_cookie or request.secure,
         path="/",
         max_age=int(config.session_seconds),
     )
@@ -94,7 +104,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
-    request.app[SESSIONS].end(request[SESSION])
+    await request.app[SESSIONS].end(request[SESSION])
     response = web.HTTPFound("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response

@@ -11,6 +11,31 @@ from __future__ import annotations
 ERROR_WRONG_PASSWORD = "Wrong password."
 ERROR_SIGN_IN_FORM_EXPIRED = "The sign-in form expired (or cookies are blocked). Please try again."
 REFUSED_SIGNED_OUT = "Sign in first: open /login in a browser (or send Authorization: Bearer <password>)."
+ADD_TO_DISCORD = "Add to Discord"
+ADD_TO_SLACK = "Add to Slack"
+SIGN_IN_WITH_DISCORD = "Sign in with Discord"
+DISCORD_SIGN_IN_OFF = "Sign in with Discord is not set up on this dashboard."
+REFUSED_OAUTH_STATE = "That sign-in did not start here or has expired: sign in again."
+REFUSED_OPERATOR_ONLY = "This page is for the operator (the dashboard password)."
+REFUSED_NOT_YOURS = "Only the person who asked for these pictures can delete them."
+REFUSED_NOT_YOUR_SERVER = "You do not manage that server (Manage Server, where the bot is installed)."
+
+
+SLACK_SIGN_IN_OFF = "Sign in with Slack is not set up on this dashboard."
+
+
+def refused_sign_in(problem: str) -> str:
+    return f"The sign-in was not completed ({problem}). Try again from the sign-in page."
+
+
+def refused_discord_sign_in(problem: str) -> str:
+    return f"Discord did not sign you in ({problem}). Try again from the sign-in page."
+
+
+def refused_slack_sign_in(problem: str) -> str:
+    return f"Slack did not sign you in ({problem}). Try again from the sign-in page."
+
+
 REFUSED_CSRF = "This form expired or did not come from the dashboard: reload the page and try again."
 ERROR_PAGE_FAILED = (
     "Something went wrong showing this page; the details are in the dashboard's log. "

@@ -151,6 +151,10 @@ async def test_admin_commands_are_hidden_and_refused_for_members(
     for name in ADMIN_COMMANDS:
         assert sent[name]["default_member_permissions"] == MANAGE_GUILD, name
         assert sent[name]["contexts"] == [0], name  # guild only
+    for name in sent.keys() - ADMIN_COMMANDS:
+        assert sorted(sent[name]["contexts"]) == [0, 1], name  # servers and DMs with the bot, no group DMs
+    for name in sent:
+        assert sent[name]["integration_types"] == [0], name  # installed to servers, never to users
     assert sent["imagine"]["default_member_permissions"] is None
     images = next(o for o in sent["imagine"]["options"] if o["name"] == "images")
     assert (images["min_value"], images["max_value"]) == (1, 9)

@@ -24,13 +24,17 @@ Responses carry `Content-Type: application/json` exactly: discord.py's `json_or_
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import html
 import itertools
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
@@ -141,6 +145,14 @@ class FakeDiscord(FakeServer):
         self.channel_id = self.guild.channel_ids[0]
         self.user = self.add_user("alice")
 
+        # OAuth2 (Sign in with Discord): the app's secret, who is signed in to Discord in the browser,
+        # guild memberships with their permissions, codes and access tokens handed out.
+        self.client_secret = "fake-discord-client-secret"
+        self.browser_user: FakeUser | None = None
+        self.memberships: dict[int, dict[int, int]] = {}  # user id → guild id → permission bits
+        self._oauth_codes: dict[str, tuple[int, str]] = {}  # code → (user id, redirect_uri)
+        self.user_tokens: dict[str, int] = {}  # access token → user id
+
         # what the tests read
         self.requests: list[RecordedRequest] = []
         self.messages: dict[int, StoredMessage] = {}
@@ -170,6 +182,8 @@ class FakeDiscord(FakeServer):
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/gateway/resume", self._gateway)
         app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._attachment)
+        app.router.add_get("/oauth2/authorize", self._authorize_page)
+        app.router.add_post("/oauth2/authorize", self._authorize_approve)
         self._add_api_routes(app.router)
         return app
 
@@ -599,6 +613,8 @@ class FakeDiscord(FakeServer):
                 parts.append(Part(part.name or "", part.filename, content_type, bytes(await part.read())))
             payload_part = next((p for p in parts if p.name == "payload_json"), None)
             body = json.loads(payload_part.data) if payload_part else None
+        elif request.content_type == "application/x-www-form-urlencoded":
+            body = dict(await request.post())  # the OAuth2 token endpoint's form
         elif raw := await request.read():
             body = json.loads(raw)
         record = RecordedRequest(
@@ -637,6 +653,8 @@ class FakeDiscord(FakeServer):
         api = API_PREFIX
         webhook = api + "/webhooks/{application_id}/{token}"
         router.add_get(api + "/users/@me", self._users_me)
+        router.add_get(api + "/users/@me/guilds", self._users_me_guilds)
+        router.add_post(api + "/oauth2/token", self._oauth_token)
         router.add_get(api + "/oauth2/applications/@me", self._application_info)
         router.add_get(api + "/gateway", self._gateway_info)
         router.add_get(api + "/gateway/bot", self._gateway_info)
@@ -659,9 +677,103 @@ class FakeDiscord(FakeServer):
         return request.headers.get("Authorization") == f"Bot {self.token}"
 
     async def _users_me(self, request: web.Request) -> web.Response:
+        user = self._bearer_user(request)
+        if user is not None:
+            return json_response(user.to_payload())
         if not self._is_bot_auth(request):
             return json_response(UNAUTHORIZED, status=401)
         return json_response(self.bot_user.to_payload())
+
+    # -- OAuth2: Sign in with Discord -----------------------------------------------------------------
+
+    def sign_in_browser_as(self, user: FakeUser) -> None:
+        """The person at the browser is signed in to Discord as `user` (the authorize page shows them)."""
+        self.browser_user = user
+
+    def join(self, user: FakeUser, guild: FakeGuild, *, permissions: int = 0) -> None:
+        """`user` is a member of `guild` with these permission bits (0x20: Manage Server)."""
+        self.memberships.setdefault(user.id, {})[guild.id] = permissions
+
+    def _bearer_user(self, request: web.Request) -> FakeUser | None:
+        header = request.headers.get("Authorization", "")
+        user_id = (
+            self.user_tokens.get(header.removeprefix("Bearer ")) if header.startswith("Bearer ") else None
+        )
+        return self.users.get(user_id) if user_id is not None else None
+
+    async def _authorize_page(self, request: web.Request) -> web.Response:
+        """Discord's consent screen: the app, the scopes, an Authorize button."""
+        query = request.query
+        if query.get("client_id") != str(self.application_id) or query.get("response_type") != "code":
+            return web.Response(status=400, text="Invalid OAuth2 request")
+        if self.browser_user is None:
+            return web.Response(status=401, text="Log in to Discord first")
+        hidden = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+            for k, v in query.items()
+        )
+        page = (
+            "<!doctype html><title>Discord | Authorize</title>"
+            f"<h1>{html.escape(self.bot_user.username)} wants to access your account</h1>"
+            f"<p>Signed in as {html.escape(self.browser_user.username)}. "
+            f"Scopes: {html.escape(query.get('scope', ''))}</p>"
+            f'<form method="post" action="/oauth2/authorize">{hidden}'
+            '<button type="submit">Authorize</button></form>'
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    async def _authorize_approve(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        redirect_uri, state = str(form.get("redirect_uri", "")), str(form.get("state", ""))
+        if self.browser_user is None or not redirect_uri:
+            return web.Response(status=400, text="Invalid OAuth2 request")
+        code = uuid.uuid4().hex
+        self._oauth_codes[code] = (self.browser_user.id, redirect_uri)
+        raise web.HTTPFound(f"{redirect_uri}?{urlencode({'code': code, 'state': state})}")
+
+    async def _oauth_token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        client_id, client_secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            client_id, _, client_secret = (
+                base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+            )
+        if (client_id, client_secret) != (str(self.application_id), self.client_secret):
+            return json_response({"error": "invalid_client"}, status=401)
+        granted = self._oauth_codes.pop(str(form.get("code", "")), None)  # Discord: a code works once
+        if form.get("grant_type") != "authorization_code" or granted is None:
+            return json_response({"error": "invalid_grant"}, status=400)
+        user_id, redirect_uri = granted
+        if str(form.get("redirect_uri", "")) != redirect_uri:
+            return json_response({"error": "invalid_grant", "error_description": "redirect_uri"}, status=400)
+        token = uuid.uuid4().hex
+        self.user_tokens[token] = user_id
+        return json_response(
+            {"access_token": token, "token_type": "Bearer", "expires_in": 604800, "scope": "identify guilds"}
+        )
+
+    async def _users_me_guilds(self, request: web.Request) -> web.Response:
+        user = self._bearer_user(request)
+        if user is not None:
+            member_of = self.memberships.get(user.id, {})
+        elif self._is_bot_auth(request):
+            member_of = {guild_id: 0 for guild_id in self.guilds}  # the bot is in every fake guild
+        else:
+            return json_response(UNAUTHORIZED, status=401)
+        return json_response(
+            [
+                {
+                    "id": str(guild_id),
+                    "name": self.guilds[guild_id].name,
+                    "icon": None,
+                    "owner": self.guilds[guild_id].owner_id == (user.id if user else self.bot_user.id),
+                    "permissions": str(permissions),
+                    "features": [],
+                }
+                for guild_id, permissions in member_of.items()
+            ]
+        )
 
     async def _application_info(self, request: web.Request) -> web.Response:
         if not self._is_bot_auth(request):

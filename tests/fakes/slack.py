@@ -5,7 +5,13 @@ One aiohttp server plays every part of Slack the bot touches:
 - the Web API under ``/api/{method}`` (what ``AsyncWebClient(base_url=fake.api_url)`` calls);
 - the upload host behind ``files.getUploadURLExternal`` (``POST /upload/{file_id}``, raw bytes);
 - ``response_url`` endpoints (``/response_url/{id}``), counting uses as Slack does;
-- the Socket Mode websocket (``/link/``) handed out by ``apps.connections.open``.
+- the Socket Mode websocket (``/link/``) handed out by ``apps.connections.open``;
+- "Add to Slack" (OAuth v2): the authorize page ``/oauth/v2/authorize``, where the admin who opens it
+  approves at once for the workspace named by `approve_installs_as`, redirecting to the app's redirect
+  URL with a one-time ``code``, and ``oauth.v2.access``, which trades the code for that workspace's own
+  bot token. Each installed workspace (`workspaces`) has its token; `uninstall` revokes it;
+- "Sign in with Slack" (OpenID Connect): ``/openid/connect/authorize`` (a consent page for the person
+  `sign_in_browser_as` names), ``openid.connect.token`` and ``openid.connect.userInfo``.
 
 Tests push slash commands and button clicks over the socket with ``socket_send_*``, or, in HTTP
 mode, sign and POST them to the app with ``tests.fakes.slack_apps.SlackEventsDriver``; then they
@@ -29,9 +35,11 @@ next to the code (search for "Slack:").
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
+import html
 import itertools
 import json
 import time
@@ -39,6 +47,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
@@ -115,6 +124,18 @@ class Upload:
     initial_comment: str | None = None
     thread_ts: str | None = None
     blocks: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class Workspace:
+    """A workspace that installed the app through the OAuth flow, with its own bot token."""
+
+    team_id: str
+    team_name: str
+    bot_token: str
+    bot_user_id: str
+    installer_user_id: str
+    is_revoked: bool = False
 
 
 @dataclass
@@ -199,6 +220,8 @@ class FakeSlack(FakeServer):
         bot_user_id: str = "U0BOT",
         bot_id: str = "B0BOT",
         app_id: str = "A0APP",
+        client_id: str = "1111.2222",
+        client_secret: str = "fake-client-secret",
     ) -> None:
         super().__init__(clock=time.time)
         self.bot_token = bot_token
@@ -208,6 +231,22 @@ class FakeSlack(FakeServer):
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.app_id = app_id
+        self.client_id = client_id
+        self.client_secret = client_secret
+
+        # OAuth installs: the app's configured redirect URL (Slack's "Redirect URLs"), who approves the
+        # next install, codes handed out and not yet exchanged, and the workspaces installed.
+        self.oauth_redirect_url: str | None = None
+        self._approving: tuple[str, str, str] | None = None  # team id, team name, installing user
+        self._codes: dict[str, tuple[str, str, str]] = {}
+        self.oauth_redirects: list[str] = []  # every redirect the authorize page answered with
+        self.workspaces: dict[str, Workspace] = {}
+        self._current_token: str | None = None
+        # Sign in with Slack: who is signed in to Slack in the browser, codes, and user tokens handed out.
+        self.browser_user: tuple[str, str, str] | None = None  # user id, team id, name
+        self._openid_codes: dict[str, tuple[str, str, str]] = {}
+        self.user_tokens: dict[str, tuple[str, str, str]] = {}
+        self._current_auth: str = ""
 
         # Recorded traffic and state, for assertions.
         self.calls: list[ApiCall] = []
@@ -238,6 +277,9 @@ class FakeSlack(FakeServer):
         app.router.add_post("/response_url/{id}", self._handle_response_url)
         app.router.add_get("/link/", self._handle_socket)
         app.router.add_get("/link", self._handle_socket)
+        app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
+        app.router.add_get("/openid/connect/authorize", self._openid_page)
+        app.router.add_post("/openid/connect/authorize", self._openid_approve)
         return app
 
     async def _close_connections(self) -> None:
@@ -250,6 +292,123 @@ class FakeSlack(FakeServer):
     def api_url(self) -> str:
         """What to pass as ``AsyncWebClient(base_url=…)``; slack_sdk needs the trailing slash."""
         return f"{self.base_url}/api/"
+
+    # -- OAuth installs ------------------------------------------------------------------------
+
+    def approve_installs_as(self, team_id: str, team_name: str, *, user_id: str = "U0ADMIN") -> None:
+        """Whoever opens the authorize page next is an admin of `team_id` and clicks "Allow"."""
+        self._approving = (team_id, team_name, user_id)
+
+    def uninstall(self, team_id: str) -> None:
+        """The workspace removed the app: its token stops working (send the app the event yourself)."""
+        self.workspaces[team_id].is_revoked = True
+
+    def token_of(self, team_id: str) -> str:
+        return self.workspaces[team_id].bot_token
+
+    async def _handle_authorize(self, request: web.Request) -> web.Response:
+        """Slack's authorize page, approved at once: back to the app with a code and the app's state."""
+        query = request.query
+        if query.get("client_id") != self.client_id or self._approving is None:
+            return web.Response(status=400, text="invalid_client_id or nobody to approve")
+        redirect = query.get("redirect_uri") or self.oauth_redirect_url
+        if not redirect or (self.oauth_redirect_url and redirect != self.oauth_redirect_url):
+            return web.Response(status=400, text="bad_redirect_uri")
+        code = uuid.uuid4().hex
+        self._codes[code] = self._approving
+        location = f"{redirect}?{urlencode({'code': code, 'state': query.get('state', '')})}"
+        self.oauth_redirects.append(location)
+        raise web.HTTPFound(location)
+
+    def _oauth_v2_access(self, args: dict[str, Any]) -> dict[str, Any]:
+        client_id, client_secret = args.get("client_id"), args.get("client_secret")
+        if self._current_auth.startswith("Basic "):
+            decoded = base64.b64decode(self._current_auth.removeprefix("Basic ")).decode()
+            client_id, _, client_secret = decoded.partition(":")
+        if (client_id, client_secret) != (self.client_id, self.client_secret):
+            raise _ApiError("invalid_client_id" if client_id != self.client_id else "bad_client_secret")
+        approved = self._codes.pop(str(args.get("code", "")), None)  # Slack: a code works once
+        if approved is None:
+            raise _ApiError("invalid_code")
+        team_id, team_name, user_id = approved
+        workspace = Workspace(
+            team_id=team_id,
+            team_name=team_name,
+            bot_token=f"xoxb-{team_id}-{uuid.uuid4().hex[:8]}",
+            bot_user_id=f"U0BOT{team_id}",
+            installer_user_id=user_id,
+        )
+        self.workspaces[team_id] = workspace
+        return _ok(
+            app_id=self.app_id,
+            authed_user={"id": user_id},
+            scope=args.get("scope", "commands,chat:write"),
+            token_type="bot",
+            access_token=workspace.bot_token,
+            bot_user_id=workspace.bot_user_id,
+            team={"id": team_id, "name": team_name},
+            enterprise=None,
+            is_enterprise_install=False,
+        )
+
+    # -- Sign in with Slack (OpenID Connect) ----------------------------------------------------------
+
+    def sign_in_browser_as(self, user_id: str, *, team_id: str, name: str) -> None:
+        self.browser_user = (user_id, team_id, name)
+
+    async def _openid_page(self, request: web.Request) -> web.Response:
+        query = request.query
+        scopes = query.get("scope", "").split()
+        if query.get("client_id") != self.client_id or "openid" not in scopes or self.browser_user is None:
+            return web.Response(status=400, text="invalid_request")
+        hidden = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+            for k, v in query.items()
+        )
+        page = (
+            "<!doctype html><title>Sign in with Slack</title>"
+            f"<h1>Sign in to imagine as {html.escape(self.browser_user[2])}</h1>"
+            f'<form method="post" action="/openid/connect/authorize">{hidden}'
+            '<button type="submit">Allow</button></form>'
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    async def _openid_approve(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if self.browser_user is None or not form.get("redirect_uri"):
+            return web.Response(status=400, text="invalid_request")
+        code = uuid.uuid4().hex
+        self._openid_codes[code] = self.browser_user
+        query = urlencode({"code": code, "state": str(form.get("state", ""))})
+        raise web.HTTPFound(f"{form['redirect_uri']}?{query}")
+
+    def _openid_token(self, args: dict[str, Any]) -> dict[str, Any]:
+        client_id, client_secret = args.get("client_id"), args.get("client_secret")
+        if self._current_auth.startswith("Basic "):
+            decoded = base64.b64decode(self._current_auth.removeprefix("Basic ")).decode()
+            client_id, _, client_secret = decoded.partition(":")
+        if (client_id, client_secret) != (self.client_id, self.client_secret):
+            raise _ApiError("invalid_client_id")
+        person = self._openid_codes.pop(str(args.get("code", "")), None)  # a code works once
+        if person is None:
+            raise _ApiError("invalid_code")
+        token = f"xoxp-{uuid.uuid4().hex[:12]}"
+        self.user_tokens[token] = person
+        return _ok(access_token=token, token_type="Bearer", id_token="not-checked-by-the-app")
+
+    def _openid_user_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        person = self.user_tokens.get(self._current_token or "")
+        if person is None:
+            raise _ApiError("invalid_auth")
+        user_id, team_id, name = person
+        return _ok(
+            sub=user_id,
+            **{"https://slack.com/user_id": user_id, "https://slack.com/team_id": team_id},
+            name=name,
+        )
+
+    def _workspace_of_token(self, token: str | None) -> Workspace | None:
+        return next((w for w in self.workspaces.values() if w.bot_token == token), None)
 
     # -- workspace configuration ---------------------------------------------------------------
 
@@ -351,8 +510,10 @@ class FakeSlack(FakeServer):
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args, files = await self._parse_args(request)
+        self._current_auth = request.headers.get("Authorization", "")
         token = self._token_of(request, args)
         call = await self._record(method, request, args, files, token)
+        self._current_token = token
         status, body, headers = await self._answer(method, args, token)
         if isinstance(body, Page):
             call.status, call.response = status, {}
@@ -434,9 +595,17 @@ class FakeSlack(FakeServer):
         return token if isinstance(token, str) else None
 
     def _check_token(self, method: str, token: str | None) -> str | None:
-        # Slack: no token at all is "not_authed"; a wrong one is "invalid_auth".
+        # Slack: no token at all is "not_authed"; a wrong one is "invalid_auth"; a revoked one
+        # "token_revoked". oauth.v2.access authenticates with the client id and secret instead.
+        if method in ("oauth.v2.access", "openid.connect.token"):
+            return None
+        if method == "openid.connect.userInfo":
+            return None if token in self.user_tokens else "invalid_auth"
         if not token:
             return "not_authed"
+        workspace = self._workspace_of_token(token)
+        if workspace is not None and method not in _APP_TOKEN_METHODS:
+            return "token_revoked" if workspace.is_revoked else None
         expected = self.app_token if method in _APP_TOKEN_METHODS else self.bot_token
         return None if token == expected else "invalid_auth"
 
@@ -454,6 +623,9 @@ class FakeSlack(FakeServer):
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
             "apps.connections.open": self._apps_connections_open,
+            "oauth.v2.access": self._oauth_v2_access,
+            "openid.connect.token": self._openid_token,
+            "openid.connect.userInfo": self._openid_user_info,
         }
 
     def _require(self, args: dict[str, Any], *names: str) -> None:
@@ -466,12 +638,13 @@ class FakeSlack(FakeServer):
             raise _ApiError("not_in_channel")
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        workspace = self._workspace_of_token(self._current_token)
         return _ok(
             url=f"{self.base_url}/",
-            team=self.team_name,
+            team=workspace.team_name if workspace else self.team_name,
             user="imagine",
-            team_id=self.team_id,
-            user_id=self.bot_user_id,
+            team_id=workspace.team_id if workspace else self.team_id,
+            user_id=workspace.bot_user_id if workspace else self.bot_user_id,
             bot_id=self.bot_id,
             is_enterprise_install=False,
         )
@@ -681,11 +854,13 @@ class FakeSlack(FakeServer):
         user_name: str = "user",
         channel_id: str = "C0CHAN",
         channel_name: str = "general",
+        team_id: str | None = None,
     ) -> dict[str, str]:
-        """The fields of a slash command (form-encoded over HTTP, a JSON object over the socket)."""
+        """The fields of a slash command (form-encoded over HTTP, a JSON object over the socket), from
+        the fake's own workspace or, with `team_id`, from a workspace that installed the app."""
         return {
             "token": "verification-token-unused",
-            "team_id": self.team_id,
+            "team_id": team_id or self.team_id,
             "team_domain": "fake",
             "channel_id": channel_id,
             "channel_name": channel_name,
@@ -697,6 +872,28 @@ class FakeSlack(FakeServer):
             "is_enterprise_install": "false",
             "response_url": self.new_response_url().url,
             "trigger_id": self._next_id("trigger."),
+        }
+
+    def event_payload(self, event: dict[str, Any], *, team_id: str | None = None) -> dict[str, Any]:
+        """An Events API ``event_callback`` (``app_uninstalled``, ``tokens_revoked``, …) of a workspace."""
+        return {
+            "token": "verification-token-unused",
+            "team_id": team_id or self.team_id,
+            "api_app_id": self.app_id,
+            "event": {**event, "event_ts": f"{self.now():.6f}"},
+            "type": "event_callback",
+            "event_id": self._next_id("Ev"),
+            "event_time": int(self.now()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": team_id or self.team_id,
+                    "user_id": self.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
         }
 
     def block_actions_payload(

@@ -92,13 +92,24 @@ class SlackEventsDriver:
         body = urlencode({"payload": json.dumps(payload)})
         return await self._post(body, payload["response_url"], bad_signature, timestamp_skew)
 
+    async def send_event(self, event: dict[str, Any], *, team_id: str | None = None) -> DriverResponse:
+        """POST a signed Events API callback (JSON), as Slack sends ``app_uninstalled``."""
+        payload = self.fake.event_payload(event, team_id=team_id)
+        return await self._post(json.dumps(payload), "", False, 0.0, content_type="application/json")
+
     async def _post(
-        self, body: str, response_url: str, bad_signature: bool, timestamp_skew: float
+        self,
+        body: str,
+        response_url: str,
+        bad_signature: bool,
+        timestamp_skew: float,
+        *,
+        content_type: str = "application/x-www-form-urlencoded",
     ) -> DriverResponse:
         timestamp = str(int(time.time() + timestamp_skew))
         secret = "not-the-signing-secret" if bad_signature else self.signing_secret
         headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Type": content_type,
             "X-Slack-Request-Timestamp": timestamp,
             "X-Slack-Signature": sign_request(secret, timestamp, body),
             "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",

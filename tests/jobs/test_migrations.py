@@ -18,7 +18,18 @@ from jobs.hints import command_hint
 from jobs.schema import metadata
 from tests.jobs.databases import ENGINES, fresh_postgres_database, require_postgres, sqlite_url
 
-TABLES = {"jobs", "images", "spaces", "bans", "fair_users", "workers"}
+TABLES = {
+    "jobs",
+    "images",
+    "spaces",
+    "bans",
+    "fair_users",
+    "workers",
+    "slack_installations",
+    "slack_bots",
+    "slack_oauth_states",
+    "web_sessions",
+}
 
 
 @pytest.fixture(params=ENGINES)

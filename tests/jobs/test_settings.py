@@ -73,6 +73,7 @@ def test_secrets_never_shown(monkeypatch: pytest.MonkeyPatch, caplog: pytest.Log
         monkeypatch.setenv(env_name(field), SECRET)
     monkeypatch.setenv("IMAGINE_DATABASE_URL", f"postgresql+asyncpg://imagine:{SECRET}@db/imagine")
     monkeypatch.setenv("IMAGINE_DASHBOARD_ENABLED", "true")
+    monkeypatch.setenv("IMAGINE_SLACK_CLIENT_ID", "1111.2222")  # the client secret comes with its id
     settings = load_settings(env_file=None)
     assert settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value() == SECRET
     with caplog.at_level(logging.INFO):
@@ -104,3 +105,10 @@ def test_markdown_table_lists_every_setting() -> None:
     table = markdown_table()
     assert all(f"| `{env_name(name)}` |" in table for name in Settings.model_fields)
     assert "| `IMAGINE_DISCORD_TOKEN` | (unset) | bot token; empty disables Discord (secret) |" in table
+
+
+def test_the_slack_client_id_and_secret_come_together() -> None:
+    with pytest.raises(SettingsError, match="IMAGINE_SLACK_CLIENT_ID and IMAGINE_SLACK_CLIENT_SECRET"):
+        load_settings(env_file=None, slack_client_id="1111.2222")
+    both = load_settings(env_file=None, slack_client_id="1111.2222", slack_client_secret="s")
+    assert both.slack_oauth and not load_settings(env_file=None).slack_oauth

@@ -8,7 +8,6 @@ import re
 from functools import cache
 from pathlib import Path
 
-import discord
 import yaml
 
 from jobs.settings import Settings, env_name
@@ -154,11 +153,22 @@ def test_slack_manifest_matches_the_app() -> None:
         assert f"`{command}" in slack_md
 
 
+def test_the_http_manifest_takes_installs_by_oauth() -> None:
+    from bot.slack.manifest import manifest
+    from bot.slack.oauth import REDIRECT_PATH
+
+    http = manifest(request_url="https://bot.example.com/slack/events")
+    assert http["oauth_config"]["redirect_urls"] == ["https://bot.example.com" + REDIRECT_PATH]
+    assert {"app_uninstalled", "tokens_revoked"} <= set(http["settings"]["event_subscriptions"]["bot_events"])
+    assert "redirect_urls" not in manifest()["oauth_config"]  # Socket Mode: one workspace, one token
+
+
 def test_discord_permissions_and_commands() -> None:
     from bot.discord.admin import ADMIN_COMMANDS
     from bot.discord.commands import COMMANDS
+    from bot.discord.install import PERMISSIONS
 
-    needed = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, attach_files=True)
+    needed = PERMISSIONS  # what `imagine discord-invite` asks for (tests/discord/test_install.py)
     text = (DOCS / "discord.md").read_text()
     assert f"permissions={needed.value}" in text and f"`{needed.value}`" in text
     assert "scope=bot+applications.commands" in text

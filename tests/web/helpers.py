@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -33,3 +34,21 @@ async def page_csrf(client: TestClient, path: str = "/") -> str:
     response = await client.get(path)
     assert response.status == 200, await response.text()
     return csrf_from(await response.text())
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(client: TestClient) -> Samples:
+    """`/metrics` read by prometheus_client's own parser: (sample name, labels) → value."""
+    response = await client.get("/metrics")
+    assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(await response.text())
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)

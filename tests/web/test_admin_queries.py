@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from jobs.db import connect, migrate
-from jobs.metrics import RENDER_SECONDS_BUCKETS
+from jobs.metrics import DELIVERY_SECONDS_BUCKETS, QUEUE_WAIT_SECONDS_BUCKETS, RENDER_SECONDS_BUCKETS
 from jobs.models import EnqueueRequest, JobSearch, Status, UsageFilter
 from jobs.queue import Queue
 from jobs.schema import metadata
@@ -63,7 +63,7 @@ async def test_search_jobs(any_queue: Queue) -> None:
 
 
 async def test_queue_shape_and_counters(any_queue: Queue) -> None:
-    await seed_history(any_queue)
+    history = await seed_history(any_queue)
     for user, guild in (("u1", "g1"), ("u1", "g1"), ("u2", "g2")):
         request = EnqueueRequest(
             platform="discord", user_id=user, user_name=user.upper(), guild_id=guild, prompt="p"
@@ -79,14 +79,33 @@ async def test_queue_shape_and_counters(any_queue: Queue) -> None:
     assert [(d.key, d.queued_jobs, d.running_jobs) for d in by_guild] == [("g1", 1, 1), ("g2", 1, 0)]
     assert len(await any_queue.jobs_with_status(Status.RUNNING)) == 1
 
+    boat = history["boat"]
+    await any_queue.mark_delivered(boat.id, now=boat.finished_at + timedelta(seconds=1.5))
     counts = await any_queue.counters(
-        since=datetime.now(UTC) - timedelta(days=30), buckets=RENDER_SECONDS_BUCKETS
+        since=datetime.now(UTC) - timedelta(days=30),
+        wait_buckets=QUEUE_WAIT_SECONDS_BUCKETS,
+        render_buckets=RENDER_SECONDS_BUCKETS,
+        delivery_buckets=DELIVERY_SECONDS_BUCKETS,
     )
     assert counts.jobs_by_status == {"done": 6, "failed": 1, "cancelled": 1, "queued": 2, "running": 1}
-    assert counts.queued_images == 8 and counts.images_done_total == 14 and counts.images_done_since == 14
-    assert counts.render_seconds_count == 6 and counts.render_seconds_sum == 31.0
-    assert dict(counts.render_seconds_buckets)[5.0] == 4
-    assert counts.delivery_by_state == {"pending": 8}
+    assert counts.queued_images == 8 and counts.images_done_since == 14
+    by_group = {(f.platform, f.kind, f.outcome): (f.jobs, f.images, f.gpu_seconds) for f in counts.finished}
+    assert by_group == {
+        ("discord", "imagine", "done"): (4, 8, 24.0),
+        ("slack", "imagine", "done"): (2, 6, 7.0),
+        ("discord", "imagine", "failed"): (1, 0, 1.0),
+        ("discord", "imagine", "cancelled"): (1, 0, 0.0),
+    }
+    assert counts.render_seconds.count == 6 and counts.render_seconds.sum == 31.0
+    assert dict(counts.render_seconds.buckets)[5.0] == 4
+    # waits of 2, 4, 1, 6, 1 (the failed job), 3, 2 s and the just-claimed job's ~0 s, on both engines
+    assert counts.queue_wait_seconds.count == 8
+    assert counts.queue_wait_seconds.sum == pytest.approx(19.0, abs=0.5)
+    assert dict(counts.queue_wait_seconds.buckets)[2.5] == 5
+    assert counts.delivery_seconds.count == 1
+    assert counts.delivery_seconds.sum == pytest.approx(1.5, abs=0.01)
+    assert dict(counts.delivery_seconds.buckets)[1.0] == 0 and dict(counts.delivery_seconds.buckets)[2.5] == 1
+    assert counts.delivery_by_state == {"pending": 7, "delivered": 1}
 
 
 async def test_delete_images_keeps_the_job(any_queue: Queue) -> None:

@@ -1,8 +1,8 @@
-"""Credentials, signed session cookies and the login limiter, without a server."""
+"""Credentials and the login limiter, without a server (sessions: tests/web/test_signin.py)."""
 
 from __future__ import annotations
 
-from bot.web.auth import Credentials, LoginLimiter, SessionStore, safe_next_path
+from bot.web.auth import Credentials, LoginLimiter, safe_next_path
 
 
 class FakeClock:
@@ -19,28 +19,6 @@ def test_credentials_compare_and_hide() -> None:
     assert not credentials.check("s3cre") and not credentials.check("")
     assert "s3cret" not in repr(credentials)
     assert not Credentials([None])
-
-
-def test_session_cookie_is_signed_and_expires() -> None:
-    clock = FakeClock()
-    store = SessionStore(lifetime_seconds=60, clock=clock)
-    session, cookie = store.start()
-    assert store.from_cookie(cookie) is session
-    session_id, signature = cookie.split(".")
-    tampered = signature[:-1] + ("B" if signature.endswith("A") else "A")  # never the same signature
-    assert store.from_cookie(f"{session_id}.{tampered}") is None
-    assert store.from_cookie(session_id) is None and store.from_cookie(None) is None
-    other = SessionStore(lifetime_seconds=60, clock=clock)
-    assert other.from_cookie(cookie) is None  # another process's key
-    clock.now += 61
-    assert store.from_cookie(cookie) is None
-
-
-def test_ended_session_is_gone() -> None:
-    store = SessionStore(lifetime_seconds=60)
-    session, cookie = store.start()
-    store.end(session)
-    assert store.from_cookie(cookie) is None
 
 
 def test_login_limiter_window() -> None:

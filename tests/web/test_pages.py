@@ -6,12 +6,17 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 
+from bot.discord.install import install_url
+from bot.web.app import create_app
+from bot.web.config import DashboardConfig
 from jobs.models import EnqueueRequest, Job, Status
 from jobs.queue import Queue
+from jobs.settings import Settings
 from tests.web.data import WORKER
-from tests.web.helpers import page_csrf
+from tests.web.helpers import page_csrf, scrape, sign_in, value
 
 PAGES = (
     "/",
@@ -127,17 +132,15 @@ async def test_live_shows_queue_running_and_workers(admin: TestClient, queue: Qu
 
 async def test_metrics(admin: TestClient, queue: Queue, history: dict[str, Job]) -> None:
     await queue.enqueue(EnqueueRequest(platform="cli", user_id="z", prompt="waiting"))
-    response = await admin.get("/metrics")
-    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    text = await response.text()
-    assert "imagine_queue_depth_jobs 1\n" in text
-    assert 'imagine_jobs{status="done"} 6\n' in text and 'imagine_jobs{status="failed"} 1\n' in text
-    assert (
-        'imagine_render_seconds_bucket{le="+Inf"} 6\n' in text and "imagine_render_seconds_count 6\n" in text
-    )
-    assert 'imagine_render_seconds_bucket{le="5"} 4\n' in text  # renders of 5, 6, 3, 8, 4, 5 s
-    assert "imagine_render_seconds_sum 31\n" in text
-    assert "imagine_images_rendered_total 14\n" in text  # 2 + 2 + 4 + 2 + 2 + 2
+    samples = await scrape(admin)
+    assert value(samples, "imagine_queue_depth_jobs") == 1
+    assert value(samples, "imagine_jobs_total", platform="discord", kind="imagine", outcome="done") == 4
+    assert value(samples, "imagine_jobs_total", platform="discord", kind="imagine", outcome="failed") == 1
+    assert value(samples, "imagine_render_seconds_bucket", le="+Inf") == 6
+    assert value(samples, "imagine_render_seconds_count") == 6
+    assert value(samples, "imagine_render_seconds_bucket", le="5.0") == 4  # renders of 5, 6, 3, 8, 4, 5 s
+    assert value(samples, "imagine_render_seconds_sum") == 31
+    assert value(samples, "imagine_images_rendered_total", platform="slack") == 6  # 4 + 2
 
 
 async def test_metrics_with_bearer_password_but_not_without(client: TestClient, queue: Queue) -> None:
@@ -146,7 +149,7 @@ async def test_metrics_with_bearer_password_but_not_without(client: TestClient, 
     assert (await client.get("/metrics")).status == 401
     assert (await client.get("/metrics", headers={"Authorization": "Bearer nope"})).status == 401
     response = await client.get("/metrics", headers={"Authorization": f"Bearer {PASSWORD}"})
-    assert response.status == 200 and "imagine_queue_depth_jobs 0" in await response.text()
+    assert response.status == 200 and "imagine_queue_depth_jobs 0.0" in await response.text()
     # a bearer token never allows a POST (no CSRF token without a session)
     response = await client.post("/moderation/ban", headers={"Authorization": f"Bearer {PASSWORD}"}, data={})
     assert response.status == 401
@@ -155,3 +158,26 @@ async def test_metrics_with_bearer_password_but_not_without(client: TestClient, 
 async def test_healthz_checks_the_database(client: TestClient) -> None:
     response = await client.get("/healthz")
     assert response.status == 200 and (await response.json()) == {"status": "ok"}
+
+
+async def test_live_shows_the_install_links_when_installs_are_configured(
+    settings: Settings, queue: Queue, dashboard_config: DashboardConfig
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "discord_application_id": 123456789012345678,
+            "slack_client_id": "1111.2222",
+            "slack_client_secret": SecretStr("s"),
+            "slack_redirect_uri": "https://bot.example.com/slack/oauth_redirect",
+        }
+    )
+    app = create_app(settings=configured, queue=queue, config=dashboard_config)
+    async with TestClient(TestServer(app)) as client:
+        assert await sign_in(client) == 302
+        text = await (await client.get("/live")).text()
+    assert install_url(123456789012345678).replace("&", "&amp;") in text and "Add to Discord" in text
+    assert 'href="https://bot.example.com/slack/install"' in text and "Add to Slack" in text
+
+
+async def test_live_has_no_install_link_without_the_application_id(admin: TestClient) -> None:
+    assert "Add to Discord" not in await (await admin.get("/live")).text()

@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
 from bot.web.app import create_app
 from bot.web.config import DashboardConfig
+from jobs.db import connect
+from jobs.queue import Queue
 from tests.web.helpers import PASSWORD, csrf_from, sign_in
 
 
 @pytest.fixture
-async def bare_client() -> AsyncIterator[TestClient]:
-    """A dashboard without a queue: enough for pages that never touch it."""
+async def engine_of_queue(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """A second engine on the test's database, to break it underneath the dashboard."""
+    engine = connect(db_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def bare_client(queue: Queue) -> AsyncIterator[TestClient]:
+    """A dashboard on an empty database: enough for sign-in and pages that read nothing."""
     config = DashboardConfig(password=PASSWORD, login_attempts=3, login_window_seconds=60)
-    app = create_app(settings=None, queue=None, config=config)
+    app = create_app(settings=None, queue=queue, config=config)
     async with TestClient(TestServer(app)) as client:
         yield client
 
@@ -112,10 +125,13 @@ async def test_security_headers(bare_client: TestClient) -> None:
 
 
 async def test_a_failing_page_says_so_and_logs(
-    bare_client: TestClient, caplog: pytest.LogCaptureFixture
+    bare_client: TestClient, engine_of_queue: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert await sign_in(bare_client) == 302
-    response = await bare_client.get("/history")  # this app has no queue: the page fails
+    async with engine_of_queue.begin() as conn:  # the jobs are gone from under the dashboard: pages fail
+        await conn.execute(text("DROP TABLE images"))
+        await conn.execute(text("DROP TABLE jobs"))
+    response = await bare_client.get("/history")
     assert response.status == 500
     assert "the details are in the dashboard" in await response.text()
     assert "dashboard page /history failed" in caplog.text
@@ -130,3 +146,29 @@ async def test_sign_ins_are_logged_as_data(bare_client: TestClient, caplog: pyte
     actions = [getattr(record, "action", None) for record in caplog.records]
     assert actions == ["dashboard_sign_in_failed", "dashboard_signed_in"]
     assert all(PASSWORD not in record.getMessage() for record in caplog.records)
+
+
+async def test_a_session_survives_a_restart_is_revoked_at_sign_out_and_expires(queue: Queue) -> None:
+    clock = {"now": datetime.now(UTC)}
+    config = DashboardConfig(password=PASSWORD, session_seconds=3600)
+
+    def dashboard() -> TestClient:  # a fresh process: nothing in memory, the same database
+        return TestClient(
+            TestServer(create_app(settings=None, queue=queue, config=config, now=lambda: clock["now"]))
+        )
+
+    async with dashboard() as first:
+        assert await sign_in(first) == 302
+        cookie = first.session.cookie_jar.filter_cookies(first.make_url("/"))["imagine_session"].value
+    async with dashboard() as second:  # the dashboard restarted: the admin is still signed in
+        second.session.cookie_jar.update_cookies({"imagine_session": cookie}, second.make_url("/"))
+        assert (await second.get("/", allow_redirects=False)).status == 200
+        clock["now"] += timedelta(seconds=3601)  # past its lifetime: gone
+        assert (await second.get("/", allow_redirects=False)).status == 302
+        clock["now"] -= timedelta(seconds=3601)
+        token = csrf_from(await (await second.get("/")).text())
+        assert (await second.post("/logout", data={"csrf_token": token}, allow_redirects=False)).status == 302
+    async with dashboard() as third:  # signed out on one process: revoked everywhere
+        third.session.cookie_jar.update_cookies({"imagine_session": cookie}, third.make_url("/"))
+        assert (await third.get("/", allow_redirects=False)).status == 302
+    assert await queue.find_session(cookie) is None

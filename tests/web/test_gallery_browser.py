@@ -1,0 +1,267 @@
+"""Sign in with Discord and with Slack, and the gallery, in real headless Chromium against the fakes'
+OAuth pages: a member sees only their own pictures, a guild admin sees their guild's usage and not
+another guild's, someone else's picture is 404 and another guild's page 403, the session survives a
+dashboard restart and is gone after sign-out. Screenshots of the gallery and the admin view go to
+IMAGINE_TEST_SCREENSHOTS (default artifacts/screenshots/, not committed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from slack_sdk.oauth.installation_store import Installation
+
+from bot.web.app import create_app
+from jobs.db import connect
+from jobs.models import Job
+from jobs.queue import Queue
+from jobs.settings import Settings, load_settings
+from jobs.slack_installs import SlackInstallations
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import FakeSlack
+from tests.web.browser import SCREENSHOTS, chromium, fresh_page, require_browser
+from tests.web.data import WEB_LIMITS, done_job
+from tests.web.helpers import PASSWORD
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
+
+MANAGE_GUILD = 1 << 5
+SHOTS = Path(os.environ.get("IMAGINE_TEST_SCREENSHOTS", SCREENSHOTS))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Any]:
+    require_browser()
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def discord() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def queue(db_url: str) -> AsyncIterator[Queue]:
+    engine = connect(db_url)
+    yield Queue(engine=engine, limits=WEB_LIMITS)
+    await engine.dispose()
+
+
+@pytest.fixture
+def discord_settings(db_url: str, discord: FakeDiscord) -> Settings:
+    return load_settings(
+        env_file=None,
+        database_url=db_url,
+        dashboard_enabled=True,
+        dashboard_password=PASSWORD,
+        discord_token=discord.token,
+        discord_application_id=discord.application_id,
+        discord_client_secret=discord.client_secret,
+        discord_api_url=discord.api_base,
+    )
+
+
+async def picture_of(queue: Queue, user: Any, guild: Any, prompt: str, *, hours_ago: int) -> Job:
+    return await done_job(
+        queue,
+        prompt,
+        str(user.id),
+        at=datetime.now(UTC) - timedelta(hours=hours_ago),
+        user_name=user.username,
+        guild_id=str(guild.id),
+        channel_id=str(guild.channel_ids[0]),
+    )
+
+
+async def slack_picture(queue: Queue, user_id: str, team_id: str, prompt: str) -> Job:
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    return await done_job(queue, prompt, user_id, at=at, platform="slack", guild_id=team_id, channel_id="C1")
+
+
+async def dashboard(settings: Settings, queue: Queue) -> TestServer:
+    server = TestServer(create_app(settings=settings, queue=queue), host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+async def test_sign_in_with_discord_gallery_guild_admin_and_the_session(
+    browser: Any, discord: FakeDiscord, discord_settings: Settings, queue: Queue
+) -> None:
+    alice, bob, carol = discord.user, discord.add_user("bob"), discord.add_user("carol")
+    home, other = discord.guild, discord.add_guild("Other Server")
+    discord.join(alice, home, permissions=MANAGE_GUILD)  # alice manages `home`…
+    discord.join(alice, other)  # …and is a plain member of `other`
+    discord.join(carol, other, permissions=MANAGE_GUILD)
+    kite = await picture_of(queue, alice, home, "a red kite over the dunes", hours_ago=3)
+    await picture_of(queue, bob, home, "a paper boat on a lake", hours_ago=2)
+    castle = await picture_of(queue, carol, other, "a castle in the clouds", hours_ago=1)
+
+    first = await dashboard(discord_settings, queue)
+    async with fresh_page(browser) as page:
+        base = str(first.make_url("")).rstrip("/")
+        discord.sign_in_browser_as(alice)
+        await page.goto(base + "/gallery")
+        assert "/login" in page.url
+        await page.click("text=Sign in with Discord")
+        await page.wait_for_url(lambda url: "/oauth2/authorize" in url)  # the fake Discord's consent page
+        assert "identify guilds" in await page.content()
+        await page.click("text=Authorize")
+        await page.wait_for_url(lambda url: url.endswith("/gallery"))
+
+        text = await page.inner_text("main")
+        assert "a red kite over the dunes" in text  # her own picture…
+        assert "a paper boat" not in text and "a castle" not in text  # …only hers
+        widths = await page.locator("img").evaluate_all("els => els.map(e => e.naturalWidth)")
+        assert widths and all(width > 0 for width in widths)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SHOTS / "gallery.png"), full_page=True)
+
+        await page.click(f"a[href='/guild/discord/{home.id}']")  # the server she manages
+        await page.wait_for_url(lambda url: f"/guild/discord/{home.id}" in url)
+        text = await page.inner_text("main")
+        assert "a paper boat on a lake" in text and "bob" in text and "a castle" not in text
+        await page.fill("#ban-user", str(bob.id))  # moderation of her own server
+        await page.fill("#ban-reason", "spam")
+        await page.click("button:has-text('Ban here')")
+        await page.wait_for_url(lambda url: url.endswith(f"/guild/discord/{home.id}"))
+        assert "spam" in await page.inner_text("main")
+        [ban] = await queue.bans("discord", str(home.id))
+        assert (ban.user_id, ban.guild_id, ban.banned_by) == (
+            str(bob.id),
+            str(home.id),
+            f"discord:{alice.id}",
+        )
+        await page.screenshot(path=str(SHOTS / "guild-admin.png"), full_page=True)
+        csrf = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+        refused = await page.request.post(
+            f"{base}/guild/discord/{other.id}/ban", form={"csrf_token": csrf or "", "user_id": str(carol.id)}
+        )
+        assert refused.status == 403 and await queue.bans("discord", str(other.id)) == []
+        assert f"/guild/discord/{other.id}" not in await page.content()
+
+        answers = {
+            path: (await page.request.get(base + path, max_redirects=0)).status
+            for path in (
+                f"/gallery/{kite.id}/-1.png",  # hers: served
+                f"/gallery/{castle.id}/-1.png",  # carol's, in a server she does not manage: not found
+                f"/guild/discord/{other.id}",  # a server she does not manage
+                "/history",  # the operator's pages
+                "/moderation",
+            )
+        }
+        assert answers == {
+            f"/gallery/{kite.id}/-1.png": 200,
+            f"/gallery/{castle.id}/-1.png": 404,
+            f"/guild/discord/{other.id}": 403,
+            "/history": 403,
+            "/moderation": 403,
+        }
+
+        await first.close()  # the dashboard restarts: the session is in the database
+        second = await dashboard(discord_settings, queue)
+        try:
+            base = str(second.make_url("")).rstrip("/")
+            await page.goto(base + "/gallery")
+            assert page.url.endswith("/gallery") and "a red kite" in await page.inner_text("main")
+            await page.click(f"figure[data-job='{kite.id}'] button:has-text('Delete')")  # her own pictures
+            await page.wait_for_url(lambda url: url.endswith("/gallery"))
+            assert "Deleted" in await page.inner_text("main")
+            assert (await page.request.get(f"{base}/gallery/{kite.id}/-1.png")).status == 404
+            await page.click("button.signout")
+            await page.wait_for_url(lambda url: "/login" in url)
+            await page.goto(base + "/gallery")
+            assert "/login" in page.url  # signed out: the session is gone
+        finally:
+            await second.close()
+
+
+async def test_a_forged_state_is_refused(discord_settings: Settings, queue: Queue) -> None:
+    async with TestClient(TestServer(create_app(settings=discord_settings, queue=queue))) as client:
+        start = await client.get("/login/discord", allow_redirects=False)
+        assert start.status == 302 and "state=" in start.headers["Location"]
+        response = await client.get(
+            "/login/discord/callback?code=abc&state=not-the-one", allow_redirects=False
+        )
+        assert response.status == 403
+        assert await queue.find_session("anything") is None
+
+
+async def test_sign_in_with_slack_sees_own_pictures_and_the_workspace_it_administers(
+    browser: Any, db_url: str, queue: Queue
+) -> None:
+    async with FakeSlack() as slack:
+        settings = load_settings(
+            env_file=None,
+            database_url=db_url,
+            dashboard_enabled=True,
+            dashboard_password=PASSWORD,
+            slack_client_id=slack.client_id,
+            slack_client_secret=slack.client_secret,
+            slack_api_url=slack.api_url,
+        )
+        installations = SlackInstallations.of_queue(queue, client_id=slack.client_id)
+        await installations.installation_store.async_save(  # T1 installed the app; T2 did not
+            Installation(app_id=slack.app_id, team_id="T1", user_id="U0ADMIN", bot_token=slack.bot_token)
+        )
+        slack.add_user("U1DANA", name="dana", is_admin=True)
+        mine = await done_job(
+            queue,
+            "a lighthouse at dawn",
+            "U1DANA",
+            at=datetime.now(UTC),
+            platform="slack",
+            guild_id="T1",
+            channel_id="C1",
+        )
+        await done_job(
+            queue,
+            "a teapot in space",
+            "U1ERIK",
+            at=datetime.now(UTC),
+            platform="slack",
+            guild_id="T1",
+            channel_id="C1",
+        )
+        elsewhere = await done_job(
+            queue,
+            "a fox in the snow",
+            "U2FINN",
+            at=datetime.now(UTC),
+            platform="slack",
+            guild_id="T2",
+            channel_id="C2",
+        )
+        server = await dashboard(settings, queue)
+        try:
+            async with fresh_page(browser) as page:
+                base = str(server.make_url("")).rstrip("/")
+                slack.sign_in_browser_as("U1DANA", team_id="T1", name="dana")
+                await page.goto(base + "/login")
+                await page.click("text=Sign in with Slack")
+                await page.wait_for_url(lambda url: "/openid/connect/authorize" in url)
+                await page.click("text=Allow")
+                await page.wait_for_url(lambda url: url.endswith("/gallery"))
+                text = await page.inner_text("main")
+                assert "a lighthouse at dawn" in text and "a teapot" not in text and "a fox" not in text
+                answers = {
+                    path: (await page.request.get(base + path, max_redirects=0)).status
+                    for path in (
+                        f"/gallery/{mine.id}/-1.png",
+                        f"/gallery/{elsewhere.id}/-1.png",
+                        "/guild/slack/T1",  # she is an admin of T1, where the app is installed
+                        "/guild/slack/T2",
+                    )
+                }
+                assert list(answers.values()) == [200, 404, 200, 403]
+                await page.goto(base + "/guild/slack/T1")
+                assert "a teapot in space" in await page.inner_text("main")
+        finally:
+            await server.close()
