@@ -17,6 +17,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from slack_sdk.oauth.installation_store import Installation
 
+from bot.web import texts
 from bot.web.app import create_app
 from jobs.db import connect
 from jobs.models import Job
@@ -291,5 +292,22 @@ async def test_sign_in_with_slack_sees_own_pictures_and_the_workspace_it_adminis
                 await page.goto(base + "/guild/slack/T1")
                 text = await page.inner_text("main")
                 assert "a teapot in space" in text and "Slack workspace T1" in text
+
+            for forgery, problem in (
+                ({"nonce": "someone-elses"}, "Invalid claim: 'nonce'"),
+                (
+                    {"foreign_key": True},
+                    "bad signature",
+                ),
+            ):
+                async with fresh_page(browser) as page:
+                    slack.forge_next_id_token(**forgery)
+                    await page.goto(base + "/login")
+                    await page.click("text=Sign in with Slack")
+                    await page.click("text=Allow")
+                    await page.wait_for_url(lambda url: "/login/slack/callback" in url)
+                    assert texts.refused_slack_id_token(problem) in await page.inner_text("main")
+                    await page.goto(base + "/gallery")
+                    assert "/login" in page.url  # nobody was signed in
         finally:
             await server.close()
