@@ -379,11 +379,15 @@ def job_by_id(job_id: int, *, lock: bool = False, dialect: str = "") -> Select[A
     return stmt.with_for_update() if lock and dialect == "postgresql" else stmt
 
 
-def jobs_for_user(platform: str, user_id: str, limit: int, statuses: Collection[str] | None) -> Select[Any]:
-    """A user's most recent jobs, newest first."""
+def jobs_for_user(
+    platform: str, user_id: str, limit: int, statuses: Collection[str] | None, *, with_pictures: bool = False
+) -> Select[Any]:
+    """A user's most recent jobs, newest first (only those with stored pictures, for a gallery)."""
     stmt = select(jobs).where(jobs.c.platform == platform, jobs.c.user_id == user_id)
     if statuses:
         stmt = stmt.where(jobs.c.status.in_(statuses))
+    if with_pictures:
+        stmt = stmt.where(select(images.c.job_id).where(images.c.job_id == jobs.c.id).exists())
     return stmt.order_by(jobs.c.id.desc()).limit(limit)
 
 

@@ -562,11 +562,19 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
             return await self._get(conn, job_id)
 
     async def jobs_for_user(
-        self, platform: str, user_id: str, *, limit: int = 20, statuses: Collection[Status] | None = None
+        self,
+        platform: str,
+        user_id: str,
+        *,
+        limit: int = 20,
+        statuses: Collection[Status] | None = None,
+        with_pictures: bool = False,
     ) -> list[Job]:
         async with self._reading() as conn:
             rows = await conn.execute(
-                q.jobs_for_user(platform, user_id, limit, [s.value for s in statuses or ()])
+                q.jobs_for_user(
+                    platform, user_id, limit, [s.value for s in statuses or ()], with_pictures=with_pictures
+                )
             )
             return [Job.from_row(row) for row in rows]
 

@@ -125,6 +125,15 @@ def image_indices(job_id: int) -> Select[Any]:
     return select(images.c.index).where(images.c.job_id == job_id).order_by(images.c.index)
 
 
+def image_indices_of(job_ids: Sequence[int]) -> Select[Any]:
+    """Which pictures of several jobs are stored, in one round trip (a gallery page)."""
+    return (
+        select(images.c.job_id, images.c.index)
+        .where(images.c.job_id.in_(job_ids))
+        .order_by(images.c.job_id, images.c.index)
+    )
+
+
 # --- the queue right now -------------------------------------------------------------------------------
 
 

@@ -131,6 +131,16 @@ class ReportsMixin(QueueBase):
         async with self._reading() as conn:
             return list((await conn.execute(rq.image_indices(job_id))).scalars())
 
+    async def image_indices_of(self, job_ids: Sequence[int]) -> dict[int, list[int]]:
+        """Each job's stored pictures (-1 is the grid); a job whose pictures were deleted is absent."""
+        stored: dict[int, list[int]] = {}
+        if not job_ids:
+            return stored
+        async with self._reading() as conn:
+            for row in await conn.execute(rq.image_indices_of(job_ids)):
+                stored.setdefault(row.job_id, []).append(row.index)
+        return stored
+
     async def delete_images(self, job_id: int) -> int:
         """Delete a job's stored pictures; its `jobs` row (the usage record) stays. Returns how many went."""
         async with self._engine.begin() as conn:

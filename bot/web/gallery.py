@@ -1,6 +1,7 @@
 """A signed-in person's own pictures, and the pages of the servers they administer.
 
-    GET  /gallery                        your finished jobs: grid, prompt, options, link to the chat
+    GET  /gallery                        your finished jobs with stored pictures: the grid and each
+                                         image (each downloadable), prompt, options, link to the chat
     GET  /gallery/{job}/{index}.png      a picture, only to its owner, an admin of its server, the operator
     POST /gallery/{job}/delete           forget your own job's pictures (the usage row stays)
     GET  /guild/{platform}/{guild}       a server's usage, recent prompts and bans: its admins, the operator
@@ -10,6 +11,8 @@ Someone else's picture answers 404 (whether it exists is not theirs to know); an
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -24,6 +27,7 @@ routes = web.RouteTableDef()
 
 GALLERY_SIZE = 60
 DISCORD_WEB = "https://discord.com/channels"
+SLACK_DEEP_LINK = "slack://channel"
 
 
 def may_see(session: Session, job: Job) -> bool:
@@ -40,10 +44,21 @@ def grant_of(platform: str, guild_id: str) -> str:
 
 
 def chat_link(job: Job) -> str | None:
-    """Where the result was posted, when the platform has a web link for it."""
+    """Where the result was posted (None until it is), from the message refs its poster recorded.
+
+    Discord: the message's own link, in the channel the poster says it used (`final_channel_id`; a DM
+    is `@me`). Slack: the https permalink needs the workspace's subdomain, which no stored ref holds
+    (installs keep the team id and name; `chat.getPermalink` would be a Web API call per card), so it
+    is Slack's documented deep link to the channel the grid was shared in, by team and channel id.
+    """
     message = job.refs.final_message_id
-    if job.platform == "discord" and message and job.guild_id:
-        return f"{DISCORD_WEB}/{job.guild_id}/{job.channel_id}/{message}"
+    if not message:
+        return None
+    if job.platform == "discord":
+        channel = job.refs.extra.get("final_channel_id") or job.channel_id
+        return f"{DISCORD_WEB}/{job.guild_id or '@me'}/{channel}/{message}"
+    if job.platform == "slack" and job.guild_id and job.channel_id:
+        return f"{SLACK_DEEP_LINK}?{urlencode({'team': job.guild_id, 'id': job.channel_id})}"
     return None
 
 
@@ -53,11 +68,26 @@ async def gallery_page(request: web.Request) -> web.Response:
     owner = session.platform_user
     if owner is None:
         raise web.HTTPFound("/history")  # the operator's view of everyone's pictures
-    jobs = await queue_of(request).jobs_for_user(*owner, limit=GALLERY_SIZE, statuses=[Status.DONE])
-    guilds = [grant.split(":", 1) for grant in session.grants]
+    queue = queue_of(request)
+    # A job whose pictures were deleted (by its owner, or by retention) has no card: nothing to show.
+    jobs = await queue.jobs_for_user(*owner, limit=GALLERY_SIZE, statuses=[Status.DONE], with_pictures=True)
+    pictures = await queue.image_indices_of([job.id for job in jobs])
+    guilds = [
+        (platform, guild_id, texts.space_word(platform)) for platform, guild_id in _split(session.grants)
+    ]
     return render(
-        request, "gallery.html", jobs=jobs, guilds=guilds, user_name=session.user_name, link=chat_link
+        request,
+        "gallery.html",
+        jobs=[job for job in jobs if job.id in pictures],  # deleted between the two reads
+        pictures=pictures,
+        guilds=guilds,
+        user_name=session.user_name,
+        link=chat_link,
     )
+
+
+def _split(grants: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(platform, guild_id) for platform, _, guild_id in (grant.partition(":") for grant in grants)]
 
 
 async def _visible_job(request: web.Request) -> Job:
@@ -77,7 +107,8 @@ async def picture(request: web.Request) -> web.Response:
         image = await queue_of(request).image(job.id, int(request.match_info["index"]))
     except JobNotFound:
         raise web.HTTPNotFound(text=texts.ERROR_PICTURE_NOT_STORED) from None
-    filename = f"imagine-{job.id}-{request.match_info['index']}.png"
+    index = int(request.match_info["index"])
+    filename = f"imagine-{job.id}-{'grid' if index < 0 else index + 1}.png"
     return web.Response(
         body=image.png,
         content_type="image/png",
@@ -140,6 +171,7 @@ async def guild_page(request: web.Request) -> web.Response:
         "guild.html",
         platform=platform,
         guild_id=guild_id,
+        place=texts.space_word(platform),
         usage=usage,
         recent=recent,
         total=total,

@@ -7,7 +7,9 @@
                                   account "discord:<user id>", grants "discord:<guild id>" for every guild
                                   where they have Manage Server (or Administrator) and the bot is installed
 
-    GET /login/slack, /login/slack/callback   the same with Slack: account "slack:<user id>", grant
+    GET /login/slack, /login/slack/callback   the same with Slack (OpenID Connect: Slack's discovery
+                                  document and keys, the id_token's signature, issuer, audience, nonce
+                                  and expiry checked by authlib): account "slack:<user id>", grant
                                   "slack:<team id>" for a workspace admin or owner where the app is installed
 
 A platform user sees their own pictures (bot/web/gallery.py) and the pages of the servers they were
@@ -24,7 +26,11 @@ from typing import Any
 
 import httpx2
 from aiohttp import web
+from authlib.integrations.base_client import BaseApp
+from authlib.integrations.base_client.async_app import AsyncOAuth2Mixin
+from authlib.integrations.base_client.async_openid import AsyncOpenIDMixin
 from authlib.integrations.httpx_client import AsyncOAuth2Client
+from joserfc.errors import JoseError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -108,7 +114,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     grants = tuple(sorted(f"discord:{guild_id}" for guild_id in managed & installed))
     name = str(user.get("global_name") or user.get("username") or user["id"])
     account = f"discord:{user['id']}"
-    return await _signed_in(request, account, name, grants, STATE_COOKIE, CALLBACK_PATH)
+    return await _signed_in(request, account, name, grants, (STATE_COOKIE,), CALLBACK_PATH)
 
 
 def _set_state_cookie(
@@ -138,7 +144,12 @@ def _checked_state(request: web.Request, cookie: str) -> str:
 
 
 async def _signed_in(
-    request: web.Request, account: str, name: str, grants: tuple[str, ...], state_cookie: str, path: str
+    request: web.Request,
+    account: str,
+    name: str,
+    grants: tuple[str, ...],
+    state_cookies: tuple[str, ...],
+    path: str,
 ) -> web.StreamResponse:
     _session, cookie = await request.app[SESSIONS].start(account, user_name=name, grants=grants)
     log.info(
@@ -157,7 +168,8 @@ async def _signed_in(
         path="/",
         max_age=int(config.session_seconds),
     )
-    response.del_cookie(state_cookie, path=path)
+    for cookie in state_cookies:
+        response.del_cookie(cookie, path=path)
     raise response
 
 
@@ -175,6 +187,7 @@ async def _bot_guilds(api: str, settings: Any) -> set[str]:
 
 SLACK_CALLBACK_PATH = "/login/slack/callback"
 SLACK_STATE_COOKIE = "imagine_slack_state"
+SLACK_NONCE_COOKIE = "imagine_slack_nonce"
 SLACK_SCOPES = "openid profile"
 
 
@@ -182,16 +195,32 @@ def slack_sign_in_enabled(settings: Any) -> bool:
     return bool(getattr(settings, "slack_oauth", False))
 
 
-def _slack_client(request: web.Request) -> AsyncOAuth2Client:
+class SlackOpenID(AsyncOAuth2Mixin, AsyncOpenIDMixin, BaseApp):  # type: ignore[misc]
+    """authlib's own OpenID Connect client, composed the way its Starlette integration composes its
+    own (authlib has none for aiohttp): discovery, the JWKS, and `parse_id_token`, which checks the
+    id_token's signature, issuer, audience (our client id), nonce and expiry."""
+
+    client_cls = AsyncOAuth2Client
+
+
+def _slack_openid(request: web.Request) -> SlackOpenID:
     settings: Any = request.app[SETTINGS]
-    return AsyncOAuth2Client(
+    web_base = settings.slack_api_url.rstrip("/").removesuffix("/api")
+    return SlackOpenID(
+        framework=None,
         client_id=settings.slack_client_id,
         client_secret=settings.slack_client_secret.get_secret_value(),
-        scope=SLACK_SCOPES,
-        redirect_uri=str(request.url.origin()) + SLACK_CALLBACK_PATH,
-        token_endpoint_auth_method="client_secret_post",  # Slack reads the credentials from the form
-        timeout=10.0,
+        server_metadata_url=web_base + "/.well-known/openid-configuration",
+        client_kwargs={
+            "scope": SLACK_SCOPES,
+            "token_endpoint_auth_method": "client_secret_post",  # Slack reads the credentials from the form
+            "timeout": 10.0,
+        },
     )
+
+
+def _slack_redirect_uri(request: web.Request) -> str:
+    return str(request.url.origin()) + SLACK_CALLBACK_PATH
 
 
 @routes.get("/login/slack")
@@ -199,14 +228,18 @@ async def start_slack(request: web.Request) -> web.StreamResponse:
     settings: Any = request.app[SETTINGS]
     if not slack_sign_in_enabled(settings):
         raise web.HTTPNotFound(text=texts.SLACK_SIGN_IN_OFF)
-    state = secrets.token_urlsafe(24)
-    web_base = settings.slack_api_url.rstrip("/").removesuffix("/api")
-    async with _slack_client(request) as client:
-        url, _ = client.create_authorization_url(
-            web_base + "/openid/connect/authorize", state=state, nonce=secrets.token_urlsafe(16)
+    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(16)
+    try:
+        started = await _slack_openid(request).create_authorization_url(
+            redirect_uri=_slack_redirect_uri(request), state=state, nonce=nonce
         )
-    response = web.HTTPFound(url)
+    except (httpx2.HTTPError, ValueError, KeyError, RuntimeError) as exc:  # discovery failed
+        log.warning("Sign in with Slack failed: %s", exc, extra={"action": "dashboard_slack_sign_in_failed"})
+        raise web.HTTPBadGateway(text=texts.refused_slack_sign_in(type(exc).__name__)) from None
+    response = web.HTTPFound(started["url"])
     _set_state_cookie(request, response, SLACK_STATE_COOKIE, state, SLACK_CALLBACK_PATH)
+    # The nonce the id_token must carry, bound to this browser like the state.
+    _set_state_cookie(request, response, SLACK_NONCE_COOKIE, nonce, SLACK_CALLBACK_PATH)
     raise response
 
 
@@ -216,24 +249,46 @@ async def slack_callback(request: web.Request) -> web.StreamResponse:
     if not slack_sign_in_enabled(settings):
         raise web.HTTPNotFound(text=texts.SLACK_SIGN_IN_OFF)
     given = _checked_state(request, SLACK_STATE_COOKIE)
-    api = settings.slack_api_url.rstrip("/") + "/"
+    nonce = request.cookies.get(SLACK_NONCE_COOKIE, "")
+    if not nonce:
+        raise web.HTTPForbidden(text=texts.REFUSED_OAUTH_STATE)
+    openid = _slack_openid(request)
     try:
-        async with _slack_client(request) as client:
-            await client.fetch_token(api + "openid.connect.token", code=request.query["code"], state=given)
-            info = (await client.get(api + "openid.connect.userInfo")).raise_for_status().json()
-        if not info.get("ok"):
-            raise ValueError(info.get("error", "not ok"))
-        user_id = str(info["https://slack.com/user_id"])
-        team_id = str(info["https://slack.com/team_id"])
+        token = await openid.fetch_access_token(
+            redirect_uri=_slack_redirect_uri(request), code=request.query["code"], state=given
+        )
+        if "id_token" not in token:
+            raise KeyError("id_token")
+        issuer = (await openid.load_server_metadata())["issuer"]
+        # Options name the audience too: authlib's default lets a token for another client through when
+        # its `azp` names ours.
+        only = {
+            "iss": {"essential": True, "value": issuer},
+            "aud": {"essential": True, "value": openid.client_id},
+        }
+        claims = await openid.parse_id_token(token, nonce=nonce, claims_options=only)
+    except JoseError as exc:  # a forged, replayed or expired id_token: nobody is signed in
+        log.warning(
+            "Sign in with Slack: id_token refused: %s",
+            exc,
+            extra={"action": "dashboard_slack_id_token_refused"},
+        )
+        problem = exc.description or exc.error.replace("_", " ")  # joserfc's words: "Invalid claim: 'nonce'"
+        raise web.HTTPForbidden(text=texts.refused_slack_id_token(problem)) from None
+    except (httpx2.HTTPError, ValueError, KeyError, RuntimeError) as exc:
+        log.warning("Sign in with Slack failed: %s", exc, extra={"action": "dashboard_slack_sign_in_failed"})
+        raise web.HTTPBadGateway(text=texts.refused_slack_sign_in(type(exc).__name__)) from None
+    try:
+        user_id = str(claims["https://slack.com/user_id"])
+        team_id = str(claims["https://slack.com/team_id"])
         is_admin = await _slack_workspace_admin(request, settings, team_id=team_id, user_id=user_id)
-    except (httpx2.HTTPError, ValueError, KeyError, SlackApiError) as exc:
+    except (KeyError, SlackApiError) as exc:
         log.warning("Sign in with Slack failed: %s", exc, extra={"action": "dashboard_slack_sign_in_failed"})
         raise web.HTTPBadGateway(text=texts.refused_slack_sign_in(type(exc).__name__)) from None
     grants = (f"slack:{team_id}",) if is_admin else ()
-    name = str(info.get("name") or user_id)
-    return await _signed_in(
-        request, f"slack:{user_id}", name, grants, SLACK_STATE_COOKIE, SLACK_CALLBACK_PATH
-    )
+    name = str(claims.get("name") or user_id)
+    cookies = (SLACK_STATE_COOKIE, SLACK_NONCE_COOKIE)
+    return await _signed_in(request, f"slack:{user_id}", name, grants, cookies, SLACK_CALLBACK_PATH)
 
 
 async def _slack_workspace_admin(request: web.Request, settings: Any, *, team_id: str, user_id: str) -> bool:

@@ -63,6 +63,10 @@ def render_text(request: web.Request, template: str, **context: Any) -> str:
     context.setdefault("signed_in", session is not None)
     context.setdefault("path", request.path)
     context.setdefault("nav", NAV if session is None or session.is_operator else PLATFORM_NAV)
+    # "imagine admin" is the operator's; a platform user sees whom they are signed in as.
+    context.setdefault(
+        "viewer", session.user_name or session.account if session and not session.is_operator else ""
+    )
     return request.app[TEMPLATES].get_template(template).render(**context)
 
 

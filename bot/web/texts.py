@@ -36,6 +36,10 @@ def refused_slack_sign_in(problem: str) -> str:
     return f"Slack did not sign you in ({problem}). Try again from the sign-in page."
 
 
+def refused_slack_id_token(problem: str) -> str:
+    return f"Slack's sign-in token did not check out ({problem}), so nobody was signed in. Sign in again."
+
+
 REFUSED_CSRF = "This form expired or did not come from the dashboard: reload the page and try again."
 ERROR_PAGE_FAILED = (
     "Something went wrong showing this page; the details are in the dashboard's log. "
@@ -88,8 +92,13 @@ def queued(job_id: int, position: int) -> str:
 # --- moderation ------------------------------------------------------------------------------------------
 
 
+def space_word(platform: str) -> str:
+    """What a platform calls the place the bot is installed in."""
+    return {"discord": "server", "slack": "workspace"}.get(platform, "guild/workspace")
+
+
 def banned(platform: str, user_id: str, guild_id: str) -> str:
-    where = f"guild/workspace {guild_id}" if guild_id else f"all of {platform}"
+    where = f"{space_word(platform)} {guild_id}" if guild_id else f"all of {platform}"
     return f"Banned {platform} user {user_id} in {where}."
 
 

@@ -10,8 +10,11 @@ One aiohttp server plays every part of Slack the bot touches:
   approves at once for the workspace named by `approve_installs_as`, redirecting to the app's redirect
   URL with a one-time ``code``, and ``oauth.v2.access``, which trades the code for that workspace's own
   bot token. Each installed workspace (`workspaces`) has its token; `uninstall` revokes it;
-- "Sign in with Slack" (OpenID Connect): ``/openid/connect/authorize`` (a consent page for the person
-  `sign_in_browser_as` names), ``openid.connect.token`` and ``openid.connect.userInfo``.
+- "Sign in with Slack" (OpenID Connect): the discovery document ``/.well-known/openid-configuration``
+  and its keys ``/openid/connect/keys`` (an RS256 key generated per fake), ``/openid/connect/authorize``
+  (a consent page for the person `sign_in_browser_as` names), ``openid.connect.token`` (an id_token
+  signed with that key, carrying the request's nonce; `forge_next_id_token` spoils the next one) and
+  ``openid.connect.userInfo``.
 
 Tests push slash commands and button clicks over the socket with ``socket_send_*``, or, in HTTP
 mode, sign and POST them to the app with ``tests.fakes.slack_apps.SlackEventsDriver``; then they
@@ -51,6 +54,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
 
 from tests.fakes.server import DEFAULT_WAIT_SECONDS, FakeServer, Page
 
@@ -244,7 +249,9 @@ class FakeSlack(FakeServer):
         self._current_token: str | None = None
         # Sign in with Slack: who is signed in to Slack in the browser, codes, and user tokens handed out.
         self.browser_user: tuple[str, str, str] | None = None  # user id, team id, name
-        self._openid_codes: dict[str, tuple[str, str, str]] = {}
+        self._openid_codes: dict[str, tuple[tuple[str, str, str], str]] = {}  # code: person, nonce
+        self._signing_key: RSAKey | None = None  # made when first needed: most tests never sign anyone in
+        self._forgery: dict[str, Any] | None = None
         self.user_tokens: dict[str, tuple[str, str, str]] = {}
         self._current_auth: str = ""
 
@@ -280,6 +287,8 @@ class FakeSlack(FakeServer):
         app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
         app.router.add_get("/openid/connect/authorize", self._openid_page)
         app.router.add_post("/openid/connect/authorize", self._openid_approve)
+        app.router.add_get("/.well-known/openid-configuration", self._openid_configuration)
+        app.router.add_get("/openid/connect/keys", self._openid_keys)
         return app
 
     async def _close_connections(self) -> None:
@@ -356,6 +365,58 @@ class FakeSlack(FakeServer):
     def sign_in_browser_as(self, user_id: str, *, team_id: str, name: str) -> None:
         self.browser_user = (user_id, team_id, name)
 
+    @property
+    def signing_key(self) -> RSAKey:
+        if self._signing_key is None:
+            self._signing_key = RSAKey.generate_key(
+                2048, parameters={"kid": f"fake-slack-{uuid.uuid4().hex[:6]}"}
+            )
+        return self._signing_key
+
+    def forge_next_id_token(self, *, nonce: str | None = None, foreign_key: bool = False) -> None:
+        """The next id_token carries another nonce, or is signed with a key that is not in the JWKS."""
+        self._forgery = {"nonce": nonce, "foreign_key": foreign_key}
+
+    async def _openid_configuration(self, request: web.Request) -> web.Response:
+        """Like https://slack.com/.well-known/openid-configuration, with this fake's addresses."""
+        return web.json_response(
+            {
+                "issuer": self.base_url,
+                "authorization_endpoint": f"{self.base_url}/openid/connect/authorize",
+                "token_endpoint": f"{self.api_url}openid.connect.token",
+                "userinfo_endpoint": f"{self.api_url}openid.connect.userInfo",
+                "jwks_uri": f"{self.base_url}/openid/connect/keys",
+                "scopes_supported": ["openid", "profile", "email"],
+                "response_types_supported": ["code"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            }
+        )
+
+    async def _openid_keys(self, request: web.Request) -> web.Response:
+        return web.json_response(KeySet([self.signing_key]).as_dict(private=False))
+
+    def _id_token(self, person: tuple[str, str, str], nonce: str) -> str:
+        user_id, team_id, name = person
+        forgery, self._forgery = self._forgery or {}, None
+        now = int(time.time())
+        claims = {
+            "iss": self.base_url,
+            "sub": user_id,
+            "aud": self.client_id,
+            "exp": now + 300,
+            "iat": now,
+            "auth_time": now,
+            "nonce": forgery.get("nonce") or nonce,
+            "https://slack.com/user_id": user_id,
+            "https://slack.com/team_id": team_id,
+            "name": name,
+        }
+        key = self.signing_key
+        if forgery.get("foreign_key"):  # same kid, other key: only the signature gives it away
+            key = RSAKey.generate_key(2048, parameters={"kid": self.signing_key.kid or ""})
+        return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
     async def _openid_page(self, request: web.Request) -> web.Response:
         query = request.query
         scopes = query.get("scope", "").split()
@@ -378,7 +439,7 @@ class FakeSlack(FakeServer):
         if self.browser_user is None or not form.get("redirect_uri"):
             return web.Response(status=400, text="invalid_request")
         code = uuid.uuid4().hex
-        self._openid_codes[code] = self.browser_user
+        self._openid_codes[code] = (self.browser_user, str(form.get("nonce", "")))
         query = urlencode({"code": code, "state": str(form.get("state", ""))})
         raise web.HTTPFound(f"{form['redirect_uri']}?{query}")
 
@@ -389,12 +450,13 @@ class FakeSlack(FakeServer):
             client_id, _, client_secret = decoded.partition(":")
         if (client_id, client_secret) != (self.client_id, self.client_secret):
             raise _ApiError("invalid_client_id")
-        person = self._openid_codes.pop(str(args.get("code", "")), None)  # a code works once
-        if person is None:
+        approved = self._openid_codes.pop(str(args.get("code", "")), None)  # a code works once
+        if approved is None:
             raise _ApiError("invalid_code")
+        person, nonce = approved
         token = f"xoxp-{uuid.uuid4().hex[:12]}"
         self.user_tokens[token] = person
-        return _ok(access_token=token, token_type="Bearer", id_token="not-checked-by-the-app")
+        return _ok(access_token=token, token_type="Bearer", id_token=self._id_token(person, nonce))
 
     def _openid_user_info(self, args: dict[str, Any]) -> dict[str, Any]:
         person = self.user_tokens.get(self._current_token or "")

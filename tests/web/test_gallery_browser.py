@@ -17,6 +17,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from slack_sdk.oauth.installation_store import Installation
 
+from bot.web import texts
 from bot.web.app import create_app
 from jobs.db import connect
 from jobs.models import Job
@@ -100,7 +101,10 @@ async def test_sign_in_with_discord_gallery_guild_admin_and_the_session(
     discord.join(alice, home, permissions=MANAGE_GUILD)  # alice manages `home`…
     discord.join(alice, other)  # …and is a plain member of `other`
     discord.join(carol, other, permissions=MANAGE_GUILD)
+    lantern = await picture_of(queue, alice, home, "a lantern in the fog", hours_ago=4)  # not posted yet
     kite = await picture_of(queue, alice, home, "a red kite over the dunes", hours_ago=3)
+    posted_in, message_id = str(home.channel_ids[0]), "1180000000000000042"
+    await queue.mark_delivered(kite.id, final_message_id=message_id, final_channel_id=posted_in)
     await picture_of(queue, bob, home, "a paper boat on a lake", hours_ago=2)
     castle = await picture_of(queue, carol, other, "a castle in the clouds", hours_ago=1)
 
@@ -119,14 +123,25 @@ async def test_sign_in_with_discord_gallery_guild_admin_and_the_session(
         text = await page.inner_text("main")
         assert "a red kite over the dunes" in text  # her own picture…
         assert "a paper boat" not in text and "a castle" not in text  # …only hers
-        widths = await page.locator("img").evaluate_all("els => els.map(e => e.naturalWidth)")
-        assert widths and all(width > 0 for width in widths)
+        brand = await page.inner_text(".brand")
+        assert brand.startswith("imagine") and alice.username in brand and "admin" not in brand
+        card = page.locator(f"figure[data-job='{kite.id}']")
+        shown = await card.locator("img").evaluate_all(
+            "els => els.map(e => [e.dataset.index, e.complete && e.naturalWidth > 0])"
+        )
+        assert shown == [["-1", True], ["0", True], ["1", True]]  # the grid and each image, loaded
+        downloads = await card.locator("a[download]").evaluate_all("els => els.map(e => e.pathname)")
+        assert sorted(downloads) == sorted(f"/gallery/{kite.id}/{index}.png" for index in (-1, 0, 1))
+        chat = await card.locator("a.chat-link").get_attribute("href")
+        assert chat == f"https://discord.com/channels/{home.id}/{posted_in}/{message_id}"
+        assert await page.locator(f"figure[data-job='{lantern.id}'] a.chat-link").count() == 0
         SHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SHOTS / "gallery.png"), full_page=True)
 
         await page.click(f"a[href='/guild/discord/{home.id}']")  # the server she manages
         await page.wait_for_url(lambda url: f"/guild/discord/{home.id}" in url)
         text = await page.inner_text("main")
+        assert f"Discord server {home.id}" in text and "guild/workspace" not in text
         assert "a paper boat on a lake" in text and "bob" in text and "a castle" not in text
         await page.fill("#ban-user", str(bob.id))  # moderation of her own server
         await page.fill("#ban-reason", "spam")
@@ -151,7 +166,9 @@ async def test_sign_in_with_discord_gallery_guild_admin_and_the_session(
             path: (await page.request.get(base + path, max_redirects=0)).status
             for path in (
                 f"/gallery/{kite.id}/-1.png",  # hers: served
+                f"/gallery/{kite.id}/1.png",
                 f"/gallery/{castle.id}/-1.png",  # carol's, in a server she does not manage: not found
+                f"/gallery/{castle.id}/0.png",
                 f"/guild/discord/{other.id}",  # a server she does not manage
                 "/history",  # the operator's pages
                 "/moderation",
@@ -159,7 +176,9 @@ async def test_sign_in_with_discord_gallery_guild_admin_and_the_session(
         }
         assert answers == {
             f"/gallery/{kite.id}/-1.png": 200,
+            f"/gallery/{kite.id}/1.png": 200,
             f"/gallery/{castle.id}/-1.png": 404,
+            f"/gallery/{castle.id}/0.png": 404,
             f"/guild/discord/{other.id}": 403,
             "/history": 403,
             "/moderation": 403,
@@ -174,7 +193,11 @@ async def test_sign_in_with_discord_gallery_guild_admin_and_the_session(
             await page.click(f"figure[data-job='{kite.id}'] button:has-text('Delete')")  # her own pictures
             await page.wait_for_url(lambda url: url.endswith("/gallery"))
             assert "Deleted" in await page.inner_text("main")
-            assert (await page.request.get(f"{base}/gallery/{kite.id}/-1.png")).status == 404
+            assert await page.locator(f"figure[data-job='{kite.id}']").count() == 0  # its card is gone…
+            loaded = await page.locator("img").evaluate_all("els => els.map(e => e.naturalWidth > 0)")
+            assert loaded == [True, True, True]  # …and no broken image is left: the lantern's three
+            for index in (-1, 0, 1):
+                assert (await page.request.get(f"{base}/gallery/{kite.id}/{index}.png")).status == 404
             await page.click("button.signout")
             await page.wait_for_url(lambda url: "/login" in url)
             await page.goto(base + "/gallery")
@@ -230,6 +253,7 @@ async def test_sign_in_with_slack_sees_own_pictures_and_the_workspace_it_adminis
             guild_id="T1",
             channel_id="C1",
         )
+        await queue.mark_delivered(mine.id, final_message_id="1764000000.000100")  # the buttons' ts
         elsewhere = await done_job(
             queue,
             "a fox in the snow",
@@ -251,6 +275,10 @@ async def test_sign_in_with_slack_sees_own_pictures_and_the_workspace_it_adminis
                 await page.wait_for_url(lambda url: url.endswith("/gallery"))
                 text = await page.inner_text("main")
                 assert "a lighthouse at dawn" in text and "a teapot" not in text and "a fox" not in text
+                assert await page.inner_text(".brand") == "imagine dana"
+                # no stored ref holds the workspace's subdomain a permalink needs: the channel's deep link
+                chat = await page.locator(f"figure[data-job='{mine.id}'] a.chat-link").get_attribute("href")
+                assert chat == "slack://channel?team=T1&id=C1"
                 answers = {
                     path: (await page.request.get(base + path, max_redirects=0)).status
                     for path in (
@@ -262,6 +290,24 @@ async def test_sign_in_with_slack_sees_own_pictures_and_the_workspace_it_adminis
                 }
                 assert list(answers.values()) == [200, 404, 200, 403]
                 await page.goto(base + "/guild/slack/T1")
-                assert "a teapot in space" in await page.inner_text("main")
+                text = await page.inner_text("main")
+                assert "a teapot in space" in text and "Slack workspace T1" in text
+
+            for forgery, problem in (
+                ({"nonce": "someone-elses"}, "Invalid claim: 'nonce'"),
+                (
+                    {"foreign_key": True},
+                    "bad signature",
+                ),
+            ):
+                async with fresh_page(browser) as page:
+                    slack.forge_next_id_token(**forgery)
+                    await page.goto(base + "/login")
+                    await page.click("text=Sign in with Slack")
+                    await page.click("text=Allow")
+                    await page.wait_for_url(lambda url: "/login/slack/callback" in url)
+                    assert texts.refused_slack_id_token(problem) in await page.inner_text("main")
+                    await page.goto(base + "/gallery")
+                    assert "/login" in page.url  # nobody was signed in
         finally:
             await server.close()
