@@ -49,6 +49,7 @@ LABEL_VARIATION = "V{number}"  # variations of image `number`
 LABEL_REROLL = "Reroll"
 LABEL_CANCEL = "Cancel"
 LABEL_INFO = "Parameters"
+LABEL_UPSCALE = "Upscale"  # 4× larger, as a reply (under a picked image)
 
 # --- where a job is ---------------------------------------------------------------------------------------
 
@@ -137,6 +138,16 @@ def cancel_answer(job: Job) -> str:
     if job.status is Status.RUNNING and job.cancel_requested:
         return f"Stopping job #{job.id}: it leaves the batch within a few seconds."
     return f"Job #{job.id} is already {STATUS_TITLE[job.status].lower()}; there is nothing to cancel."
+
+
+SCORES_LABEL = "CLIP score"
+SCORES_HELP = "how well each picture matches the prompt (cosine similarity); the grid is ordered best first"
+
+
+def scores_text(scores: dict[int, float | None]) -> str | None:
+    """`1: 0.312 · 2: 0.298 …` for the ranked images of a job; None when none was ranked."""
+    shown = [f"{index + 1}: {score:.3f}" for index, score in sorted(scores.items()) if score is not None]
+    return " · ".join(shown) or None
 
 
 def enqueued_child(kind: str, parent_id: int) -> str:

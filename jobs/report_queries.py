@@ -122,6 +122,15 @@ def image_indices(job_id: int) -> Select[Any]:
     return select(images.c.index).where(images.c.job_id == job_id).order_by(images.c.index)
 
 
+def image_scores(job_id: int) -> Select[Any]:
+    """The CLIP score of each stored image of a job (not the grid), in grid order, without their bytes."""
+    return (
+        select(images.c.index, images.c.score)
+        .where(images.c.job_id == job_id, images.c.index >= 0)
+        .order_by(images.c.index)
+    )
+
+
 # --- the queue right now -------------------------------------------------------------------------------
 
 

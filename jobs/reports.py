@@ -105,6 +105,11 @@ class ReportsMixin(QueueBase):
         async with self._reading() as conn:
             return list((await conn.execute(rq.image_indices(job_id))).scalars())
 
+    async def image_scores(self, job_id: int) -> dict[int, float | None]:
+        """Each stored image's CLIP score by index (None: not ranked), without loading the pictures."""
+        async with self._reading() as conn:
+            return {row.index: row.score for row in (await conn.execute(rq.image_scores(job_id))).all()}
+
     async def delete_images(self, job_id: int) -> int:
         """Delete a job's stored pictures; its `jobs` row (the usage record) stays. Returns how many went."""
         async with self._engine.begin() as conn:

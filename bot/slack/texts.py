@@ -125,14 +125,17 @@ def cancel_answer(job: Job) -> str:
     return messages.cancel_answer(job)
 
 
-def parameters(job: Job) -> str:
-    """What the Parameters button shows: enough to reproduce the grid."""
+def parameters(job: Job, scores: dict[int, float | None] | None = None) -> str:
+    """What the Parameters button shows: enough to reproduce the grid, and each picture's CLIP score."""
     options = job.options
     lines = [
         f"*Job {job.id}* ({job.kind}, {job.status}) by {escape(job.user_name or job.user_id)}",
         f"*Prompt:* {quoted(job.prompt, 1000)}",
         "   ".join(f"*{label}:* {escape(value)}" for label, value in options.shown()),
     ]
+    ranked = messages.scores_text(scores or {})
+    if ranked:
+        lines.append(f"*{messages.SCORES_LABEL}:* {ranked}")
     if job.parent_job_id is not None:
         image = "" if job.image_index is None else f", image {job.image_index + 1}"
         lines.append(f"*From:* job {job.parent_job_id}{image}")

@@ -52,9 +52,20 @@ def advance(fake: FakeDiscord, clock: Clock, seconds: float) -> None:
 class Generator:
     """The generator process's loops in this process: `start()` renders and delivers, `stop()` stops."""
 
-    def __init__(self, queue: Queue, model: Any, fake: FakeDiscord, clock: Clock) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        model: Any,
+        fake: FakeDiscord,
+        clock: Clock,
+        *,
+        ranker: Any = None,
+        upscaler: Any = None,
+    ) -> None:
         self.queue = queue
         self.model = model
+        self.ranker = ranker  # tiny CLIP: grids come ranked
+        self.upscaler = upscaler  # tiny Swin2SR: ⬆ Upscale works
         self.poster = DiscordPoster(token=fake.token, clock=clock.now, inline_retry_seconds=0.5)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -79,6 +90,8 @@ class Generator:
                 busy_poll_seconds=0.05,
                 claim_interval_seconds=0.05,
                 progress_seconds=0.05,
+                ranker=self.ranker,
+                upscaler=self.upscaler,
             )
         deliverer = Deliverer(
             queue=self.queue, posters={"discord": self.poster}, poll_seconds=0.05, progress_seconds=0.1

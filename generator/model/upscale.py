@@ -1,0 +1,122 @@
+"""4× super-resolution of one picture with transformers' Swin2SR, tile by tile so memory stays bounded.
+
+    upscaler = Upscaler.load("caidas/swin2SR-realworld-sr-x4-64-bsrgan-psnr")   # or a local directory
+    big = upscaler.upscale(image)                     # 256 × 256 → 1024 × 1024
+
+Why Swin2SR (the real-world BSRGAN-degradation x4 model) and not spandrel's Real-ESRGAN: it is loaded by
+transformers, already a dependency, from a checkpoint in transformers' own layout with its own image
+processor; spandrel imports torchvision at import time, a second torch-pinned wheel to keep in step. On
+2 CPU cores with random weights at real size (bench/pictures.py) Swin2SR in 64-px tiles took ~13 s and
++25 MiB per 256 → 1024 picture, RRDBNet ~7–12 s and +180 MiB (128-px tiles) to +800 MiB (whole); on a
+GPU both are a fraction of a second, and Swin2SR's windowed attention is matmul work that bfloat16 suits.
+
+Tiles of `tile` input pixels overlap by `overlap` pixels; overlapping outputs are averaged, so seams do
+not show and the result does not depend on how many tiles run at once. `should_stop` is asked between
+tiles (a cancelled job stops within one tile); `progress` hears the fraction done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from generator.model.checkpoints import resolve_checkpoint
+from generator.model.hf_checkpoint import SAFETENSORS_FILE, check_hf_directory, load_strict
+
+logger = logging.getLogger(__name__)
+
+SWIN2SR = "caidas/swin2SR-realworld-sr-x4-64-bsrgan-psnr"
+PROCESSOR_FILES = ("preprocessor_config.json",)
+UPSCALER_FILES = ("config.json", SAFETENSORS_FILE, *PROCESSOR_FILES)
+TILE = 64  # input pixels per tile side: the size the published model was trained on
+OVERLAP = 8  # input pixels shared by neighbouring tiles
+
+
+class UpscaleStopped(Exception):
+    """`should_stop` said stop (the job was cancelled or its lease lost) between two tiles."""
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Starts of tiles of `tile` pixels covering `size`, neighbours sharing at least `overlap`."""
+    if size <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, size - tile, stride))
+    return [*starts, size - tile]
+
+
+class Upscaler:
+    def __init__(self, model: torch.nn.Module, processor: object, directory: Path) -> None:
+        self.model = model
+        self.processor = processor
+        self.directory = directory
+        self.scale = int(getattr(model.config, "upscale", 4))
+
+    @classmethod
+    def load(
+        cls,
+        spec: str | Path = SWIN2SR,
+        *,
+        revision: str | None = None,
+        cache_dir: Path | None = None,
+        device: torch.device | str = "cpu",
+        local_files_only: bool = False,
+    ) -> Upscaler:
+        from transformers import AutoImageProcessor, Swin2SRForImageSuperResolution
+
+        directory = resolve_checkpoint(
+            spec,
+            files=UPSCALER_FILES,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
+        check_hf_directory(directory, model_type="swin2sr", what="Swin2SR", files=PROCESSOR_FILES)
+        model = load_strict(Swin2SRForImageSuperResolution, directory, what="Swin2SR", device=device)
+        processor = AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+            str(directory), local_files_only=True
+        )
+        logger.info("loaded Swin2SR x%s from %s", model.config.upscale, directory)
+        return cls(model, processor, directory)
+
+    @torch.inference_mode()
+    def upscale(
+        self,
+        image: Image.Image,
+        *,
+        tile: int = TILE,
+        overlap: int = OVERLAP,
+        should_stop: Callable[[], bool] | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> Image.Image:
+        """`image` `scale`× larger, drawn tile by tile (raises `UpscaleStopped` when told to stop)."""
+        # the checkpoint's processor rescales to [0, 1]; the model pads each tile to its window itself
+        pixels = self.processor(  # type: ignore[operator]
+            images=image.convert("RGB"), do_pad=False, return_tensors="pt"
+        )["pixel_values"]
+        device = next(self.model.parameters()).device
+        dtype = next(self.model.parameters()).dtype
+        _, _, height, width = pixels.shape
+        s = self.scale
+        total = torch.zeros(3, height * s, width * s)
+        weight = torch.zeros(1, height * s, width * s)
+        boxes = [
+            (y, x) for y in tile_starts(height, tile, overlap) for x in tile_starts(width, tile, overlap)
+        ]
+        for done, (y, x) in enumerate(boxes):
+            if should_stop is not None and should_stop():
+                raise UpscaleStopped
+            piece = pixels[:, :, y : y + tile, x : x + tile].to(device=device, dtype=dtype)
+            out = self.model(pixel_values=piece).reconstruction[0].float().cpu()
+            h, w = out.shape[-2:]
+            total[:, y * s : y * s + h, x * s : x * s + w] += out
+            weight[:, y * s : y * s + h, x * s : x * s + w] += 1.0
+            if progress is not None:
+                progress((done + 1) / len(boxes))
+        result = (total / weight).clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+        return Image.fromarray(np.ascontiguousarray(result.permute(1, 2, 0).numpy()), mode="RGB")
