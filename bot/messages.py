@@ -37,6 +37,7 @@ HELP_SETTINGS_OPTIONS = {
     "max_running": "Jobs one person may have drawing at once (0: the bot's default)",
     "max_queued": "Jobs one person may have waiting (0: the bot's default)",
     "daily_quota": "Images per person per UTC day (0: no limit)",
+    "candidates": "Pictures drawn per one shown, CLIP keeps the best (1: rank only; 0: default)",
     "blocked_words": "Words prompts may not contain, comma-separated ('none' clears the list)",
 }
 HELP_BAN_OPTIONS = {"user": "Who may no longer use /imagine here", "reason": "Why (kept for admins)"}

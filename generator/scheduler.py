@@ -168,18 +168,22 @@ class RenderLoop:
                 "batching": self.batching.value,
             },
         )
-        while not stop.is_set():
-            self._clock_busy_time()
-            if self._should_claim():
-                await self._claim()
-            await self._admit()
-            if self.engine.active_count == 0:
-                if not self.active and not self.upscales.running:
-                    await wait_any(self.wake, stop, timeout=self.idle_poll_seconds)
-                await asyncio.sleep(0)  # never spin without yielding
-                continue
-            await self._step()
-            await self._progress_if_due()
+        try:
+            while not stop.is_set():
+                self._clock_busy_time()
+                if self._should_claim():
+                    await self._claim()
+                await self._admit()
+                if self.engine.active_count == 0:
+                    if not self.active and not self.upscales.running:
+                        await wait_any(self.wake, stop, timeout=self.idle_poll_seconds)
+                    await asyncio.sleep(0)  # never spin without yielding
+                    continue
+                await self._step()
+                await self._progress_if_due()
+        except asyncio.CancelledError:
+            self.upscales.abandon()  # the loop's own tasks end with it; their leases expire
+            raise
         await self._drain()
         log.info("render loop stopped", extra={"action": "render_stopped", "jobs_done": self.jobs_done})
 

@@ -94,6 +94,12 @@ class Upscales:
         if unsettled:
             await release(unsettled)
 
+    def abandon(self) -> None:
+        """The render loop was cancelled: stop every upscale where it is, storing and releasing nothing."""
+        for item in self.running.values():
+            item.stop.set()
+            item.task.cancel()
+
     async def _run(self, job: Job, stop: threading.Event) -> None:
         extra = {"job_id": job.id, "worker_id": self.worker_id}
         item = self.running.get(job.id)

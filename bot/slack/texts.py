@@ -263,7 +263,8 @@ SETTINGS_USAGE = (
     "Usage: `/imagine-settings` shows this workspace's settings; change one with "
     "`/imagine-settings channels #art #random` (or `channels all`), "
     "`quota 50` (images a day; `quota default`), "
-    "`running 2`, `queued 10`, `block word …`, `unblock word …`, `admins @ann @bob` (or `admins none`)."
+    "`running 2`, `queued 10`, `candidates 2` (drawn per picture shown), "
+    "`block word …`, `unblock word …`, `admins @ann @bob` (or `admins none`)."
 )
 BAN_USAGE = (
     "Usage: `/imagine-ban @user [reason]` bans, `/imagine-ban remove @user` lifts it, "
@@ -279,6 +280,8 @@ def settings_shown(space: SpaceSettings, *, defaults: dict[str, int]) -> str:
     channels = " ".join(f"<#{c}>" for c in space.allowed_channels) or "every channel"
     words = ", ".join(f"`{escape(w)}`" for w in space.blocked_words) or "none"
     admins = " ".join(f"<@{u}>" for u in space.admin_user_ids) or "workspace admins and owners only"
+    default_candidates = defaults.get("candidates_per_image") or "1 on CPU, 2 on GPU"
+    candidates = space.candidates_per_image or f"default ({default_candidates})"
     return "\n".join(
         [
             "*/imagine settings for this workspace*",
@@ -286,6 +289,7 @@ def settings_shown(space: SpaceSettings, *, defaults: dict[str, int]) -> str:
             f"Daily image quota per user: {limit(space.daily_quota_images, 'daily_quota_images')}",
             f"Jobs drawing at once per user: {limit(space.max_running_per_user, 'max_running_per_user')}",
             f"Jobs waiting per user: {limit(space.max_queued_per_user, 'max_queued_per_user')}",
+            f"Candidates drawn per picture shown: {candidates}",
             f"Blocked words: {words}",
             f"Extra admins: {admins}",
         ]

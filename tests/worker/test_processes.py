@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from PIL import Image
 from sqlalchemy.engine import make_url
 
 from generator.serve import ModelLoadError
@@ -212,8 +213,11 @@ async def test_sigterm_posts_what_finished_before_exiting(
     processes.append(generator)
 
     async def drawing() -> bool:
-        job = await queue.get_job(job_id)
-        return job.status is Status.RUNNING and job.progress > 0
+        # claimed, and a few steps in: a warm tiny model draws 4 images in less than a progress interval
+        if (await queue.get_job(job_id)).status is not Status.RUNNING:
+            return False
+        await asyncio.sleep(0.2)
+        return True
 
     await wait_until(drawing, timeout=60, what="the job being drawn")
     generator.signal(signal.SIGTERM)
@@ -376,3 +380,18 @@ async def test_imagine_prompt_on_the_embedded_default(tmp_path: Path, tiny_check
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert (tmp_path / "data" / "imagine.db").exists()
+
+    # `imagine upscale JOB INDEX`: picture 2 of the first grid, 4× larger, through the queue
+    out = tmp_path / "upscaled.png"
+    cli = start(["-m", "bot.cli", "upscale", "1", "2", "--out", str(out)], env, tmp_path / "up.log")
+    processes.append(cli)
+    assert cli.wait(90) == 0, cli.output()
+    assert f"wrote {out}" in cli.output() and "upscale of job 1 picture 2" in cli.output()
+    with Image.open(out) as upscaled:
+        assert upscaled.size == (4 * 32, 4 * 32)
+    missing = start(["-m", "bot.cli", "upscale", "99", "1"], env, tmp_path / "missing.log")
+    processes.append(missing)
+    assert missing.wait(30) != 0
+    assert missing.output().strip().splitlines() == ["imagine: refused: job 99 does not exist"], (
+        missing.output()
+    )
