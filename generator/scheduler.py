@@ -45,6 +45,7 @@ from generator.delivery import wait_any
 from generator.engine import Engine, RowKey, RowPlan, oom_errors
 from generator.model.grid import make_grid, png_bytes
 from generator.model.sampler import SamplingSettings
+from generator.previews import QUARTERS, preview_png, quarter
 from generator.upscaling import Upscales, Upscaling
 from jobs.errors import LeaseLost
 from jobs.faults import is_transient
@@ -87,6 +88,7 @@ class ActiveJob:
     busy_seconds: float = 0.0
     has_first_token: bool = False
     candidates: int = 1  # rows drawn per image shown
+    previewed: int = 0  # quarters of the codes already shown as a preview
 
     @property
     def rows(self) -> int:
@@ -116,6 +118,8 @@ class RenderLoop:
         ranker: Ranker | None = None,
         upscaler: Upscaling | None = None,
         default_candidates: int = 1,
+        previews: bool = False,
+        on_preview: Callable[[Job, bytes], None] | None = None,
     ) -> None:
         self.queue = queue
         self.engine = engine
@@ -133,6 +137,9 @@ class RenderLoop:
         # what "the batch does not fit" looks like (torch.cuda.OutOfMemoryError; tests inject their own)
         self.out_of_memory_errors = out_of_memory_errors or oom_errors()
         self.ranker = ranker
+        self.previews = previews  # decode the rows drawn so far at every quarter (generator/previews.py)
+        self.on_preview = on_preview
+        self._previewing: set[asyncio.Task[None]] = set()
         self.default_candidates = default_candidates  # jobs that leave it to the device (1 CPU, 2 GPU)
         self.upscales = Upscales(
             queue=queue,
@@ -180,6 +187,8 @@ class RenderLoop:
                     await asyncio.sleep(0)  # never spin without yielding
                     continue
                 await self._step()
+                if self.previews:
+                    self._previews_due()
                 await self._progress_if_due()
         except asyncio.CancelledError:
             self.upscales.abandon()  # the loop's own tasks end with it; their leases expire
@@ -408,6 +417,38 @@ class RenderLoop:
             RenderedImage(png=png_bytes(images[i]), tokens=codes[i].tobytes(), score=scores[i]) for i in best
         ]
         return png_bytes(make_grid([images[i] for i in best])), rendered
+
+    # --- previews -----------------------------------------------------------------------------------
+
+    def _previews_due(self) -> None:
+        """Start a preview of each job whose shown rows passed another quarter of their codes."""
+        if self.on_preview is None or self._previewing:
+            return  # one preview decode at a time: they never queue up behind each other
+        length = self.engine.image_length
+        positions = self.engine.positions()
+        for active in self.active.values():
+            shown = [(active.job.id, index) for index in range(active.job.images)]
+            if active.pending or not all(key in positions for key in shown):
+                continue
+            reached = quarter(min(positions[key] for key in shown), length)
+            if reached <= active.previewed or reached >= QUARTERS:
+                continue
+            active.previewed = reached
+            partial = self.engine.partial_tokens(shown)  # between steps: the sampler is idle
+            rows = [partial[key] for key in shown]
+            task = asyncio.create_task(self._preview(active.job, rows), name=f"preview-{active.job.id}")
+            self._previewing.add(task)
+            task.add_done_callback(self._previewing.discard)
+            return
+
+    async def _preview(self, job: Job, rows: list[tuple[torch.Tensor, int]]) -> None:
+        try:
+            png = await asyncio.to_thread(preview_png, self.engine, rows)
+        except Exception as exc:  # a preview is a courtesy: the job goes on
+            log.info("preview failed: %s", exc, extra={"action": "preview_error", "job_id": job.id})
+            return
+        if self.on_preview is not None and job.id in self.active:
+            self.on_preview(job, png)
 
     # --- progress, cancellation, lost leases --------------------------------------------------------
 

@@ -211,6 +211,7 @@ async def serve(
                 ranker=loaded.ranker,
                 upscaler=loaded.upscaler,
                 default_candidates=loaded.default_candidates,
+                previews=loaded.device.startswith("cuda") if settings.previews is None else settings.previews,
             )
             log.info("model loaded", extra={"action": "model_loaded", "model": loaded.name, "device": device})
         deliverer = None
@@ -220,6 +221,7 @@ async def serve(
             if render_loop is not None:
                 render_loop.on_progress = deliverer.note_progress
                 render_loop.on_finished = deliverer.note_finished
+                render_loop.on_preview = deliverer.note_preview
         worker = Worker(
             queue=queue,
             worker_id=worker_id,

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
         description="candidates drawn per shown image, CLIP keeps the best (1: rank only); "
         "empty: 1 on CPU, 2 on GPU; servers may set their own",
     )
+    previews: bool | None = Field(
+        None,
+        description="progress edits carry a preview of the grid so far (a VQGAN decode per quarter); "
+        "empty: on with a GPU, off on a CPU",
+    )
     model_cache_dir: Path | None = Field(None, description="converted checkpoints; empty: <data_dir>/models")
     device: str = Field("auto", description="torch device: auto, cpu, cuda, cuda:1, …")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(

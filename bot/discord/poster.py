@@ -51,6 +51,7 @@ INLINE_RETRY_SECONDS = 2.0  # a 429 asking for at most this long is waited out h
 INLINE_TRIES = 3  # attempts per request before handing the failure to the delivery loop
 SERVER_ERROR_BACKOFF_SECONDS = 0.25  # doubles per attempt
 JPEG_QUALITY = 90
+PREVIEW_FILENAME = "preview.png"
 TOKEN_GONE_CODES = frozenset({10062, 50027})  # unknown interaction, invalid webhook token
 UNKNOWN_MESSAGE_CODE = 10008
 NOT_RESPONDED_RETRY_SECONDS = 1.0  # @original not made yet: the frontend is still answering
@@ -115,16 +116,23 @@ class DiscordPoster:
 
     # --- the Poster protocol ----------------------------------------------------------------------------
 
-    async def post_progress(self, job: Job, *, progress: float, record_refs: RecordRefs) -> None:
-        """Edit the queued message into a progress bar; only while the token lives (best effort)."""
+    async def post_progress(
+        self, job: Job, *, progress: float, record_refs: RecordRefs, preview: bytes | None = None
+    ) -> None:
+        """Edit the queued message into a progress bar (with the preview of the grid so far, when there
+        is one); only while the token lives (best effort)."""
         if not self._token_alive(job):
             return
-        payload = {
-            "embeds": [rendering_embed(job.prompt, progress=progress).to_dict()],
-            "components": progress_view(job.id).to_components(),
-        }
+        embed = rendering_embed(job.prompt, progress=progress)
+        upload = None
+        payload: dict[str, Any] = {"components": progress_view(job.id).to_components()}
+        if preview is not None:
+            upload = Upload(PREVIEW_FILENAME, preview, "image/png")
+            embed.set_image(url=f"attachment://{PREVIEW_FILENAME}")
+            payload["attachments"] = [{"id": 0, "filename": PREVIEW_FILENAME}]
+        payload["embeds"] = [embed.to_dict()]
         try:
-            await self._request("PATCH", self._original_path(job), payload=payload)
+            await self._request("PATCH", self._original_path(job), payload=payload, upload=upload)
         except DiscordApiError as exc:
             log.info("progress not posted: %s", exc, extra={"action": "progress_skipped", "job_id": job.id})
 

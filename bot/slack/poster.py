@@ -92,7 +92,9 @@ class SlackPoster:
 
     # --- Poster protocol ------------------------------------------------------------------------------
 
-    async def post_progress(self, job: Job, *, progress: float, record_refs: RecordRefs) -> None:
+    async def post_progress(
+        self, job: Job, *, progress: float, record_refs: RecordRefs, preview: bytes | None = None
+    ) -> None:
         ts = job.refs.placeholder_message_id
         if not ts:
             return  # the frontend has not recorded its placeholder yet; the next update will find it

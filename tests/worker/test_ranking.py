@@ -22,7 +22,7 @@ from jobs.models import GRID_INDEX, EnqueueRequest, Kind
 from jobs.options import JobOptions
 from jobs.queue import Queue
 from tests.fakes.poster import RecordingPoster
-from tests.worker.harness import make_generator, wait_until
+from tests.worker.harness import FaultyEngine, make_generator, wait_until
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
@@ -109,3 +109,28 @@ async def test_two_candidates_per_image_show_the_best_half(
         await queue.enqueue(
             EnqueueRequest(platform="cli", user_id="u1", prompt="", kind=Kind.REROLL, parent_job_id=job_id)
         )
+
+
+@pytest.mark.parametrize("previews", [False, True])
+async def test_previews_off_means_no_decode_while_sampling(
+    queue: Queue, tiny_model: DalleMini, running, previews: bool
+) -> None:
+    engine = FaultyEngine(
+        ModelEngine(tiny_model, capacity=8, model_name="tiny"), error=RuntimeError("never"), failures=0
+    )
+    shown: list[bytes] = []
+    generator = make_generator(queue, engine, posters={"cli": RecordingPoster()}, previews=previews)
+    generator.render.on_preview = lambda job, png: shown.append(png)
+    enqueued = await queue.enqueue(
+        EnqueueRequest(platform="cli", user_id="u1", prompt=PROMPT, options={"images": 3, "seed": 1})
+    )
+    await running(generator.worker)
+
+    async def delivered() -> bool:
+        return (await queue.get_job(enqueued.job.id)).delivery.value == "delivered"
+
+    await wait_until(delivered, what="the job delivered")
+    if previews:  # a preview per quarter reached (at most 3 of them), each decoding the 3 images
+        assert 1 <= len(shown) <= 3 and engine.decoded == 3 + 3 * len(shown)
+    else:  # the finished grid's decode alone
+        assert shown == [] and engine.decoded == 3
