@@ -368,7 +368,9 @@ def make_tiny_upscaler(directory: Path, *, seed: int = 0) -> Path:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m generator.testing", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    make = commands.add_parser("make-tiny", help="write tiny random checkpoints (DIR/dalle and DIR/vqgan)")
+    make = commands.add_parser(
+        "make-tiny", help="write tiny random checkpoints (DIR/dalle, DIR/vqgan, DIR/clip, DIR/upscaler)"
+    )
     make.add_argument("directory", type=Path)
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--unscanned", action="store_true", help="per-layer keys instead of a scanned stack")

@@ -119,6 +119,8 @@ class Upscales:
             work = asyncio.ensure_future(
                 asyncio.to_thread(lambda: upscaler.upscale(image, should_stop=stop.is_set, progress=report))
             )
+            # abandoned (the loop cancelled) while the thread finishes its tile: nobody awaits it then
+            work.add_done_callback(lambda done: done.cancelled() or done.exception())
             while not work.done():
                 await asyncio.wait({work}, timeout=self.progress_seconds)
                 if not work.done() and not stop.is_set() and not await self._heartbeat(job, stop, item):

@@ -132,6 +132,16 @@ async def start_generator(
         await generator.kill()
 
 
+async def created(bot: SlackBot, job_id: int) -> None:
+    """A click is acked first and its job enqueued after: wait (bounded) until job `job_id` exists."""
+
+    async def poll() -> None:
+        while await bot.job_count() < job_id:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), STORY_SECONDS)
+
+
 async def delivered(bot: SlackBot, job_id: int) -> Job:
     return await _wait(bot, job_id, lambda j: j.delivery is Delivery.DELIVERED, "delivered")
 
@@ -252,6 +262,7 @@ async def test_upscale_survives_a_killed_generator_and_replies_once_in_the_threa
     await bot.slack.send_block_action(
         "imagine:pick:1:1", channel_id=CHANNEL, message_ts=str(grid.refs.extra["buttons_ts"]), user_id=USER
     )
+    await created(bot, 2)
     pick = await delivered(bot, 2)
     pick_buttons = bot.fake.message(CHANNEL, str(pick.refs.extra["buttons_ts"]))
     action_ids = [b["action_id"] for b in iter_actions(pick_buttons.blocks)]
@@ -266,6 +277,7 @@ async def test_upscale_survives_a_killed_generator_and_replies_once_in_the_threa
         "imagine:upscale:2:0", channel_id=CHANNEL, message_ts=pick_buttons.ts, user_id=USER
     )
     assert click.status == 200 and click.elapsed < 3.0
+    await created(bot, 3)
     await _wait(bot, 3, lambda j: j.status is Status.RUNNING and j.progress > 0, "upscaling")
     await first.kill()  # mid-upscale: the lease is held by a dead process
 
