@@ -182,7 +182,7 @@ class RenderLoop:
                     await self._claim()
                 await self._admit()
                 if self.engine.active_count == 0:
-                    if not self.active and not self.upscales.running:
+                    if not self.active:  # upscales draw in their own threads: wait, never spin
                         await wait_any(self.wake, stop, timeout=self.idle_poll_seconds)
                     await asyncio.sleep(0)  # never spin without yielding
                     continue

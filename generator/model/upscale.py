@@ -6,9 +6,10 @@
 Why Swin2SR (the real-world BSRGAN-degradation x4 model) and not spandrel's Real-ESRGAN: it is loaded by
 transformers, already a dependency, from a checkpoint in transformers' own layout with its own image
 processor; spandrel imports torchvision at import time, a second torch-pinned wheel to keep in step. On
-2 CPU cores with random weights at real size (bench/pictures.py) Swin2SR in 64-px tiles took ~13 s and
-+25 MiB per 256 → 1024 picture, RRDBNet ~7–12 s and +180 MiB (128-px tiles) to +800 MiB (whole); on a
-GPU both are a fraction of a second, and Swin2SR's windowed attention is matmul work that bfloat16 suits.
+2 CPU cores with random weights at real size, Swin2SR took 12–13 s per 256 → 1024 picture in 16 tiles of
+64 px (+25 MiB peak), RRDBNet (Real-ESRGAN x4) 7–12 s in 128-px tiles (+180 MiB) and 12 s whole (+800 MiB);
+on a GPU both take a fraction of a second, Swin2SR's windowed attention being matmul work bfloat16 suits.
+bench/pictures.py prints Swin2SR's figure beside a 3×3 grid's render time.
 
 Tiles of `tile` input pixels overlap by `overlap` pixels; overlapping outputs are averaged, so seams do
 not show and the result does not depend on how many tiles run at once. `should_stop` is asked between
@@ -33,8 +34,11 @@ logger = logging.getLogger(__name__)
 SWIN2SR = "caidas/swin2SR-realworld-sr-x4-64-bsrgan-psnr"
 PROCESSOR_FILES = ("preprocessor_config.json",)
 UPSCALER_FILES = ("config.json", SAFETENSORS_FILE, *PROCESSOR_FILES)
-TILE = 64  # input pixels per tile side: the size the published model was trained on
-OVERLAP = 8  # input pixels shared by neighbouring tiles
+# Input pixels per tile side, and shared by neighbours: 72 = 8 × 9 (whole attention windows) covers 256 px
+# in 4 × 4 tiles, 1.27× the pixels of the picture (64-px tiles with the same overlap take 5 × 5, 1.56×);
+# the cost is linear in pixels (windowed attention), the memory bounded by one tile.
+TILE = 72
+OVERLAP = 8
 
 
 class UpscaleStopped(Exception):
