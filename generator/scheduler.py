@@ -148,6 +148,7 @@ class RenderLoop:
             lease_seconds=self.lease_seconds,
             progress_seconds=progress_seconds,
             on_finished=lambda job_id: self.on_finished(job_id) if self.on_finished else None,
+            on_progress=lambda job, progress: self.on_progress(job, progress) if self.on_progress else None,
         )
         self.outages = Outages(describe=queue.fault)
         self.wake = asyncio.Event()  # a NOTIFY (new job) or a test pokes it

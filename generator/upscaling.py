@@ -69,6 +69,7 @@ class Upscales:
         lease_seconds: float,
         progress_seconds: float,
         on_finished: Callable[[int], None],
+        on_progress: Callable[[Job, float], None] | None = None,
     ) -> None:
         self.queue = queue
         self.upscaler = upscaler
@@ -76,6 +77,7 @@ class Upscales:
         self.lease_seconds = lease_seconds
         self.progress_seconds = progress_seconds
         self.on_finished = on_finished
+        self.on_progress = on_progress  # the deliverer's progress edits, as for a render
         self.running: dict[int, _Running] = {}
 
     def start(self, job: Job) -> None:
@@ -180,6 +182,8 @@ class Upscales:
                 log.info("upscale cancelled", extra={"action": "job_cancelled", "job_id": job.id})
                 self.on_finished(job.id)
             return False
+        if self.on_progress is not None and item is not None:
+            self.on_progress(job, item.progress)
         return True
 
     async def _fail(self, job: Job, exc: BaseException, *, retryable: bool, item: _Running | None) -> None:

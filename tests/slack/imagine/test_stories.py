@@ -291,3 +291,7 @@ async def test_upscale_survives_a_killed_generator_and_replies_once_in_the_threa
     [buttons] = [m for m in bot.fake.messages_in(CHANNEL) if m.ts == job.refs.extra["buttons_ts"]]
     assert buttons.thread_ts == pick_buttons.ts
     assert [b["action_id"] for b in iter_actions(buttons.blocks)] == ["imagine:info:3"]
+    placeholder = bot.fake.message(CHANNEL, job.refs.placeholder_message_id or "")
+    assert placeholder.thread_ts == pick_buttons.ts
+    texts = [version["text"] for version in placeholder.history] + [placeholder.text]
+    assert any("Drawing" in (text or "") for text in texts) and texts[-1].startswith("✅"), texts
