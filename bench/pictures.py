@@ -11,10 +11,14 @@ weights (no download):
   pictures and the prompt, through `ClipRanker.scores` (the checkpoint's processor: resize, crop,
   normalize, tokenize);
 - k = 2: the same grid drawn from 18 candidates: 18 rows, 18 decodes and one CLIP pass over 18;
-- previews: the VQGAN decodes a grid's previews cost (3 per image: at 1/4, 2/4 and 3/4 of the codes), which
-  is why they are off by default on a CPU;
+- previews: the render loop's ms/step for the 9 rows with previews off, and while a preview (the VQGAN
+  decode of the 9 partial images, in a thread beside the steps as the scheduler runs it) is drawn; a grid
+  draws 3 (at 1/4, 2/4 and 3/4 of the codes), so the grid's steps take 256 × off + 3 × (steps beside one
+  preview) × (on − off): the slowdown printed, target ≤ 5 %, is why they are off by default on a CPU;
 - upscale: Swin2SR x4 (caidas/swin2SR-realworld-sr-x4-64-bsrgan-psnr's config) on one 256 × 256 picture
-  in 72-px tiles overlapping by 8 (`Upscaler.upscale`), seconds and the process's peak memory growth.
+  in 72-px tiles overlapping by 8 (`Upscaler.upscale`), seconds and the process's peak memory growth, in
+  float32 and in bfloat16 autocast (`IMAGINE_UPSCALER_DTYPE`; auto picks it where the chip has native bf16),
+  beside each other, with bf16's PSNR to float32 over 3 random 256-px pictures (≥ 40 dB to be the default).
 
 Targets on 2 cores: ranking ≤ 5 % of the 3×3 render; an upscale ≤ 10 s.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import threading
 import time
 
 import numpy as np
@@ -33,7 +38,7 @@ from bench.model import MINI, Ours, measure, random_bart, sync, timed
 from generator.model.bart import DalleBart
 from generator.model.clip import ClipRanker
 from generator.model.config import VQGanConfig
-from generator.model.upscale import Upscaler
+from generator.model.upscale import Precision, Upscaler, native_bfloat16
 from generator.model.vqgan import VQGanDetokenizer
 
 PROMPT = "a watercolor painting of a lighthouse on a cliff at sunset"
@@ -49,7 +54,12 @@ def pictures(count: int, size: int = 256) -> list[Image.Image]:
     return [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(count)]
 
 
-def random_upscaler(device: torch.device) -> Upscaler:
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    error = (np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2
+    return float(10 * np.log10(255.0**2 / max(error.mean(), 1e-12)))
+
+
+def random_upscaler(device: torch.device, precision: Precision = "float32") -> Upscaler:
     from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution, Swin2SRImageProcessor
 
     config = Swin2SRConfig(  # the published checkpoint's config.json
@@ -65,9 +75,8 @@ def random_upscaler(device: torch.device) -> Upscaler:
     )
     torch.manual_seed(0)
     model = Swin2SRForImageSuperResolution(config).to(device).eval().requires_grad_(False)
-    return Upscaler(
-        model, Swin2SRImageProcessor(do_pad=True, size_divisor=8), directory=None
-    )  # no directory: random weights
+    processor = Swin2SRImageProcessor(do_pad=True, size_divisor=8)
+    return Upscaler(model, processor, directory=None, precision=precision)  # no directory: random weights
 
 
 def random_ranker(device: torch.device) -> ClipRanker:
@@ -91,6 +100,46 @@ def render_seconds(rows: int, model: DalleBart, vqgan_one: float) -> tuple[float
     return encode + step * STEPS + decode, decode
 
 
+def preview_ms_per_step(
+    model: DalleBart, vqgan: VQGanDetokenizer, device: torch.device
+) -> tuple[float, float, int]:
+    """The render loop's ms/step over 9 rows with previews off, and while one preview decode of the 9 runs
+    in a thread beside the steps (as the scheduler runs it), and how many steps that decode spans."""
+    engine = Ours(model)
+    engine.start(9, 124)  # the average attention length, as bench/model.py --quick
+    for _ in range(2):
+        engine.step()
+    off = min(timed(engine.step, device) for _ in range(6))
+    codes = torch.randint(0, 16384, (9, 256), device=device)
+
+    def decode() -> None:
+        with torch.inference_mode():
+            vqgan.decode_uint8(codes, batch_count=9)
+
+    preview = threading.Thread(target=decode)
+    sync(device)
+    started = time.perf_counter()
+    preview.start()
+    steps = 0
+    while preview.is_alive():
+        engine.step()
+        steps += 1
+    sync(device)
+    return off * 1000, (time.perf_counter() - started) / max(steps, 1) * 1000, steps
+
+
+def upscale_figures(device: torch.device, precision: Precision) -> tuple[float, float, list[Image.Image]]:
+    """(seconds for one 256 → 1024, peak MiB it added, the 3 pictures upscaled)."""
+    upscaler = random_upscaler(device, precision)
+    upscaler.upscale(pictures(1, size=64)[0])  # warm-up
+    first, *rest = pictures(3)
+    before = peak_rss_mib()
+    out: list[Image.Image] = []
+    seconds = timed(lambda: out.append(upscaler.upscale(first)), device)
+    mib = peak_rss_mib() - before
+    return seconds, mib, out + [upscaler.upscale(picture) for picture in rest]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
@@ -101,13 +150,11 @@ def main() -> None:
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
 
-    # the upscaler first: the peak memory it adds is read before the big models exist
-    upscaler = random_upscaler(device)
-    [picture] = pictures(1)
-    upscaler.upscale(pictures(1, size=64)[0])  # warm-up
-    before = peak_rss_mib()
-    upscale_s = timed(lambda: upscaler.upscale(picture), device)
-    upscale_mib = peak_rss_mib() - before
+    # the upscalers first: the peak memory they add is read before the big models exist (bf16 first, so
+    # float32's larger activations show as growth too)
+    bf16_s, bf16_mib, bf16_out = upscale_figures(device, "bfloat16")
+    fp32_s, fp32_mib, fp32_out = upscale_figures(device, "float32")
+    fidelity = [psnr(a, b) for a, b in zip(bf16_out, fp32_out, strict=True)]
 
     ranker = random_ranker(device)
     ranker.scores(pictures(2), PROMPT)  # warm-up
@@ -126,6 +173,10 @@ def main() -> None:
     model = random_bart(MINI, dtype=torch.float32, device=device)
     grid_s, grid_decode_s = render_seconds(9, model, vqgan_one)
     k2_s, _ = render_seconds(18, model, vqgan_one)
+    off_ms, on_ms, beside = preview_ms_per_step(model, vqgan, device)
+    steps_off = STEPS * off_ms / 1000
+    steps_on = steps_off + 3 * beside * (on_ms - off_ms) / 1000
+    slowdown = steps_on / steps_off - 1
     sync(device)
 
     def row(what: str, seconds: float, note: str = "") -> None:
@@ -134,11 +185,23 @@ def main() -> None:
     print(f"baseline  3×3 grid, dalle-mini shapes: {grid_s:.2f} s (VQGAN decodes {grid_decode_s:.2f} s)")
     row("ranking: one CLIP pass over 9 (target ≤ 5 %)", rank9_s)
     row("k = 2: 18 rows + 18 decodes + CLIP over 18", k2_s + rank18_s, f"(+{k2_s + rank18_s - grid_s:.2f} s)")
-    row("previews: 3 quarter decodes of the 9 (CPU: off)", 3 * 9 * vqgan_one, "(decodes beside the steps)")
+    verdict = "within 5 %" if slowdown <= 0.05 else "over 5 %: why they are off by default on this device"
+    print(
+        f"  previews: render loop {off_ms:.0f} ms/step off, {on_ms:.0f} ms/step beside a preview decode "
+        f"({beside} steps each, 3 per grid): 256 steps {steps_off:.1f} s off → {steps_on:.1f} s on, "
+        f"{slowdown:+.1%} (target ≤ 5 %; {verdict})"
+    )
+    row("upscale 256 → 1024, Swin2SR x4, 16 tiles, float32", fp32_s, f"(+{fp32_mib:.0f} MiB peak)")
     row(
-        "upscale 256 → 1024, Swin2SR x4, 16 tiles",
-        upscale_s,
-        f"(target ≤ 10 s; +{upscale_mib:.0f} MiB peak)",
+        "upscale 256 → 1024, Swin2SR x4, 16 tiles, bfloat16",
+        bf16_s,
+        f"(target ≤ 10 s; +{bf16_mib:.0f} MiB peak; {fp32_s / bf16_s:.2f}× float32)",
+    )
+    default = "bfloat16" if native_bfloat16(device) else "float32"
+    print(
+        "  bfloat16 vs float32 upscale PSNR over 3 random 256-px pictures: "
+        + ", ".join(f"{value:.1f}" for value in fidelity)
+        + f" dB (≥ 40 dB to be the default; IMAGINE_UPSCALER_DTYPE=auto picks {default} here)"
     )
     print(f"at {time.strftime('%Y-%m-%d %H:%M:%S')}")
 

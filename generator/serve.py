@@ -150,6 +150,9 @@ def _load_helpers(settings: Settings, device: str) -> tuple[Any, Any]:
                 revision=settings.upscaler_revision,
                 cache_dir=settings.models_dir,
                 device=device,
+                precision=settings.upscaler_dtype,
+                tile=settings.upscaler_tile_pixels,
+                overlap=settings.upscaler_overlap_pixels,
             )
     return ranker, upscaler
 

@@ -124,6 +124,19 @@ def test_upscale_is_four_times_larger_and_tiling_keeps_the_picture(upscaler_dir:
     assert difference.mean() < 8
 
 
+def test_bfloat16_upscale_is_close_to_float32(upscaler_dir: Path) -> None:
+    """bfloat16 autocast (the default where the chip multiplies bf16 natively) draws nearly the same
+    picture as float32, tile settings taken from the upscaler."""
+    [image] = _pictures(1, size=48, seed=5)
+    exact = Upscaler.load(upscaler_dir, precision="float32", tile=32, overlap=8)
+    fast = Upscaler.load(upscaler_dir, precision="bfloat16", tile=32, overlap=8)
+    assert (exact.precision, fast.precision) == ("float32", "bfloat16")
+    a, b = (np.asarray(u.upscale(image), dtype=np.float64) for u in (exact, fast))
+    assert a.shape == b.shape == (192, 192, 3)
+    psnr = 10 * np.log10(255.0**2 / max(((a - b) ** 2).mean(), 1e-12))
+    assert psnr > 30 and not np.array_equal(a, b)  # close, yet not the very same arithmetic
+
+
 def test_upscale_stops_between_tiles(upscaler_dir: Path) -> None:
     upscaler = Upscaler.load(upscaler_dir)
     seen: list[float] = []
