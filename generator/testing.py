@@ -339,16 +339,17 @@ def make_tiny_clip(directory: Path, *, seed: int = 0) -> Path:
     return directory
 
 
-def make_tiny_upscaler(directory: Path, *, seed: int = 0) -> Path:
+def make_tiny_upscaler(directory: Path, *, seed: int = 0, stages: int = 2) -> Path:
     """A tiny random Swin2SR x4 saved by transformers, in the layout of
-    ``caidas/swin2SR-realworld-sr-x4-64-bsrgan-psnr`` (its upsampler, window and processor)."""
+    ``caidas/swin2SR-realworld-sr-x4-64-bsrgan-psnr`` (its upsampler, window and processor); more
+    `stages` make it slower (a test that must catch it drawing)."""
     import torch
     from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution, Swin2SRImageProcessor
 
     config = Swin2SRConfig(
         embed_dim=16,
-        depths=[1, 1],
-        num_heads=[2, 2],
+        depths=[1] * stages,
+        num_heads=[2] * stages,
         window_size=8,
         mlp_ratio=2.0,
         upscale=4,
