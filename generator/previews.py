@@ -4,8 +4,9 @@ are a neutral grey, and the images go side by side at `PREVIEW_SIDE` pixels, sma
 The render loop makes one when a job's rows pass each quarter of the 256 codes (64, 128 and 192 drawn),
 off the loop's path (in a thread, between steps), and hands it to the deliverer, whose progress edits carry
 the latest one at its usual pace (`generator/delivery.py`). A decode costs about 1.3 s per image on a CPU
-and shares its cores with the steps (bench/pictures.py: a 3×3 grid's 256 steps took +109 % with previews
-on, on 2 cores, against a 5 % budget), so previews are on by default only on a GPU (`IMAGINE_PREVIEWS`).
+and shares its cores with the steps (bench/pictures.py: a 3×3 grid's 256 steps took +106 to +123 %
+with previews on, on 2 cores, against a 5 % budget), so previews are on by default only on a GPU
+(`IMAGINE_PREVIEWS`).
 """
 
 from __future__ import annotations
