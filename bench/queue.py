@@ -58,6 +58,7 @@ def _row(index: int, now: datetime) -> dict[str, object]:
         "prompt": f"p{index}",
         "prompt_normalized": f"p{index}",
         "images": 1,
+        "quota_images": 1,
         "seed": index,
         "guidance_scale": 10.0,
         "top_k": 256,

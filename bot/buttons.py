@@ -29,9 +29,10 @@ class Action(enum.StrEnum):
     REROLL = "reroll"  # the same prompt and options with a new seed
     CANCEL = "cancel"  # stop a queued or rendering job (the requester or an admin)
     INFO = "info"  # the job's parameters, shown ephemerally
+    UPSCALE = "upscale"  # one image 4× larger (under a picked image), posted as a reply to it
 
 
-ACTIONS_ON_ONE_IMAGE = frozenset({Action.PICK, Action.VARIATION})
+ACTIONS_ON_ONE_IMAGE = frozenset({Action.PICK, Action.VARIATION, Action.UPSCALE})
 
 _JOB_ID_PATTERN = r"(?P<job_id>[1-9][0-9]{0,18})"
 _IMAGE_INDEX_PATTERN = r"(?P<image_index>[0-8])"
@@ -108,6 +109,19 @@ def grid_button_rows(job_id: int, image_count: int) -> list[list[ButtonId]]:
         rows.extend(_chunks(buttons, MAX_BUTTONS_PER_ROW))
     rows.append([ButtonId(Action.REROLL, job_id), ButtonId(Action.INFO, job_id)])
     return rows
+
+
+def pick_button_rows(job_id: int) -> list[list[ButtonId]]:
+    """Under a picked image: V1 and ⬆ Upscale, then reroll and info (2 rows: within every limit)."""
+    return [
+        [ButtonId(Action.VARIATION, job_id, 0), ButtonId(Action.UPSCALE, job_id, 0)],
+        [ButtonId(Action.REROLL, job_id), ButtonId(Action.INFO, job_id)],
+    ]
+
+
+def upscaled_button_rows(job_id: int) -> list[list[ButtonId]]:
+    """Under an upscaled picture: its parameters (it is the end of the line: no variations of it)."""
+    return [[ButtonId(Action.INFO, job_id)]]
 
 
 def progress_button_row(job_id: int) -> list[ButtonId]:

@@ -37,6 +37,7 @@ HELP_SETTINGS_OPTIONS = {
     "max_running": "Jobs one person may have drawing at once (0: the bot's default)",
     "max_queued": "Jobs one person may have waiting (0: the bot's default)",
     "daily_quota": "Images per person per UTC day (0: no limit)",
+    "candidates": "Pictures drawn per one shown, CLIP keeps the best (1: rank only; 0: default)",
     "blocked_words": "Words prompts may not contain, comma-separated ('none' clears the list)",
 }
 HELP_BAN_OPTIONS = {"user": "Who may no longer use /imagine here", "reason": "Why (kept for admins)"}
@@ -49,6 +50,7 @@ LABEL_VARIATION = "V{number}"  # variations of image `number`
 LABEL_REROLL = "Reroll"
 LABEL_CANCEL = "Cancel"
 LABEL_INFO = "Parameters"
+LABEL_UPSCALE = "Upscale"  # 4× larger, as a reply (under a picked image)
 
 # --- where a job is ---------------------------------------------------------------------------------------
 
@@ -137,6 +139,16 @@ def cancel_answer(job: Job) -> str:
     if job.status is Status.RUNNING and job.cancel_requested:
         return f"Stopping job #{job.id}: it leaves the batch within a few seconds."
     return f"Job #{job.id} is already {STATUS_TITLE[job.status].lower()}; there is nothing to cancel."
+
+
+SCORES_LABEL = "CLIP score"
+SCORES_HELP = "how well each picture matches the prompt (cosine similarity); the grid is ordered best first"
+
+
+def scores_text(scores: dict[int, float | None]) -> str | None:
+    """`1: 0.312 · 2: 0.298 …` for the ranked images of a job; None when none was ranked."""
+    shown = [f"{index + 1}: {score:.3f}" for index, score in sorted(scores.items()) if score is not None]
+    return " · ".join(shown) or None
 
 
 def enqueued_child(kind: str, parent_id: int) -> str:

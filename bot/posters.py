@@ -76,8 +76,11 @@ class PosterError(ImagineError):
 class Poster(Protocol):
     """Puts one platform's job updates into its chat. See the module docstring for the contract."""
 
-    async def post_progress(self, job: Job, *, progress: float, record_refs: RecordRefs) -> None:
-        """A running job's progress (0..1); called at most every few seconds per job. Best effort."""
+    async def post_progress(
+        self, job: Job, *, progress: float, record_refs: RecordRefs, preview: bytes | None = None
+    ) -> None:
+        """A running job's progress (0..1), with a small PNG of the grid so far when previews are on;
+        called at most every few seconds per job. Best effort."""
 
     async def post_result(
         self, job: Job, *, grid_png: bytes, images: Sequence[bytes], record_refs: RecordRefs

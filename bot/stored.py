@@ -21,7 +21,9 @@ def make_poster(settings: Settings) -> StoredResultPoster:
 
 
 class StoredResultPoster:
-    async def post_progress(self, job: Job, *, progress: float, record_refs: RecordRefs) -> None:
+    async def post_progress(
+        self, job: Job, *, progress: float, record_refs: RecordRefs, preview: bytes | None = None
+    ) -> None:
         return None  # readers poll the job's progress from the queue
 
     async def post_result(

@@ -40,6 +40,7 @@ class _Progress:
     progress: float
     posted_at: float = 0.0
     posted_progress: float = -1.0
+    preview: bytes | None = None  # the latest preview PNG of the grid being drawn
 
 
 class Deliverer:
@@ -78,6 +79,11 @@ class Deliverer:
             self._progress[job.id] = _Progress(job, progress)
         else:
             entry.progress = progress
+
+    def note_preview(self, job: Job, png: bytes) -> None:
+        """The render loop drew a preview: the next progress edit carries it."""
+        entry = self._progress.setdefault(job.id, _Progress(job, job.progress))
+        entry.preview = png
 
     def note_finished(self, job_id: int) -> None:
         self._progress.pop(job_id, None)
@@ -229,8 +235,9 @@ class Deliverer:
                 job = await self.queue.get_job(entry.job.id)
                 if job.status is not Status.RUNNING:
                     continue
+                extra = {"preview": entry.preview} if entry.preview is not None else {}
                 await asyncio.wait_for(
-                    poster.post_progress(job, progress=entry.progress, record_refs=record_refs),
+                    poster.post_progress(job, progress=entry.progress, record_refs=record_refs, **extra),
                     self.poster_timeout_seconds,
                 )
             except Exception as exc:  # progress is a courtesy: never fail a job for it

@@ -11,6 +11,11 @@ the next step instead of waiting for the batch to end (`Batching.CONTINUOUS`; `B
 batch-at-a-time and one-job-at-a-time baselines `bench/worker.py` compares it with). A job's GPU-seconds
 are its share of each step (by rows), plus its prompt encoding and its decode.
 
+Ranking and oversampling: a job of N images with k candidates per image draws k×N rows; when they are all
+drawn, the VQGAN decodes them, CLIP scores them against the prompt as typed in one pass (`ranker`), and
+the best N, best first, make the grid. Upscale jobs never enter the batch: `generator/upscaling.py` draws
+each one beside it, in its own thread.
+
 Failures: CUDA out of memory halves the capacity and restarts the batch's rows (seeds make the pictures the
 same); any other error in a step fails the batch's jobs as retryable (`Queue.fail` gives up after the
 attempt limit, with a short reason for the user and the traceback for admins). On stop: no more claims;
@@ -27,18 +32,21 @@ import math
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 import torch
+from PIL import Image
 
 from generator.dbretry import DB_DEADLINE_SECONDS, Outages, retrying
 from generator.delivery import wait_any
 from generator.engine import Engine, RowKey, RowPlan, oom_errors
 from generator.model.grid import make_grid, png_bytes
 from generator.model.sampler import SamplingSettings
+from generator.previews import QUARTERS, preview_png, quarter
+from generator.upscaling import Upscales, Upscaling
 from jobs.errors import LeaseLost
 from jobs.faults import is_transient
 from jobs.models import Job, Kind, RenderedImage
@@ -64,15 +72,27 @@ class Batching(enum.StrEnum):
     JOB = "job"  # one job at a time
 
 
+class Ranker(Protocol):
+    """CLIP (generator/model/clip.py `ClipRanker`): one score per image, one pass for them all."""
+
+    def scores(self, images: Sequence[Image.Image], prompt: str) -> list[float]: ...
+
+
 @dataclass
 class ActiveJob:
     job: Job
-    plans: list[RowPlan]  # every image of the job
+    plans: list[RowPlan]  # every row of the job: its images × candidates
     pending: list[RowPlan]  # not yet in the engine
     tokens: dict[int, torch.Tensor] = field(default_factory=dict)  # finished images
     in_engine: set[int] = field(default_factory=set)  # image indices being drawn
     busy_seconds: float = 0.0
     has_first_token: bool = False
+    candidates: int = 1  # rows drawn per image shown
+    previewed: int = 0  # quarters of the codes already shown as a preview
+
+    @property
+    def rows(self) -> int:
+        return len(self.plans)
 
 
 class RenderLoop:
@@ -95,6 +115,11 @@ class RenderLoop:
         on_finished: Callable[[int], None] | None = None,
         on_first_token: Callable[[int], None] | None = None,
         out_of_memory_errors: tuple[type[BaseException], ...] | None = None,
+        ranker: Ranker | None = None,
+        upscaler: Upscaling | None = None,
+        default_candidates: int = 1,
+        previews: bool = False,
+        on_preview: Callable[[Job, bytes], None] | None = None,
     ) -> None:
         self.queue = queue
         self.engine = engine
@@ -111,6 +136,20 @@ class RenderLoop:
         self.on_first_token = on_first_token
         # what "the batch does not fit" looks like (torch.cuda.OutOfMemoryError; tests inject their own)
         self.out_of_memory_errors = out_of_memory_errors or oom_errors()
+        self.ranker = ranker
+        self.previews = previews  # decode the rows drawn so far at every quarter (generator/previews.py)
+        self.on_preview = on_preview
+        self._previewing: set[asyncio.Task[None]] = set()
+        self.default_candidates = default_candidates  # jobs that leave it to the device (1 CPU, 2 GPU)
+        self.upscales = Upscales(
+            queue=queue,
+            upscaler=upscaler,
+            worker_id=worker_id,
+            lease_seconds=self.lease_seconds,
+            progress_seconds=progress_seconds,
+            on_finished=lambda job_id: self.on_finished(job_id) if self.on_finished else None,
+            on_progress=lambda job, progress: self.on_progress(job, progress) if self.on_progress else None,
+        )
         self.outages = Outages(describe=queue.fault)
         self.wake = asyncio.Event()  # a NOTIFY (new job) or a test pokes it
         self.active: dict[int, ActiveJob] = {}  # claim order = fair order
@@ -137,18 +176,24 @@ class RenderLoop:
                 "batching": self.batching.value,
             },
         )
-        while not stop.is_set():
-            self._clock_busy_time()
-            if self._should_claim():
-                await self._claim()
-            await self._admit()
-            if self.engine.active_count == 0:
-                if not self.active:
-                    await wait_any(self.wake, stop, timeout=self.idle_poll_seconds)
-                await asyncio.sleep(0)  # never spin without yielding
-                continue
-            await self._step()
-            await self._progress_if_due()
+        try:
+            while not stop.is_set():
+                self._clock_busy_time()
+                if self._should_claim():
+                    await self._claim()
+                await self._admit()
+                if self.engine.active_count == 0:
+                    if not self.active:  # upscales draw in their own threads: wait, never spin
+                        await wait_any(self.wake, stop, timeout=self.idle_poll_seconds)
+                    await asyncio.sleep(0)  # never spin without yielding
+                    continue
+                await self._step()
+                if self.previews:
+                    self._previews_due()
+                await self._progress_if_due()
+        except asyncio.CancelledError:
+            self.upscales.abandon()  # the loop's own tasks end with it; their leases expire
+            raise
         await self._drain()
         log.info("render loop stopped", extra={"action": "render_stopped", "jobs_done": self.jobs_done})
 
@@ -172,7 +217,7 @@ class RenderLoop:
         now = time.monotonic()
         if self._busy_clock is not None:
             self._busy_seconds += now - self._busy_clock
-        self._busy_clock = now if (self.active or self._finishing) else None
+        self._busy_clock = now if (self.active or self._finishing or self.upscales.running) else None
 
     def _has_pending(self) -> bool:
         return any(active.pending for active in self.active.values())
@@ -200,8 +245,12 @@ class RenderLoop:
             await asyncio.sleep(self.idle_poll_seconds)
             return
         for job in jobs:
+            if job.kind is Kind.UPSCALE:
+                self.upscales.start(job)
+                continue
+            candidates = job.candidates or self.default_candidates
             try:
-                plans = await self._plan(job)
+                plans = await self._plan(job, candidates)
             except Exception as exc:
                 if is_transient(exc):  # the database blinked: hand it back, the attempt not counted
                     await self._release([job.id])
@@ -209,10 +258,11 @@ class RenderLoop:
                     reason = PARENT_GONE_REASON if job.kind is Kind.VARIATION else RENDER_FAILED_REASON
                     await self._fail(job, reason, exc, retryable=False)
                 continue
-            self.active[job.id] = ActiveJob(job=job, plans=plans, pending=list(plans))
+            self.active[job.id] = ActiveJob(job=job, plans=plans, pending=list(plans), candidates=candidates)
 
-    async def _plan(self, job: Job) -> list[RowPlan]:
-        """One row per image; a variation starts from the top rows of the picked image's codes."""
+    async def _plan(self, job: Job, candidates: int) -> list[RowPlan]:
+        """One row per candidate (images × candidates, seeds seed + row); a variation starts from the top
+        rows of the picked image's codes."""
         prefix = None
         if job.kind is Kind.VARIATION and job.parent_job_id is not None and job.image_index is not None:
             parent = await self.queue.image(job.parent_job_id, job.image_index)
@@ -227,7 +277,7 @@ class RenderLoop:
                 settings=SamplingSettings.for_image(job.options, index),
                 prefix=prefix,
             )
-            for index in range(job.images)
+            for index in range(job.images * candidates)
         ]
 
     async def _admit(self) -> None:
@@ -286,7 +336,7 @@ class RenderLoop:
                 continue
             owner.tokens[index] = row.tokens
             owner.in_engine.discard(index)
-            if len(owner.tokens) == owner.job.images:
+            if len(owner.tokens) == owner.rows:
                 completed.append(owner)
         for active in completed:
             # Decode, PNG and store off the loop's path: the next steps go on meanwhile.
@@ -301,8 +351,8 @@ class RenderLoop:
         extra = {"job_id": job.id, "worker_id": self.worker_id}
         started = time.perf_counter()
         try:
-            tokens = torch.stack([active.tokens[i] for i in range(job.images)])
-            grid_png, rendered = await asyncio.to_thread(self._pictures, tokens)
+            tokens = torch.stack([active.tokens[i] for i in range(active.rows)])
+            grid_png, rendered = await asyncio.to_thread(self._pictures, tokens, job.prompt, job.images)
         except Exception as exc:
             await self._fail(job, RENDER_FAILED_REASON, exc, retryable=True)
             return
@@ -310,7 +360,12 @@ class RenderLoop:
         try:
             await retrying(
                 lambda: self.queue.finish(
-                    job.id, self.worker_id, grid_png=grid_png, images=rendered, gpu_seconds=gpu_seconds
+                    job.id,
+                    self.worker_id,
+                    grid_png=grid_png,
+                    images=rendered,
+                    gpu_seconds=gpu_seconds,
+                    candidates=active.candidates if job.candidates is None else None,
                 ),
                 what="finish",
                 deadline_seconds=min(DB_DEADLINE_SECONDS, self.lease_seconds),
@@ -330,7 +385,7 @@ class RenderLoop:
             await self._fail(job, RENDER_FAILED_REASON, exc, retryable=True)
             return
         self.jobs_done += 1
-        self.images_done += job.images
+        self.images_done += active.rows
         self._clock_busy_time()
         self._rate_samples.append((self._busy_seconds, self.images_done))
         while (
@@ -346,13 +401,55 @@ class RenderLoop:
         if self.on_finished is not None:
             self.on_finished(job.id)
 
-    def _pictures(self, tokens: torch.Tensor) -> tuple[bytes, list[RenderedImage]]:
+    def _pictures(self, tokens: torch.Tensor, prompt: str, shown: int) -> tuple[bytes, list[RenderedImage]]:
+        """Decode every candidate, score them all in one CLIP pass, keep the best `shown`, best first."""
         images = self.engine.decode(tokens)
         codes = tokens.to(torch.int64).numpy().astype("<u2")
+        scores: list[float | None] = (
+            list(self.ranker.scores(images, prompt)) if self.ranker else [None] * len(images)
+        )
+        order = (
+            sorted(range(len(images)), key=lambda i: -(scores[i] or 0.0))
+            if self.ranker
+            else range(len(images))
+        )
+        best = list(order)[:shown]
         rendered = [
-            RenderedImage(png=png_bytes(image), tokens=codes[i].tobytes()) for i, image in enumerate(images)
+            RenderedImage(png=png_bytes(images[i]), tokens=codes[i].tobytes(), score=scores[i]) for i in best
         ]
-        return png_bytes(make_grid(images)), rendered
+        return png_bytes(make_grid([images[i] for i in best])), rendered
+
+    # --- previews -----------------------------------------------------------------------------------
+
+    def _previews_due(self) -> None:
+        """Start a preview of each job whose shown rows passed another quarter of their codes."""
+        if self.on_preview is None or self._previewing:
+            return  # one preview decode at a time: they never queue up behind each other
+        length = self.engine.image_length
+        positions = self.engine.positions()
+        for active in self.active.values():
+            shown = [(active.job.id, index) for index in range(active.job.images)]
+            if active.pending or not all(key in positions for key in shown):
+                continue
+            reached = quarter(min(positions[key] for key in shown), length)
+            if reached <= active.previewed or reached >= QUARTERS:
+                continue
+            active.previewed = reached
+            partial = self.engine.partial_tokens(shown)  # between steps: the sampler is idle
+            rows = [partial[key] for key in shown]
+            task = asyncio.create_task(self._preview(active.job, rows), name=f"preview-{active.job.id}")
+            self._previewing.add(task)
+            task.add_done_callback(self._previewing.discard)
+            return
+
+    async def _preview(self, job: Job, rows: list[tuple[torch.Tensor, int]]) -> None:
+        try:
+            png = await asyncio.to_thread(preview_png, self.engine, rows)
+        except Exception as exc:  # a preview is a courtesy: the job goes on
+            log.info("preview failed: %s", exc, extra={"action": "preview_error", "job_id": job.id})
+            return
+        if self.on_preview is not None and job.id in self.active:
+            self.on_preview(job, png)
 
     # --- progress, cancellation, lost leases --------------------------------------------------------
 
@@ -360,7 +457,7 @@ class RenderLoop:
         positions = self.engine.positions()
         drawn = sum(positions.get((active.job.id, i), 0) for i in active.in_engine)
         drawn += self.engine.image_length * len(active.tokens)
-        return drawn / (self.engine.image_length * active.job.images)
+        return drawn / (self.engine.image_length * active.rows)
 
     async def _progress_if_due(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -488,6 +585,7 @@ class RenderLoop:
             await self._progress_if_due()
         if self.active:
             await self._release(list(self.active))
+        await self.upscales.stop(release=self._release)
         await self.finishing()
 
     async def finishing(self) -> None:

@@ -43,6 +43,14 @@ class LoadedModel:
     model: Any  # generator.model.dalle.DalleMini (imported lazily: torch)
     name: str  # what the registry shows
     device: str
+    ranker: Any = None  # generator.model.clip.ClipRanker; None when IMAGINE_CLIP_NAME is empty
+    upscaler: Any = None  # generator.model.upscale.Upscaler; None when IMAGINE_UPSCALER_NAME is empty
+
+    @property
+    def default_candidates(self) -> int:
+        """Candidates per image where neither the server nor IMAGINE_CANDIDATES_PER_IMAGE says: drawing
+        twice as many costs little on a GPU's wide batch, a whole render more on a CPU."""
+        return 2 if self.device.startswith("cuda") else 1
 
 
 class ModelLoadError(ImagineError):
@@ -58,7 +66,12 @@ class BatchTooLarge(ImagineError):
 
 
 # the setting that names each checkpoint (CheckpointError.part)
-_CHECKPOINT_SETTINGS = {"model": "IMAGINE_MODEL_DIR", "vqgan": "IMAGINE_VQGAN_DIR"}
+_CHECKPOINT_SETTINGS = {
+    "model": "IMAGINE_MODEL_DIR",
+    "vqgan": "IMAGINE_VQGAN_DIR",
+    "clip": "IMAGINE_CLIP_DIR",
+    "upscaler": "IMAGINE_UPSCALER_DIR",
+}
 
 
 def load_model(settings: Settings) -> LoadedModel:
@@ -95,12 +108,15 @@ def load_model(settings: Settings) -> LoadedModel:
             decoder_weights=settings.decoder_weights,
             vqgan_dtype=vqgan_dtype,
         )
+        ranker, upscaler = _load_helpers(settings, device)
     except HubUnreachable as exc:
         raise ModelLoadError(
-            f"cannot load the model: {_one_line(exc)}. Offline? On a machine with network access run "
-            f"`hf download {settings.model_name} --local-dir dalle` and "
-            f"`hf download {settings.vqgan_name} --local-dir vqgan`, copy both directories here and set "
-            f"IMAGINE_MODEL_DIR=dalle IMAGINE_VQGAN_DIR=vqgan; or {try_tiny_hint()}"
+            f"cannot load the {exc.part or 'model'} checkpoint: {_one_line(exc)}. Offline? On a machine with "
+            f"network access run `hf download {settings.model_name} --local-dir dalle`, "
+            f"`hf download {settings.vqgan_name} --local-dir vqgan`, `hf download {settings.clip_name} "
+            f"--local-dir clip` and `hf download {settings.upscaler_name} --local-dir upscaler`, copy the "
+            "directories here and set IMAGINE_MODEL_DIR=dalle IMAGINE_VQGAN_DIR=vqgan IMAGINE_CLIP_DIR=clip "
+            f"IMAGINE_UPSCALER_DIR=upscaler; or {try_tiny_hint()}"
         ) from exc
     except CheckpointNotFound as exc:
         setting = _CHECKPOINT_SETTINGS.get(exc.part or "model")
@@ -120,7 +136,36 @@ def load_model(settings: Settings) -> LoadedModel:
             f"cannot load the model on {device} (IMAGINE_DEVICE): {type(exc).__name__}: {_one_line(exc)}"
         ) from exc
     name = str(settings.model_dir) if settings.model_dir else settings.model_name
-    return LoadedModel(model=model, name=name, device=device)
+    return LoadedModel(model=model, name=name, device=device, ranker=ranker, upscaler=upscaler)
+
+
+def _load_helpers(settings: Settings, device: str) -> tuple[Any, Any]:
+    """CLIP (ranks every grid) and Swin2SR (upscales), each optional: an empty name turns it off."""
+    from generator.model.clip import ClipRanker
+    from generator.model.dalle import checkpoint_part
+    from generator.model.upscale import Upscaler
+
+    ranker = upscaler = None
+    if settings.clip_dir or settings.clip_name:
+        with checkpoint_part("clip"):
+            ranker = ClipRanker.load(
+                settings.clip_dir or settings.clip_name,
+                revision=settings.clip_revision,
+                cache_dir=settings.models_dir,
+                device=device,
+            )
+    if settings.upscaler_dir or settings.upscaler_name:
+        with checkpoint_part("upscaler"):
+            upscaler = Upscaler.load(
+                settings.upscaler_dir or settings.upscaler_name,
+                revision=settings.upscaler_revision,
+                cache_dir=settings.models_dir,
+                device=device,
+                precision=settings.upscaler_dtype,
+                tile=settings.upscaler_tile_pixels,
+                overlap=settings.upscaler_overlap_pixels,
+            )
+    return ranker, upscaler
 
 
 def _one_line(exc: BaseException) -> str:
@@ -177,6 +222,10 @@ async def serve(
                 worker_id=worker_id,
                 batching=Batching(batching),
                 stop_grace_seconds=STOP_GRACE_SECONDS if stop_grace_seconds is None else stop_grace_seconds,
+                ranker=loaded.ranker,
+                upscaler=loaded.upscaler,
+                default_candidates=loaded.default_candidates,
+                previews=loaded.device.startswith("cuda") if settings.previews is None else settings.previews,
             )
             log.info("model loaded", extra={"action": "model_loaded", "model": loaded.name, "device": device})
         deliverer = None
@@ -186,6 +235,7 @@ async def serve(
             if render_loop is not None:
                 render_loop.on_progress = deliverer.note_progress
                 render_loop.on_finished = deliverer.note_finished
+                render_loop.on_preview = deliverer.note_preview
         worker = Worker(
             queue=queue,
             worker_id=worker_id,

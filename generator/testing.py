@@ -280,13 +280,98 @@ def make_tiny_checkpoints(
     (vqgan_dir / "config.json").write_text(json.dumps(vqgan_config.to_json_dict(), indent=2))
     vq_params = _cast(vqgan_flax_params(vqgan_config, seed=seed + 1), np.dtype(dtype))
     write_flax_msgpack(vqgan_dir / "flax_model.msgpack", vq_params, chunk_bytes=chunk_bytes)
+    make_tiny_clip(root / "clip", seed=seed + 2)
+    make_tiny_upscaler(root / "upscaler", seed=seed + 3)
     return dalle_dir, vqgan_dir
+
+
+def tiny_extras(dalle_dir: Path) -> tuple[Path, Path]:
+    """The tiny CLIP and Swin2SR directories `make_tiny_checkpoints` wrote beside ``dalle_dir``."""
+    return dalle_dir.parent / "clip", dalle_dir.parent / "upscaler"
+
+
+def _clip_byte_vocab() -> dict[str, int]:
+    """CLIP's vocabulary without merges: every byte (as GPT-2's printable stand-ins), with and without
+    CLIP's end-of-word mark, then the two special tokens: the first 512 + 2 entries of the real one."""
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    chars = sorted(ByteLevel.alphabet())
+    tokens = [*chars, *(c + "</w>" for c in chars), "<|startoftext|>", "<|endoftext|>"]
+    return {token: i for i, token in enumerate(tokens)}
+
+
+def make_tiny_clip(directory: Path, *, seed: int = 0) -> Path:
+    """A tiny random CLIP saved by transformers (`save_pretrained`), with its processor: the layout of
+    ``openai/clip-vit-base-patch32`` (config.json, model.safetensors, preprocessor and tokenizer files)."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    vocab = _clip_byte_vocab()
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 77,
+            "bos_token_id": vocab["<|startoftext|>"],
+            "eos_token_id": vocab["<|endoftext|>"],
+            "pad_token_id": vocab["<|endoftext|>"],
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
+    torch.manual_seed(seed)
+    CLIPModel(config).save_pretrained(str(directory))
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    # saved one by one, as the published repository holds them (preprocessor_config.json, tokenizer.json)
+    images.save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+def make_tiny_upscaler(directory: Path, *, seed: int = 0, stages: int = 2) -> Path:
+    """A tiny random Swin2SR x4 saved by transformers, in the layout of
+    ``caidas/swin2SR-realworld-sr-x4-64-bsrgan-psnr`` (its upsampler, window and processor); more
+    `stages` make it slower (a test that must catch it drawing)."""
+    import torch
+    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution, Swin2SRImageProcessor
+
+    config = Swin2SRConfig(
+        embed_dim=16,
+        depths=[1] * stages,
+        num_heads=[2] * stages,
+        window_size=8,
+        mlp_ratio=2.0,
+        upscale=4,
+        image_size=64,
+        upsampler="nearest+conv",
+        resi_connection="1conv",
+        num_channels_out=3,
+    )
+    torch.manual_seed(seed)
+    Swin2SRForImageSuperResolution(config).save_pretrained(str(directory))
+    Swin2SRImageProcessor(
+        do_rescale=True, rescale_factor=1 / 255, do_pad=True, size_divisor=8
+    ).save_pretrained(str(directory))
+    return directory
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m generator.testing", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    make = commands.add_parser("make-tiny", help="write tiny random checkpoints (DIR/dalle and DIR/vqgan)")
+    make = commands.add_parser(
+        "make-tiny", help="write tiny random checkpoints (DIR/dalle, DIR/vqgan, DIR/clip, DIR/upscaler)"
+    )
     make.add_argument("directory", type=Path)
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--unscanned", action="store_true", help="per-layer keys instead of a scanned stack")

@@ -40,6 +40,10 @@ class Limits:
     max_running_per_user: int = _setting("max_running_per_user")
     max_queued_per_user: int = _setting("max_queued_per_user")
     daily_quota_images: int = _setting("daily_quota_images")  # 0: unlimited
+    candidates_per_image: int | None = _setting(
+        "candidates_per_image"
+    )  # None: the generator's device decides
+    upscale_quota_images: int = _setting("upscale_quota_images")
     max_prompt_length: int = _setting("max_prompt_length")
     lease_seconds: float = _setting("lease_seconds")
     delivery_timeout_seconds: float = _setting("delivery_timeout_seconds")
@@ -54,6 +58,8 @@ class Limits:
             max_running_per_user=settings.max_running_per_user,
             max_queued_per_user=settings.max_queued_per_user,
             daily_quota_images=settings.daily_quota_images,
+            candidates_per_image=settings.candidates_per_image,
+            upscale_quota_images=settings.upscale_quota_images,
             max_prompt_length=settings.max_prompt_length,
             lease_seconds=settings.lease_seconds,
             delivery_timeout_seconds=settings.delivery_timeout_seconds,
@@ -156,6 +162,7 @@ class QueueBase:
             max_running_per_user=row.max_running_per_user,
             max_queued_per_user=row.max_queued_per_user,
             daily_quota_images=row.daily_quota_images,
+            candidates_per_image=row.candidates_per_image,
             blocked_words=tuple(row.blocked_words),
             admin_role_ids=tuple(row.admin_role_ids),
             admin_user_ids=tuple(row.admin_user_ids),

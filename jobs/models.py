@@ -39,7 +39,8 @@ class Kind(enum.StrEnum):
     IMAGINE = "imagine"  # a new prompt
     REROLL = "reroll"  # the parent's prompt and options with a fresh seed
     VARIATION = "variation"  # new images that start from one of the parent's images' tokens
-    PICK = "pick"  # one of the parent's images posted on its own (upscaled/selected); no rendering
+    PICK = "pick"  # one of the parent's images posted on its own; no rendering
+    UPSCALE = "upscale"  # one image of the parent 4× larger (super-resolution), as a reply to the parent
 
 
 class Platform(enum.StrEnum):
@@ -130,6 +131,8 @@ class Job:
     delivery_next_try_at: datetime | None
     delivery_error: str | None
     refs: MessageRefs
+    candidates: int | None = None  # drawn per shown image; None: the generator's default (until done)
+    quota_images: int = 0  # what it counts against the daily quota
 
     @property
     def images(self) -> int:
@@ -186,6 +189,8 @@ class Job:
                 final_message_id=m["final_message_id"],
                 extra=dict(m["platform_refs"] or {}),
             ),
+            candidates=m["candidates"],
+            quota_images=m["quota_images"],
         )
 
 
@@ -202,14 +207,16 @@ class StoredImage:
     index: int  # 0..images-1, or GRID_INDEX for the grid
     png: bytes
     tokens: bytes | None  # IMAGE_TOKEN_COUNT codes as little-endian uint16 (None for the grid)
+    score: float | None = None  # CLIP similarity with the prompt (None: not ranked)
 
 
 @dataclass(frozen=True, slots=True)
 class RenderedImage:
-    """What a worker hands to `finish` per image."""
+    """What a worker hands to `finish` per image (in the grid's order: best score first)."""
 
     png: bytes
-    tokens: bytes
+    tokens: bytes | None  # None for an upscale's picture (it has no codes)
+    score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +229,7 @@ class SpaceSettings:
     max_running_per_user: int | None = None
     max_queued_per_user: int | None = None
     daily_quota_images: int | None = None
+    candidates_per_image: int | None = None  # candidates drawn per shown image (1: rank only)
     blocked_words: tuple[str, ...] = ()
     admin_role_ids: tuple[str, ...] = ()
     admin_user_ids: tuple[str, ...] = ()
@@ -236,6 +244,7 @@ class SpaceSettings:
         "max_running_per_user",
         "max_queued_per_user",
         "daily_quota_images",
+        "candidates_per_image",
         "blocked_words",
         "admin_role_ids",
         "admin_user_ids",

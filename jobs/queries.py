@@ -101,9 +101,9 @@ def user_counts(platform: str, user_id: str) -> Select[Any]:
 
 
 def images_since(platform: str, user_id: str, since: datetime) -> Select[Any]:
-    """Images the user asked for since `since` that count against the quota: picks render nothing,
-    and a job cancelled before it started cost nothing."""
-    return select(func.coalesce(func.sum(jobs.c.images), 0)).where(
+    """Images the user's jobs since `since` count against the quota (`quota_images`: every candidate
+    drawn, an upscale's cost; picks render nothing), but a job cancelled before it started cost nothing."""
+    return select(func.coalesce(func.sum(jobs.c.quota_images), 0)).where(
         jobs.c.platform == platform,
         jobs.c.user_id == user_id,
         jobs.c.created_at >= since,
@@ -244,6 +244,17 @@ def mark_done(job_gpu_seconds: dict[int, float], worker_id: str, now: datetime) 
             delivery=Delivery.PENDING.value,
             delivery_next_try_at=now,
         )
+        .returning(jobs)
+    )
+
+
+def set_drawn(job_id: int, candidates: int, images: int) -> Update:
+    """The generator chose how many candidates to draw per image (the device's default): the job
+    counts every image it drew."""
+    return (
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(candidates=candidates, quota_images=images * candidates)
         .returning(jobs)
     )
 

@@ -62,6 +62,7 @@ class Rendered:
     grid_png: bytes
     images: Sequence[RenderedImage | tuple[bytes, bytes]]  # (png, 256 VQGAN tokens) per image
     gpu_seconds: float
+    candidates: int | None = None  # drawn per shown image, when the generator chose (quota: all drawn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ def _midnight(now: datetime) -> datetime:
 def _stored_image(row: Any) -> StoredImage:
     # by key: a Row's `.index` is the tuple method, not the column
     m = row._mapping
-    return StoredImage(m["job_id"], m["index"], m["png"], m["tokens"])
+    return StoredImage(m["job_id"], m["index"], m["png"], m["tokens"], m["score"])
 
 
 class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMixin, SessionsMixin):
@@ -114,15 +115,15 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
                 prompt, options = await self._from_parent(conn, request, prompt)
             assert options is not None
             space = await self._space(conn, request.platform, request.guild_id)
-            weight, last_finish = await self._check_allowed(conn, request, prompt, options, space, now)
+            candidates, cost = self._cost(request.kind, options, space)
+            weight, last_finish = await self._check_allowed(conn, request, prompt, cost, space, now)
             tag = await self._fair_tag(
-                conn, request.platform, request.user_id, options.images, weight, last_finish
+                conn, request.platform, request.user_id, max(cost, 1), weight, last_finish
             )
             is_pick = request.kind is Kind.PICK
+            values = self._job_values(request, prompt, options, tag, now, is_pick)
             row = (
-                await conn.execute(
-                    q.insert_job(self._job_values(request, prompt, options, tag, now, is_pick))
-                )
+                await conn.execute(q.insert_job({**values, "candidates": candidates, "quota_images": cost}))
             ).one()
             job = Job.from_row(row)
             if is_pick:
@@ -133,6 +134,16 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
         log.info("job enqueued", extra={"action": "job_enqueued", "job_id": job.id, "position": position})
         return Enqueued(job=job, position=position, eta=eta)
 
+    def _cost(self, kind: Kind, options: JobOptions, space: SpaceSettings) -> tuple[int | None, int]:
+        """(candidates per image, quota images): a draw costs every candidate it draws (when the device
+        decides, one each until the generator says what it drew), an upscale its fixed cost, a pick 0."""
+        if kind is Kind.PICK:
+            return None, 0
+        if kind is Kind.UPSCALE:
+            return None, self.limits.upscale_quota_images
+        candidates = space.candidates_per_image or self.limits.candidates_per_image
+        return candidates, options.images * (candidates or 1)
+
     async def _from_parent(
         self, conn: AsyncConnection, request: EnqueueRequest, prompt: str
     ) -> tuple[str, JobOptions]:
@@ -141,7 +152,11 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
         if parent_row is None:
             raise errors.BadParent(f"job {request.parent_job_id} does not exist")
         parent = Job.from_row(parent_row)
-        if request.kind in (Kind.VARIATION, Kind.PICK):
+        if parent.kind is Kind.UPSCALE and request.kind is not Kind.PICK:
+            raise errors.BadParent(
+                f"job {parent.id} is an upscaled picture: start from the grid it came from"
+            )
+        if request.kind in (Kind.VARIATION, Kind.PICK, Kind.UPSCALE):
             if parent.status is not Status.DONE:
                 raise errors.BadParent(f"job {parent.id} has no images yet (it is {parent.status})")
             index = request.image_index
@@ -150,7 +165,7 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
         # every option of the parent but its seed (a new one is drawn unless the request names one)
         inherited = {name: value for name, value in parent.options.columns().items() if name != "seed"}
         raw = {**inherited, **request.options}
-        if request.kind is Kind.PICK:
+        if request.kind in (Kind.PICK, Kind.UPSCALE):
             raw["images"] = 1
         options = JobOptions.parse(raw, models=self.limits.models)
         return prompt or parent.prompt_normalized, options
@@ -160,7 +175,7 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
         conn: AsyncConnection,
         request: EnqueueRequest,
         prompt: str,
-        options: JobOptions,
+        cost: int,
         space: SpaceSettings,
         now: datetime,
     ) -> tuple[float, float]:
@@ -206,10 +221,11 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
             used = (
                 await conn.execute(q.images_since(request.platform, request.user_id, midnight))
             ).scalar_one()
-            if used + options.images > quota:
+            if used + cost > quota:
                 resets_at = midnight + timedelta(days=1)
+                asked = f"an upscale, which counts as {cost}" if request.kind is Kind.UPSCALE else str(cost)
                 raise errors.QuotaExceeded(
-                    f"you have used {used} of your {quota} images for today and asked for {options.images}; "
+                    f"you have used {used} of your {quota} images for today and asked for {asked}; "
                     f"the quota resets at 00:00 UTC (in {duration(resets_at - now)})",
                     resets_at=resets_at,
                 )
@@ -283,7 +299,13 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
         if parent is None:
             raise errors.BadParent(f"job {job.parent_job_id} has no stored image {job.image_index}")
         rows = [
-            {"job_id": job.id, "index": index, "png": parent.png, "tokens": parent.tokens}
+            {
+                "job_id": job.id,
+                "index": index,
+                "png": parent.png,
+                "tokens": parent.tokens,
+                "score": parent.score,
+            }
             for index in (GRID_INDEX, 0)
         ]
         await conn.execute(q.insert_images(), rows)
@@ -369,6 +391,7 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
         grid_png: bytes,
         images: Sequence[RenderedImage | tuple[bytes, bytes]],
         gpu_seconds: float,
+        candidates: int | None = None,
         now: datetime | None = None,
     ) -> Job:
         """Store the grid and images and mark the job done, in one transaction.
@@ -376,7 +399,8 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
         Raises `LeaseLost` (storing nothing) if the worker no longer holds the job. If a cancel was
         requested meanwhile the job ends cancelled and its images are not stored.
         """
-        done = await self.finish_many(worker_id, [Rendered(job_id, grid_png, images, gpu_seconds)], now=now)
+        result = Rendered(job_id, grid_png, images, gpu_seconds, candidates)
+        done = await self.finish_many(worker_id, [result], now=now)
         if not done:
             raise errors.LeaseLost(job_id, worker_id)
         return done[0]
@@ -408,10 +432,31 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
                     raise ValueError(f"job {job.id} asked for {job.images} images, got {len(result.images)}")
                 if job.status is not Status.DONE:
                     continue  # cancelled meanwhile: nothing to keep
-                values.append({"job_id": job.id, "index": GRID_INDEX, "png": result.grid_png, "tokens": None})
+                values.append(
+                    {
+                        "job_id": job.id,
+                        "index": GRID_INDEX,
+                        "png": result.grid_png,
+                        "tokens": None,
+                        "score": None,
+                    }
+                )
                 for index, image in enumerate(result.images):
-                    png, tokens = (image.png, image.tokens) if isinstance(image, RenderedImage) else image
-                    values.append({"job_id": job.id, "index": index, "png": png, "tokens": tokens})
+                    if not isinstance(image, RenderedImage):
+                        image = RenderedImage(*image)
+                    values.append(
+                        {
+                            "job_id": job.id,
+                            "index": index,
+                            "png": image.png,
+                            "tokens": image.tokens,
+                            "score": image.score,
+                        }
+                    )
+            drawn = {r.job_id: r.candidates for r in by_id.values() if r.candidates is not None}
+            for job in [job for job in done if job.id in drawn]:
+                row = (await conn.execute(q.set_drawn(job.id, drawn[job.id], job.images))).one()
+                done[done.index(job)] = Job.from_row(row)
             if values:
                 await conn.execute(q.insert_images(), values)
             if done:

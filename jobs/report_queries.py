@@ -134,6 +134,15 @@ def image_indices_of(job_ids: Sequence[int]) -> Select[Any]:
     )
 
 
+def image_scores(job_id: int) -> Select[Any]:
+    """The CLIP score of each stored image of a job (not the grid), in grid order, without their bytes."""
+    return (
+        select(images.c.index, images.c.score)
+        .where(images.c.job_id == job_id, images.c.index >= 0)
+        .order_by(images.c.index)
+    )
+
+
 # --- the queue right now -------------------------------------------------------------------------------
 
 

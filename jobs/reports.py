@@ -141,6 +141,11 @@ class ReportsMixin(QueueBase):
                 stored.setdefault(row.job_id, []).append(row.index)
         return stored
 
+    async def image_scores(self, job_id: int) -> dict[int, float | None]:
+        """Each stored image's CLIP score by index (None: not ranked), without loading the pictures."""
+        async with self._reading() as conn:
+            return {row.index: row.score for row in (await conn.execute(rq.image_scores(job_id))).all()}
+
     async def delete_images(self, job_id: int) -> int:
         """Delete a job's stored pictures; its `jobs` row (the usage record) stays. Returns how many went."""
         async with self._engine.begin() as conn:

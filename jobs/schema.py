@@ -89,6 +89,12 @@ jobs = Table(
     Column("top_p", Float, nullable=True),  # NULL: off (no nucleus cut)
     Column("temperature", Float, nullable=False),
     Column("model", String(128), nullable=False),
+    # candidates drawn per shown image (CLIP keeps the best); NULL: the generator's default for its device,
+    # replaced by what it drew when the job finishes
+    Column("candidates", Integer, nullable=True),
+    # what the job counts against the daily quota: images drawn (images × candidates), an upscale's cost,
+    # 0 for a pick
+    Column("quota_images", Integer, nullable=False),
     # the queue
     Column("status", String(16), nullable=False),
     Column("fair_tag", Float, nullable=False),  # start-time fair queueing tag; claim takes the lowest
@@ -141,6 +147,8 @@ images = Table(
     Column("png", LargeBinary, nullable=False),
     # the 256 VQGAN codes (uint16 little-endian) a variation starts from; NULL for the grid
     Column("tokens", LargeBinary, nullable=True),
+    # CLIP's cosine similarity of the image with the prompt as typed; NULL: not ranked (grid, upscale)
+    Column("score", Float, nullable=True),
 )
 
 # Per Discord guild / Slack workspace; NULL means the global default from Settings.
@@ -153,6 +161,7 @@ spaces = Table(
     Column("max_running_per_user", Integer, nullable=True),
     Column("max_queued_per_user", Integer, nullable=True),
     Column("daily_quota_images", Integer, nullable=True),
+    Column("candidates_per_image", Integer, nullable=True),
     Column("blocked_words", JSON, nullable=False),
     Column("admin_role_ids", JSON, nullable=False),
     Column("admin_user_ids", JSON, nullable=False),

@@ -89,6 +89,41 @@ class Settings(BaseSettings):
     vqgan_name: str = Field("dalle-mini/vqgan_imagenet_f16_16384", description="VQGAN checkpoint on the hub")
     vqgan_revision: str = Field("main", description="hub revision of the VQGAN checkpoint")
     vqgan_dir: Path | None = Field(None, description="local VQGAN checkpoint dir instead of the hub")
+    clip_name: str = Field(
+        "openai/clip-vit-base-patch32",
+        description="CLIP checkpoint on the hub that ranks each grid best first (~600 MB); empty: no ranking",
+    )
+    clip_revision: str = Field("main", description="hub revision of the CLIP checkpoint")
+    clip_dir: Path | None = Field(None, description="local CLIP checkpoint dir instead of the hub")
+    upscaler_name: str = Field(
+        "caidas/swin2SR-realworld-sr-x4-64-bsrgan-psnr",
+        description="Swin2SR x4 checkpoint on the hub for ⬆ Upscale (~50 MB); empty: no upscaling",
+    )
+    upscaler_revision: str = Field("main", description="hub revision of the upscaler checkpoint")
+    upscaler_dir: Path | None = Field(None, description="local upscaler checkpoint dir instead of the hub")
+    upscaler_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="upscaler matmuls: auto: bfloat16 where the chip has native bf16 (a GPU, a CPU with "
+        "AVX512-BF16 or AMX; 2x faster, 50+ dB PSNR to float32), else float32",
+    )
+    upscaler_tile_pixels: int = Field(
+        72, ge=8, le=4096, description="input pixels per upscaler tile side (memory is bounded by one tile)"
+    )
+    upscaler_overlap_pixels: int = Field(
+        8, ge=0, description="input pixels neighbouring upscaler tiles share, averaged so seams do not show"
+    )
+    candidates_per_image: int | None = Field(
+        None,
+        ge=1,
+        le=4,
+        description="candidates drawn per shown image, CLIP keeps the best (1: rank only); "
+        "empty: 1 on CPU, 2 on GPU; servers may set their own",
+    )
+    previews: bool | None = Field(
+        None,
+        description="progress edits carry a preview of the grid so far (a VQGAN decode per quarter); "
+        "empty: on with a GPU, off on a CPU",
+    )
     model_cache_dir: Path | None = Field(None, description="converted checkpoints; empty: <data_dir>/models")
     device: str = Field("auto", description="torch device: auto, cpu, cuda, cuda:1, …")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
@@ -109,6 +144,9 @@ class Settings(BaseSettings):
     max_running_per_user: int = Field(2, ge=1, description="jobs one user may have rendering at once")
     max_queued_per_user: int = Field(10, ge=1, description="jobs one user may have waiting")
     daily_quota_images: int = Field(200, ge=0, description="images per user per UTC day (0: no limit)")
+    upscale_quota_images: int = Field(
+        4, ge=0, description="an upscale counts as this many images against the daily quota (its GPU cost)"
+    )
     max_prompt_length: int = Field(300, ge=1, le=10000, description="characters in a prompt")
     blocked_words: str = Field(
         "", description="words refused in every prompt, in every server and DM (comma-separated)"
@@ -174,6 +212,14 @@ class Settings(BaseSettings):
     def slack_oauth(self) -> bool:
         """Workspaces install through Slack's OAuth flow (tokens in the database), not one bot token."""
         return bool(self.slack_client_id and self.slack_client_secret)
+
+    @model_validator(mode="after")
+    def _upscaler_overlap(self) -> Settings:
+        if self.upscaler_overlap_pixels >= self.upscaler_tile_pixels:
+            raise ValueError(
+                f"{env_name('upscaler_overlap_pixels')} must be less than {env_name('upscaler_tile_pixels')}"
+            )
+        return self
 
     @property
     def db_url(self) -> str:

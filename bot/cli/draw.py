@@ -3,6 +3,9 @@ defaults. It migrates the database if needed, enqueues the prompt (platform `cli
 position and progress bar, and writes the grid PNG. If no generator has been seen lately, it starts one
 (`python -m generator.serve`, a child process) for the duration, so one command draws a picture on a fresh
 machine.
+
+`imagine upscale JOB_ID INDEX [--out upscaled.png]` does the same for one picture of a finished job (INDEX
+counts from 1, as the grid's buttons do): a 4× larger PNG through the queue.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from jobs.db import ensure_migrated
 from jobs.durations import duration
 from jobs.errors import EXIT_INTERRUPTED, JobFailed, OutputNotWritable
 from jobs.hints import command_hint
-from jobs.models import GRID_INDEX, EnqueueRequest, Job, Platform, Status
+from jobs.models import GRID_INDEX, EnqueueRequest, Job, Kind, Platform, Status
 from jobs.options import add_option_arguments, options_from_arguments
 from jobs.queue import Queue
 from jobs.settings import Settings
@@ -54,11 +57,49 @@ async def run_render(args: argparse.Namespace, settings: Settings) -> int:
         channel_id=socket.gethostname(),
         options=options_from_arguments(args),
     )
+    return await draw(request, settings, out=args.out, is_generator_allowed=not args.no_generator)
+
+
+def _upscale_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id", type=int, help="a finished job")
+    parser.add_argument("index", type=int, help="which of its pictures, from 1")
+    parser.add_argument(
+        "--out", type=Path, default=Path("upscaled.png"), help="where to write the picture (upscaled.png)"
+    )
+    parser.add_argument("--no-generator", action="store_true", help="never start a generator; only wait")
+
+
+@command("upscale", "upscale one picture of a finished job 4× and write the PNG", _upscale_arguments)
+async def run_upscale(args: argparse.Namespace, settings: Settings) -> int:
+    check_writable(args.out)
+    await ensure_migrated(settings.db_url)
+    user = terminal_user()
+    request = EnqueueRequest(
+        platform=Platform.CLI.value,
+        user_id=user,
+        user_name=user,
+        prompt="",
+        channel_id=socket.gethostname(),
+        kind=Kind.UPSCALE,
+        parent_job_id=args.job_id,
+        image_index=args.index - 1,
+    )
+    return await draw(request, settings, out=args.out, is_generator_allowed=not args.no_generator)
+
+
+async def draw(request: EnqueueRequest, settings: Settings, *, out: Path, is_generator_allowed: bool) -> int:
+    """Enqueue, wait (starting a generator if none is alive) and write the job's picture to `out`."""
     queue = Queue.connect(settings)
-    helper = GeneratorHelper(queue, settings, is_allowed=not args.no_generator)
+    helper = GeneratorHelper(queue, settings, is_allowed=is_generator_allowed)
     try:
         job = (await queue.enqueue(request)).job
-        print(f"job {job.id}: {job.images} image(s), seed {job.options.seed}", file=sys.stderr)
+        if job.kind is Kind.UPSCALE:
+            print(
+                f"job {job.id}: upscale of job {job.parent_job_id} picture {(request.image_index or 0) + 1}",
+                file=sys.stderr,
+            )
+        else:
+            print(f"job {job.id}: {job.images} image(s), seed {job.options.seed}", file=sys.stderr)
         stays = f"stopping: job {job.id} stays queued (`{command_hint('imagine')} status {job.id}`)"
         async with stop_on_signals("imagine", doing=stays) as stop:
             ended = await wait_for_job(queue, job.id, helper, stop.event)
@@ -67,10 +108,10 @@ async def run_render(args: argparse.Namespace, settings: Settings) -> int:
         if ended.status is not Status.DONE:
             raise JobFailed(f"job {ended.id} {ended.status}: {ended.error or 'no reason given'}")
         grid = await queue.image(ended.id, GRID_INDEX)
-        write_picture(args.out, grid.png, job_id=ended.id)
+        write_picture(out, grid.png, job_id=ended.id)
         seconds = ended.render_time.total_seconds() if ended.render_time else 0.0
         done = f"{ended.images} image(s), job {ended.id}, seed {ended.options.seed}, {seconds:.1f} s"
-        print(f"wrote {args.out} ({done})")
+        print(f"wrote {out} ({done})")
         return 0
     finally:
         await helper.stop()

@@ -150,6 +150,7 @@ async def settings_command(
     max_running: app_commands.Range[int, 0, 100] | None = None,
     max_queued: app_commands.Range[int, 0, 1000] | None = None,
     daily_quota: app_commands.Range[int, 0, 100000] | None = None,
+    candidates: app_commands.Range[int, 0, 4] | None = None,
     blocked_words: str | None = None,
 ) -> None:
     """Show or change this server's /imagine settings: channels, per-user caps, quota, blocked words."""
@@ -168,6 +169,8 @@ async def settings_command(
         changes["max_queued_per_user"] = max_queued or None
     if daily_quota is not None:
         changes["daily_quota_images"] = daily_quota
+    if candidates is not None:
+        changes["candidates_per_image"] = candidates or None
     if blocked_words is not None:
         words = [w.strip() for w in blocked_words.split(",") if w.strip()]
         changes["blocked_words"] = [] if [w.lower() for w in words] in (["none"], ["-"]) else words
@@ -193,6 +196,10 @@ async def _settings_reply(interaction: Interaction, changes: dict[str, Any]) -> 
     embed.add_field(name="Waiting", value=str(space.max_queued_per_user or limits.max_queued_per_user))
     quota = limits.daily_quota_images if space.daily_quota_images is None else space.daily_quota_images
     embed.add_field(name="Images a day", value=str(quota) if quota else "no limit")
+    candidates = space.candidates_per_image or limits.candidates_per_image
+    embed.add_field(
+        name="Candidates per picture", value=str(candidates) if candidates else "1 on CPU, 2 on GPU"
+    )
     embed.add_field(
         name="Blocked words",
         value=discord.utils.escape_markdown(", ".join(space.blocked_words))[:1024] or "none",

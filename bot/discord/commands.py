@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -41,7 +42,12 @@ log = logging.getLogger(__name__)
 
 HISTORY_COUNT = 10
 DISCORD_WEB = "https://discord.com/channels"
-KIND_OF_ACTION = {Action.REROLL: Kind.REROLL, Action.VARIATION: Kind.VARIATION, Action.PICK: Kind.PICK}
+KIND_OF_ACTION = {
+    Action.REROLL: Kind.REROLL,
+    Action.VARIATION: Kind.VARIATION,
+    Action.PICK: Kind.PICK,
+    Action.UPSCALE: Kind.UPSCALE,
+}
 
 
 # --- the commands ---------------------------------------------------------------------------------------
@@ -172,6 +178,10 @@ async def on_button(interaction: Interaction, button_id: ButtonId) -> None:
             parent_job_id=button_id.job_id,
             image_index=button_id.image_index,
         )
+        if button_id.action is Action.UPSCALE and interaction.message is not None:
+            # the result replies to the picked image's message; the click's own answer stays private
+            extra = {**request.refs.extra, "reply_to_message_id": str(interaction.message.id)}
+            request = replace(request, refs=replace(request.refs, extra=extra))
         await submit(interaction, request)
 
 
@@ -250,7 +260,9 @@ async def submit(interaction: Interaction, request: EnqueueRequest) -> None:
     if interaction.response.is_done():
         await interaction.edit_original_response(embed=embed, view=progress_view(job.id))
     else:
-        await interaction.response.send_message(embed=embed, view=progress_view(job.id))
+        # an upscale's picture comes as a reply to the clicked message: its progress is the clicker's alone
+        private = job.kind is Kind.UPSCALE
+        await interaction.response.send_message(embed=embed, view=progress_view(job.id), ephemeral=private)
 
 
 def check_request(bot: ImagineBot, request: EnqueueRequest) -> None:
@@ -274,7 +286,8 @@ async def _enqueue(bot: ImagineBot, request: EnqueueRequest) -> Enqueued:
 
 async def _parameters_reply(interaction: Interaction, job_id: int) -> Reply:
     try:
-        return Reply(embed=parameters_embed(await interaction.client.queue.get_job(job_id)))
+        queue = interaction.client.queue
+        return Reply(embed=parameters_embed(await queue.get_job(job_id), await queue.image_scores(job_id)))
     except JobNotFound:
         return Reply(messages.refused_job_not_found(job_id))
 

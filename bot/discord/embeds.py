@@ -12,6 +12,7 @@ import datetime
 
 import discord
 
+from bot import messages
 from jobs.models import Job
 
 MAX_DESCRIPTION_LENGTH = 4096
@@ -62,10 +63,13 @@ def rendering_embed(prompt: str, *, progress: float) -> discord.Embed:
     return embed
 
 
-def parameters_embed(job: Job) -> discord.Embed:
-    """The job's prompt and options (the ℹ️ button's ephemeral answer)."""
+def parameters_embed(job: Job, scores: dict[int, float | None] | None = None) -> discord.Embed:
+    """The job's prompt and options, and each picture's CLIP score (the ℹ️ button's ephemeral answer)."""
     embed = discord.Embed(title=f"Job #{job.id}", description=prompt_text(job.prompt), color=DONE_COLOR)
     _add_option_fields(embed, job)
+    ranked = messages.scores_text(scores or {})
+    if ranked:
+        embed.add_field(name=messages.SCORES_LABEL, value=_cut(ranked, MAX_FIELD_VALUE_LENGTH), inline=False)
     return embed
 
 

@@ -34,7 +34,7 @@ import aiohttp
 import discord
 
 from bot import messages
-from bot.buttons import Action, ButtonId
+from bot.buttons import pick_button_rows, upscaled_button_rows
 from bot.discord.embeds import cancelled_embed, done_embed, failed_embed, rendering_embed
 from bot.discord.views import grid_view, progress_view, view_of_rows
 from bot.posters import PosterError, RecordRefs
@@ -51,6 +51,7 @@ INLINE_RETRY_SECONDS = 2.0  # a 429 asking for at most this long is waited out h
 INLINE_TRIES = 3  # attempts per request before handing the failure to the delivery loop
 SERVER_ERROR_BACKOFF_SECONDS = 0.25  # doubles per attempt
 JPEG_QUALITY = 90
+PREVIEW_FILENAME = "preview.png"
 TOKEN_GONE_CODES = frozenset({10062, 50027})  # unknown interaction, invalid webhook token
 UNKNOWN_MESSAGE_CODE = 10008
 NOT_RESPONDED_RETRY_SECONDS = 1.0  # @original not made yet: the frontend is still answering
@@ -115,16 +116,23 @@ class DiscordPoster:
 
     # --- the Poster protocol ----------------------------------------------------------------------------
 
-    async def post_progress(self, job: Job, *, progress: float, record_refs: RecordRefs) -> None:
-        """Edit the queued message into a progress bar; only while the token lives (best effort)."""
+    async def post_progress(
+        self, job: Job, *, progress: float, record_refs: RecordRefs, preview: bytes | None = None
+    ) -> None:
+        """Edit the queued message into a progress bar (with the preview of the grid so far, when there
+        is one); only while the token lives (best effort)."""
         if not self._token_alive(job):
             return
-        payload = {
-            "embeds": [rendering_embed(job.prompt, progress=progress).to_dict()],
-            "components": progress_view(job.id).to_components(),
-        }
+        embed = rendering_embed(job.prompt, progress=progress)
+        upload = None
+        payload: dict[str, Any] = {"components": progress_view(job.id).to_components()}
+        if preview is not None:
+            upload = Upload(PREVIEW_FILENAME, preview, "image/png")
+            embed.set_image(url=f"attachment://{PREVIEW_FILENAME}")
+            payload["attachments"] = [{"id": 0, "filename": PREVIEW_FILENAME}]
+        payload["embeds"] = [embed.to_dict()]
         try:
-            await self._request("PATCH", self._original_path(job), payload=payload)
+            await self._request("PATCH", self._original_path(job), payload=payload, upload=upload)
         except DiscordApiError as exc:
             log.info("progress not posted: %s", exc, extra={"action": "progress_skipped", "job_id": job.id})
 
@@ -176,6 +184,8 @@ class DiscordPoster:
         grid_png: bytes | None,
         record_refs: RecordRefs,
     ) -> Mapping[str, Any]:
+        if job.kind is Kind.UPSCALE:  # a reply to the picked image's message, never the click's answer
+            return await self._to_channel(job, payload, grid_png, record_refs)
         via = job.refs.extra.get("delivered_via")
         if via == "interaction" and job.refs.final_message_id and not self._token_alive(job):
             # posted into @original before a crash; the token died since: that post stands
@@ -228,6 +238,7 @@ class DiscordPoster:
                     "allowed_mentions": {"parse": [], "users": [job.user_id]},
                     "nonce": f"imagine-{job.id}"[:25],
                     "enforce_nonce": True,
+                    **_reply_reference(job),
                 },
                 bot_auth=True,
             )
@@ -340,15 +351,21 @@ class DiscordPoster:
 
 
 def result_view(job: Job) -> discord.ui.View:
-    """The buttons under a result: U/V per image and 🔄 ℹ️; a pick (one image) gets V1, 🔄 and ℹ️."""
+    """The buttons under a result: U/V per image and 🔄 ℹ️; a pick (one image) gets V1, ⬆ Upscale,
+    🔄 and ℹ️; an upscaled picture ℹ️ alone."""
     if job.kind is Kind.PICK:
-        return view_of_rows(
-            [
-                [ButtonId(Action.VARIATION, job.id, 0)],
-                [ButtonId(Action.REROLL, job.id), ButtonId(Action.INFO, job.id)],
-            ]
-        )
+        return view_of_rows(pick_button_rows(job.id))
+    if job.kind is Kind.UPSCALE:
+        return view_of_rows(upscaled_button_rows(job.id))
     return grid_view(job.id, job.images)
+
+
+def _reply_reference(job: Job) -> dict[str, Any]:
+    """An upscale answers the message its ⬆ was clicked on (still posted if that one was deleted)."""
+    reply_to = job.refs.extra.get("reply_to_message_id")
+    if job.kind is not Kind.UPSCALE or not reply_to:
+        return {}
+    return {"message_reference": {"message_id": str(reply_to), "fail_if_not_exists": False}}
 
 
 def grid_uploads(grid_png: bytes, limit: int) -> Iterator[Upload]:

@@ -26,14 +26,16 @@ _LABELS = {  # the words are bot/messages.py's, shared with Slack; 🔄 and ℹ�
     Action.REROLL: None,
     Action.CANCEL: messages.LABEL_CANCEL,
     Action.INFO: None,
+    Action.UPSCALE: messages.LABEL_UPSCALE,
 }
-_EMOJI = {Action.REROLL: "🔄", Action.CANCEL: "❌", Action.INFO: "ℹ️"}
+_EMOJI = {Action.REROLL: "🔄", Action.CANCEL: "❌", Action.INFO: "ℹ️", Action.UPSCALE: "⬆️"}
 _STYLES = {
     Action.PICK: discord.ButtonStyle.secondary,
     Action.VARIATION: discord.ButtonStyle.secondary,
     Action.REROLL: discord.ButtonStyle.primary,
     Action.CANCEL: discord.ButtonStyle.danger,
     Action.INFO: discord.ButtonStyle.secondary,
+    Action.UPSCALE: discord.ButtonStyle.success,
 }
 
 
@@ -46,7 +48,11 @@ class ImagineButtonHandler(Protocol):
 
 def make_button(button_id: ButtonId, *, row: int | None = None) -> discord.ui.Button[Any]:
     """The plain button for `button_id`: label U1..U9 / V1..V9 or an emoji, its style, its custom_id."""
-    number = "" if button_id.image_index is None else str(button_id.image_index + 1)
+    number = (
+        ""
+        if button_id.image_index is None or button_id.action is Action.UPSCALE
+        else str(button_id.image_index + 1)
+    )
     label = _LABELS[button_id.action]
     return discord.ui.Button(
         label=None if label is None else label.format(number=number),
@@ -114,6 +120,12 @@ class InfoButton(
     action = Action.INFO
 
 
+class UpscaleButton(
+    _ImagineButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=template(Action.UPSCALE)
+):
+    action = Action.UPSCALE
+
+
 #: Register once: `client.add_dynamic_items(*BUTTON_ITEMS)`.
 BUTTON_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     PickButton,
@@ -121,6 +133,7 @@ BUTTON_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     RerollButton,
     CancelButton,
     InfoButton,
+    UpscaleButton,
 )
 _ITEM_FOR_ACTION: dict[Action, type[discord.ui.DynamicItem[Any]]] = {
     PickButton.action: PickButton,
@@ -128,6 +141,7 @@ _ITEM_FOR_ACTION: dict[Action, type[discord.ui.DynamicItem[Any]]] = {
     RerollButton.action: RerollButton,
     CancelButton.action: CancelButton,
     InfoButton.action: InfoButton,
+    UpscaleButton.action: UpscaleButton,
 }
 
 

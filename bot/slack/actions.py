@@ -27,7 +27,12 @@ from jobs.queue import Queue
 
 log = logging.getLogger(__name__)
 
-_KIND_OF_ACTION = {Action.REROLL: Kind.REROLL, Action.VARIATION: Kind.VARIATION, Action.PICK: Kind.PICK}
+_KIND_OF_ACTION = {
+    Action.REROLL: Kind.REROLL,
+    Action.VARIATION: Kind.VARIATION,
+    Action.PICK: Kind.PICK,
+    Action.UPSCALE: Kind.UPSCALE,
+}
 
 
 class SlackActions:
@@ -84,7 +89,7 @@ class SlackActions:
             image_index=button.image_index,
             refs=MessageRefs(
                 response_url=body.get("response_url"),
-                extra=workspace_refs((body.get("enterprise") or {}).get("id")),
+                extra=workspace_refs((body.get("enterprise") or {}).get("id")) | _reply_to(button, body),
             ),
         )
         try:
@@ -122,12 +127,19 @@ class SlackActions:
 
     async def parameters(self, button: ButtonId, respond: AsyncRespond) -> None:
         """The job's prompt and options, enough to reproduce it."""
-        await _tell(respond, texts.parameters(await self.queue.get_job(button.job_id)))
+        job = await self.queue.get_job(button.job_id)
+        await _tell(respond, texts.parameters(job, await self.queue.image_scores(button.job_id)))
 
 
 async def _tell(respond: AsyncRespond, text: str) -> None:
     """An ephemeral answer to the clicker that leaves the clicked message as it is."""
     await respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+def _reply_to(button: ButtonId, body: dict[str, Any]) -> dict[str, str]:
+    """An upscale is posted in the thread of the message whose ⬆ was clicked."""
+    ts = (body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts")
+    return {"reply_to_ts": str(ts)} if button.action is Action.UPSCALE and ts else {}
 
 
 def _team_id(body: dict[str, Any]) -> str:

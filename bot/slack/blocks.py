@@ -21,8 +21,11 @@ from bot.buttons import (
     ButtonId,
     InvalidCustomId,
     grid_button_rows,
+    pick_button_rows,
     progress_button_row,
+    upscaled_button_rows,
 )
+from jobs.models import Kind
 
 MAX_ACTION_ID_LENGTH = 255
 MAX_BUTTON_TEXT_LENGTH = 75
@@ -36,13 +39,18 @@ _LABELS = {  # the words are bot/messages.py's, shared with Discord
     Action.REROLL: f"🔄 {messages.LABEL_REROLL}",
     Action.CANCEL: messages.LABEL_CANCEL,
     Action.INFO: messages.LABEL_INFO,
+    Action.UPSCALE: f"⬆️ {messages.LABEL_UPSCALE}",
 }
-_STYLES = {Action.CANCEL: "danger"}
+_STYLES = {Action.CANCEL: "danger", Action.UPSCALE: "primary"}
 
 
 def button(button_id: ButtonId) -> dict[str, Any]:
     """One Block Kit button; the ``value`` repeats the id so either field routes the click."""
-    number = "" if button_id.image_index is None else str(button_id.image_index + 1)
+    number = (
+        ""
+        if button_id.image_index is None or button_id.action is Action.UPSCALE
+        else str(button_id.image_index + 1)
+    )
     element: dict[str, Any] = {
         "type": "button",
         "action_id": button_id.custom_id,
@@ -62,9 +70,17 @@ def actions_block(buttons: list[ButtonId], *, block_id: str) -> dict[str, Any]:
     return {"type": "actions", "block_id": block_id, "elements": [button(b) for b in buttons]}
 
 
-def grid_blocks(job_id: int, image_count: int, *, caption: str) -> list[dict[str, Any]]:
-    """The message under an uploaded grid: a caption, then picks, variations, reroll and parameters."""
-    rows = grid_button_rows(job_id, image_count)
+def grid_blocks(
+    job_id: int, image_count: int, *, caption: str, kind: Kind = Kind.IMAGINE
+) -> list[dict[str, Any]]:
+    """The message under an uploaded grid: a caption, then picks, variations, reroll and parameters
+    (under a pick: V1, ⬆ Upscale, reroll and parameters; under an upscaled picture: parameters)."""
+    if kind is Kind.PICK:
+        rows = pick_button_rows(job_id)
+    elif kind is Kind.UPSCALE:
+        rows = upscaled_button_rows(job_id)
+    else:
+        rows = grid_button_rows(job_id, image_count)
     return [
         _section(caption),
         *(actions_block(row, block_id=f"imagine_grid_{job_id}_{index}") for index, row in enumerate(rows)),

@@ -199,6 +199,7 @@ class SlackCommands:
                 "daily_quota_images": self.queue.limits.daily_quota_images,
                 "max_running_per_user": self.queue.limits.max_running_per_user,
                 "max_queued_per_user": self.queue.limits.max_queued_per_user,
+                "candidates_per_image": self.queue.limits.candidates_per_image or 0,
             }
             words = command.get("text", "").split()
             if not words:
@@ -275,11 +276,14 @@ class SlackCommands:
             "quota": "daily_quota_images",
             "running": "max_running_per_user",
             "queued": "max_queued_per_user",
+            "candidates": "candidates_per_image",
         }
         if name in limits:
             if len(values) != 1:
                 raise ValueError(f"`{name}` takes one number (or `default`).")
             value = None if values[0] == "default" else _whole(values[0], allow_zero=name == "quota")
+            if name == "candidates" and value is not None and value > 4:
+                raise ValueError("`candidates` is from 1 to 4 (or `default`).")
             return f"`{name}`", {limits[name]: value}
         if name in ("block", "unblock"):
             words_given = [value.lower() for value in values if value.strip()]

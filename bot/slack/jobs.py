@@ -29,7 +29,7 @@ from bot.slack import texts
 from bot.slack.blocks import progress_blocks
 from bot.slack.errors import NOT_IN_CHANNEL_ERRORS, slack_error
 from jobs import errors
-from jobs.models import Enqueued, EnqueueRequest, Job, Status
+from jobs.models import Enqueued, EnqueueRequest, Job, Kind, Status
 from jobs.queue import Queue
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,12 @@ class SlackJobs:
         job = enqueued.job
         text = texts.placeholder_queued(job, enqueued.position, enqueued.eta)
         try:
+            reply_to = job.refs.extra.get("reply_to_ts") if job.kind is Kind.UPSCALE else None
             posted = await client.chat_postMessage(
-                channel=job.channel_id, text=texts.escape(text), blocks=progress_blocks(job.id, status=text)
+                channel=job.channel_id,
+                text=texts.escape(text),
+                blocks=progress_blocks(job.id, status=text),
+                thread_ts=str(reply_to) if reply_to else None,
             )
         except SlackApiError as exc:
             error = slack_error(exc)

@@ -143,7 +143,9 @@ class SlackPoster:
 
     # --- Poster protocol ------------------------------------------------------------------------------
 
-    async def post_progress(self, job: Job, *, progress: float, record_refs: RecordRefs) -> None:
+    async def post_progress(
+        self, job: Job, *, progress: float, record_refs: RecordRefs, preview: bytes | None = None
+    ) -> None:
         ts = job.refs.placeholder_message_id
         if not ts:
             return  # the frontend has not recorded its placeholder yet; the next update will find it
@@ -180,7 +182,8 @@ class SlackPoster:
                 posted = await client.chat_postMessage(
                     channel=job.channel_id,
                     text=texts.buttons_fallback(job),
-                    blocks=grid_blocks(job.id, count, caption=texts.buttons_caption(job)),
+                    blocks=grid_blocks(job.id, count, caption=texts.buttons_caption(job), kind=job.kind),
+                    **_thread(job),
                 )
                 buttons_ts = str(posted["ts"])
                 await record_refs(buttons_ts=buttons_ts)
@@ -243,6 +246,7 @@ class SlackPoster:
                 files=[{"id": file_id, "title": texts.grid_title(job)}],
                 channel_id=job.channel_id,
                 initial_comment=texts.grid_comment(job),
+                **_thread(job),
             )
         except SlackApiError as exc:
             if slack_error(exc) != "file_not_found":
@@ -255,6 +259,7 @@ class SlackPoster:
                 files=[{"id": file_id, "title": texts.grid_title(job)}],
                 channel_id=job.channel_id,
                 initial_comment=texts.grid_comment(job),
+                **_thread(job),
             )
         await record_refs(grid_shared=True)
         extra["grid_shared"] = True
@@ -280,6 +285,12 @@ class SlackPoster:
         except aiohttp.ClientError as exc:
             raise PosterError(f"upload to Slack failed: {type(exc).__name__}: {exc}") from exc
         return file_id
+
+
+def _thread(job: Job) -> dict[str, Any]:
+    """An upscale is posted in the thread of the message its ⬆ was clicked on."""
+    reply_to = job.refs.extra.get("reply_to_ts")
+    return {"thread_ts": str(reply_to)} if job.kind is Kind.UPSCALE and reply_to else {}
 
 
 def _retry_after(value: Any) -> float | None:

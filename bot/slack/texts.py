@@ -125,14 +125,17 @@ def cancel_answer(job: Job) -> str:
     return messages.cancel_answer(job)
 
 
-def parameters(job: Job) -> str:
-    """What the Parameters button shows: enough to reproduce the grid."""
+def parameters(job: Job, scores: dict[int, float | None] | None = None) -> str:
+    """What the Parameters button shows: enough to reproduce the grid, and each picture's CLIP score."""
     options = job.options
     lines = [
         f"*Job {job.id}* ({job.kind}, {job.status}) by {escape(job.user_name or job.user_id)}",
         f"*Prompt:* {quoted(job.prompt, 1000)}",
         "   ".join(f"*{label}:* {escape(value)}" for label, value in options.shown()),
     ]
+    ranked = messages.scores_text(scores or {})
+    if ranked:
+        lines.append(f"*{messages.SCORES_LABEL}:* {ranked}")
     if job.parent_job_id is not None:
         image = "" if job.image_index is None else f", image {job.image_index + 1}"
         lines.append(f"*From:* job {job.parent_job_id}{image}")
@@ -260,7 +263,8 @@ SETTINGS_USAGE = (
     "Usage: `/imagine-settings` shows this workspace's settings; change one with "
     "`/imagine-settings channels #art #random` (or `channels all`), "
     "`quota 50` (images a day; `quota default`), "
-    "`running 2`, `queued 10`, `block word …`, `unblock word …`, `admins @ann @bob` (or `admins none`)."
+    "`running 2`, `queued 10`, `candidates 2` (drawn per picture shown), "
+    "`block word …`, `unblock word …`, `admins @ann @bob` (or `admins none`)."
 )
 BAN_USAGE = (
     "Usage: `/imagine-ban @user [reason]` bans, `/imagine-ban remove @user` lifts it, "
@@ -276,6 +280,8 @@ def settings_shown(space: SpaceSettings, *, defaults: dict[str, int]) -> str:
     channels = " ".join(f"<#{c}>" for c in space.allowed_channels) or "every channel"
     words = ", ".join(f"`{escape(w)}`" for w in space.blocked_words) or "none"
     admins = " ".join(f"<@{u}>" for u in space.admin_user_ids) or "workspace admins and owners only"
+    default_candidates = defaults.get("candidates_per_image") or "1 on CPU, 2 on GPU"
+    candidates = space.candidates_per_image or f"default ({default_candidates})"
     return "\n".join(
         [
             "*/imagine settings for this workspace*",
@@ -283,6 +289,7 @@ def settings_shown(space: SpaceSettings, *, defaults: dict[str, int]) -> str:
             f"Daily image quota per user: {limit(space.daily_quota_images, 'daily_quota_images')}",
             f"Jobs drawing at once per user: {limit(space.max_running_per_user, 'max_running_per_user')}",
             f"Jobs waiting per user: {limit(space.max_queued_per_user, 'max_queued_per_user')}",
+            f"Candidates drawn per picture shown: {candidates}",
             f"Blocked words: {words}",
             f"Extra admins: {admins}",
         ]

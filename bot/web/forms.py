@@ -43,7 +43,9 @@ def integer(values: Mapping[str, Any], name: str, *, default: int, low: int, hig
     return min(high, max(low, number))
 
 
-def optional_integer(values: Mapping[str, Any], name: str, *, low: int = 0) -> int | None:
+def optional_integer(
+    values: Mapping[str, Any], name: str, *, low: int = 0, high: int | None = None
+) -> int | None:
     """An optional whole number for an action form; raises ValueError with a sentence for the admin."""
     raw = text(values, name, limit=12)
     if not raw:
@@ -54,6 +56,8 @@ def optional_integer(values: Mapping[str, Any], name: str, *, low: int = 0) -> i
         raise ValueError(f"{name.replace('_', ' ')} must be a whole number, got {raw!r}") from None
     if number < low:
         raise ValueError(f"{name.replace('_', ' ')} must be {low} or more, got {number}")
+    if high is not None and number > high:
+        raise ValueError(f"{name.replace('_', ' ')} must be {high} or less, got {number}")
     return number
 
 

@@ -77,8 +77,10 @@ async def job_context(request: web.Request, job: Job) -> dict[str, Any]:
     queue = queue_of(request)
     indices = await queue.image_indices(job.id)
     position = (await queue.position(job.id))[0] if job.status is Status.QUEUED else None
+    scores = await queue.image_scores(job.id)
     return {
         "job": job,
+        "scores": {index: f"{score:.3f}" for index, score in scores.items() if score is not None},
         "indices": [i for i in indices if i != GRID_INDEX],
         "has_grid": GRID_INDEX in indices,
         "position": position,

@@ -90,6 +90,7 @@ async def save_space(request: web.Request) -> web.Response:
             "max_running_per_user": forms.optional_integer(form, "max_running_per_user", low=1),
             "max_queued_per_user": forms.optional_integer(form, "max_queued_per_user", low=1),
             "daily_quota_images": forms.optional_integer(form, "daily_quota_images", low=0),
+            "candidates_per_image": forms.optional_integer(form, "candidates_per_image", low=1, high=4),
             "allowed_channels": forms.word_list(form, "allowed_channels"),
             "blocked_words": forms.word_list(form, "blocked_words"),
             "admin_role_ids": forms.word_list(form, "admin_role_ids"),

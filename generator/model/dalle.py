@@ -44,8 +44,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 @contextlib.contextmanager
-def _part(name: str) -> Iterator[None]:
-    """Mark a CheckpointError with the checkpoint it came from ("model" or "vqgan")."""
+def checkpoint_part(name: str) -> Iterator[None]:
+    """Mark a CheckpointError with the checkpoint it came from ("model", "vqgan", "clip", "upscaler")."""
     try:
         yield
     except CheckpointError as exc:
@@ -102,7 +102,7 @@ class DalleMini:
         from generator.model.checkpoints import resolve_checkpoint
 
         dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
-        with _part("model"):
+        with checkpoint_part("model"):
             dalle_dir = resolve_checkpoint(
                 model,
                 files=DALLE_FILES,
@@ -110,7 +110,7 @@ class DalleMini:
                 cache_dir=cache_dir,
                 local_files_only=local_files_only,
             )
-        with _part("vqgan"):
+        with checkpoint_part("vqgan"):
             vqgan_dir = resolve_checkpoint(
                 vqgan,
                 files=VQGAN_FILES,
@@ -118,13 +118,13 @@ class DalleMini:
                 cache_dir=cache_dir,
                 local_files_only=local_files_only,
             )
-        with _part("model"):
+        with checkpoint_part("model"):
             bart, bart_loaded = load_dalle_bart(dalle_dir, dtype=dtype, device=device)
             reduce_decoder_weights(bart, decoder_weights)
         vqgan_dtype = DTYPES[vqgan_dtype] if isinstance(vqgan_dtype, str) else vqgan_dtype
-        with _part("vqgan"):
+        with checkpoint_part("vqgan"):
             detokenizer, vqgan_loaded = load_vqgan(vqgan_dir, dtype=vqgan_dtype, device=device)
-        with _part("model"):
+        with checkpoint_part("model"):
             tokenizer = TextTokenizer.from_pretrained(
                 dalle_dir, normalize=bart.config.normalize_text, max_length=bart.config.max_text_length
             )

@@ -241,6 +241,16 @@ class Sampler:
         """Tokens drawn so far by each active row (256 = finished)."""
         return {row.key: row.position for row in self._rows}
 
+    @torch.inference_mode()
+    def partial_tokens(self, keys: Iterable[Hashable]) -> dict[Hashable, tuple[torch.Tensor, int]]:
+        """The codes drawn so far by these active rows (on the CPU) and how many there are (previews)."""
+        wanted = set(keys)
+        slots = [i for i, row in enumerate(self._rows) if row.key in wanted]
+        if not slots:
+            return {}
+        tokens = self._state.tokens[slots].cpu()
+        return {self._rows[s].key: (tokens[i], self._rows[s].position) for i, s in enumerate(slots)}
+
     # ---- rows joining and leaving ----
 
     @torch.inference_mode()

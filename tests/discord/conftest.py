@@ -159,12 +159,24 @@ def make_bot(
     return make
 
 
+@pytest.fixture(scope="session")
+def tiny_helpers(tiny_checkpoints: tuple[Path, Path]) -> tuple[Any, Any]:
+    """The tiny CLIP ranker and Swin2SR upscaler, loaded through the production path."""
+    from generator.model.clip import ClipRanker
+    from generator.model.upscale import Upscaler
+    from generator.testing import tiny_extras
+
+    clip, upscaler = tiny_extras(tiny_checkpoints[0])
+    return ClipRanker.load(clip), Upscaler.load(upscaler)
+
+
 @pytest.fixture
 async def generator(
-    queue: Queue, tiny_model: Any, fake_discord: FakeDiscord, clock: Clock
+    queue: Queue, tiny_model: Any, tiny_helpers: tuple[Any, Any], fake_discord: FakeDiscord, clock: Clock
 ) -> AsyncIterator[Generator]:
     """Registered as online; `await generator.start()` to draw and deliver."""
-    gen = Generator(queue, tiny_model, fake_discord, clock)
+    ranker, upscaler = tiny_helpers
+    gen = Generator(queue, tiny_model, fake_discord, clock, ranker=ranker, upscaler=upscaler)
     await gen.register()
     yield gen
     await gen.stop()

@@ -52,9 +52,22 @@ def advance(fake: FakeDiscord, clock: Clock, seconds: float) -> None:
 class Generator:
     """The generator process's loops in this process: `start()` renders and delivers, `stop()` stops."""
 
-    def __init__(self, queue: Queue, model: Any, fake: FakeDiscord, clock: Clock) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        model: Any,
+        fake: FakeDiscord,
+        clock: Clock,
+        *,
+        ranker: Any = None,
+        upscaler: Any = None,
+    ) -> None:
         self.queue = queue
         self.model = model
+        self.ranker = ranker  # tiny CLIP: grids come ranked
+        self.upscaler = upscaler  # tiny Swin2SR: ⬆ Upscale works
+        self.previews = False  # a story turns them on
+        self.step_delay = 0.0  # seconds per sampling step: a slower "GPU", so edits can see the grid form
         self.poster = DiscordPoster(token=fake.token, clock=clock.now, inline_retry_seconds=0.5)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -65,7 +78,6 @@ class Generator:
 
     async def start(self, *, render: bool = True) -> None:
         from generator.delivery import Deliverer
-        from generator.engine import ModelEngine
         from generator.scheduler import RenderLoop
         from generator.worker import Worker
 
@@ -73,12 +85,15 @@ class Generator:
         if render:
             render_loop = RenderLoop(
                 queue=self.queue,
-                engine=ModelEngine(self.model, capacity=8, model_name="tiny"),
+                engine=self._engine(),
                 worker_id=WORKER_ID,
                 idle_poll_seconds=0.05,
                 busy_poll_seconds=0.05,
                 claim_interval_seconds=0.05,
                 progress_seconds=0.05,
+                ranker=self.ranker,
+                upscaler=self.upscaler,
+                previews=self.previews,
             )
         deliverer = Deliverer(
             queue=self.queue, posters={"discord": self.poster}, poll_seconds=0.05, progress_seconds=0.1
@@ -86,6 +101,7 @@ class Generator:
         if render_loop is not None:
             render_loop.on_progress = deliverer.note_progress
             render_loop.on_finished = deliverer.note_finished
+            render_loop.on_preview = deliverer.note_preview
         worker = Worker(
             queue=self.queue,
             worker_id=WORKER_ID,
@@ -97,6 +113,15 @@ class Generator:
         )
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(worker.run(self._stop), name="test-generator")
+
+    def _engine(self) -> Any:
+        from generator.engine import ModelEngine
+        from tests.worker.harness import FaultyEngine
+
+        engine = ModelEngine(self.model, capacity=8, model_name="tiny")
+        if not self.step_delay:
+            return engine
+        return FaultyEngine(engine, error=RuntimeError("never"), failures=0, step_delay=self.step_delay)
 
     async def stop(self) -> None:
         if self._task is not None:

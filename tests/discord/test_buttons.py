@@ -9,6 +9,7 @@ import discord
 import pytest
 
 from bot.buttons import (
+    ACTIONS_ON_ONE_IMAGE,
     MAX_BUTTONS_PER_ROW,
     MAX_CUSTOM_ID_LENGTH,
     MAX_JOB_ID,
@@ -47,7 +48,8 @@ def test_custom_id_round_trips(button: ButtonId, custom_id: str) -> None:
         "imagine:pick:17:9",  # images are 0..8
         "imagine:pick:017:0",  # no leading zeros: one id, one spelling
         "imagine:pick:0:0",
-        "imagine:upscale:17:0",
+        "imagine:upscale:17",  # an upscale names its image
+        "imagine:zoom:17:0",  # not an action
         "imagine:info:17 ",
         "other-bot:pick:17:0",
         "",
@@ -70,7 +72,7 @@ def test_impossible_buttons_cannot_be_built(action: Action, job_id: int, image_i
 
 def test_longest_id_fits_discords_limit() -> None:
     longest = max(
-        (ButtonId(action, MAX_JOB_ID, 8 if action in ("pick", "variation") else None) for action in Action),
+        (ButtonId(action, MAX_JOB_ID, 8 if action in ACTIONS_ON_ONE_IMAGE else None) for action in Action),
         key=lambda b: len(b.custom_id),
     )
     assert len(longest.custom_id) <= MAX_CUSTOM_ID_LENGTH
@@ -80,7 +82,7 @@ def test_templates_match_exactly_their_own_action() -> None:
     for action in Action:
         pattern = re.compile(template(action))
         for other in Action:
-            button = ButtonId(other, 5, 3 if other in ("pick", "variation") else None)
+            button = ButtonId(other, 5, 3 if other in ACTIONS_ON_ONE_IMAGE else None)
             assert bool(pattern.fullmatch(button.custom_id)) == (other is action)
 
 

@@ -3,6 +3,7 @@ reroll, parameters, cancel (the requester, an admin, and someone else)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bot.buttons import Action, ButtonId
@@ -45,6 +46,7 @@ async def test_variation_pick_reroll_and_info_after_a_restart(
     pick_job = ButtonId.parse(picked.custom_ids[0]).job_id
     assert picked.custom_ids == [
         ButtonId(Action.VARIATION, pick_job, 0).custom_id,
+        ButtonId(Action.UPSCALE, pick_job, 0).custom_id,
         ButtonId(Action.REROLL, pick_job).custom_id,
         ButtonId(Action.INFO, pick_job).custom_id,
     ]
@@ -56,6 +58,11 @@ async def test_variation_pick_reroll_and_info_after_a_restart(
     await fake_discord.wait_for_callback(info, timeout=3.0)
     answer = fake_discord.original_message(info)
     assert answer is not None and answer.is_ephemeral and answer.embeds[0]["title"] == f"Job #{parent_id}"
+    # ℹ️ shows each picture's CLIP score, best first, as stored
+    scores = await generator.queue.image_scores(parent_id)
+    [field] = [f for f in answer.embeds[0]["fields"] if f["name"] == "CLIP score"]
+    assert field["value"] == " · ".join(f"{i + 1}: {s:.3f}" for i, s in sorted(scores.items()))
+    assert list(scores.values()) == sorted(scores.values(), reverse=True)
 
     jobs = {job.kind: job for job in await jobs_of(generator.queue, fake_discord.user.id)}
     parent = await generator.queue.get_job(parent_id)
@@ -129,3 +136,60 @@ async def test_cancel_while_rendering_stops_the_job_and_edits_its_message(
     await generator.queue.cancelled(job.id, "busy-generator")
     await generator.start(render=False)
     await fake_discord.wait_until(lambda: queued.embeds[0]["title"] == "Cancelled", timeout=10)
+
+
+def _replies_to(fake: FakeDiscord, message_id: int) -> list[Any]:
+    return [
+        m
+        for m in fake.messages.values()
+        if m.message_reference and m.message_reference.get("message_id") == str(message_id)
+    ]
+
+
+async def test_upscale_a_picked_image_replies_once_at_four_times_the_size(
+    fake_discord: FakeDiscord, make_bot: Any, generator: Generator
+) -> None:
+    """pick → ⬆ Upscale: the clicker's progress is private, the 4× picture a reply to the picked image;
+    over the quota it is refused with the reason; while it waits it can be cancelled."""
+    _, message, parent_id = await _first_grid(fake_discord, make_bot, generator)
+    pick = await fake_discord.click_button(message.id, ButtonId(Action.PICK, parent_id, 1).custom_id)
+    picked = await wait_for_grid(fake_discord, pick)
+    pick_job = ButtonId.parse(picked.custom_ids[0]).job_id
+    upscale_id = ButtonId(Action.UPSCALE, pick_job, 0).custom_id
+
+    click = await fake_discord.click_button(picked.id, upscale_id)
+    await fake_discord.wait_for_callback(click, timeout=3.0)
+    queued = fake_discord.original_message(click)
+    assert queued is not None and queued.is_ephemeral and queued.embeds[0]["title"] == "Queued"
+    reply = await fake_discord.wait_until(
+        lambda: (r := _replies_to(fake_discord, picked.id)) and r[0].attachments and r[0], timeout=30
+    )
+    assert image_of(picked).size == (32, 32) and image_of(reply).size == (4 * 32, 4 * 32)
+    assert reply.embeds[0]["title"] == "Done" and f"<@{fake_discord.user.id}>" in reply.content
+    [upscale] = [
+        job for job in await jobs_of(generator.queue, fake_discord.user.id) if job.kind is Kind.UPSCALE
+    ]
+    assert (upscale.parent_job_id, upscale.image_index, upscale.status) == (pick_job, 0, Status.DONE)
+    assert upscale.quota_images == generator.queue.limits.upscale_quota_images and upscale.gpu_seconds
+    await asyncio.sleep(0.3)
+    assert len(_replies_to(fake_discord, picked.id)) == 1  # posted once
+
+    # the quota counts an upscale at its cost: 2 images drawn + 4 do not fit in 5
+    guild = str(fake_discord.guild.id)
+    await generator.queue.update_settings("discord", guild, daily_quota_images=5)
+    refused = await fake_discord.click_button(picked.id, upscale_id)
+    await fake_discord.wait_for_callback(refused, timeout=3.0)
+    assert "asked for an upscale, which counts as 4" in ephemeral_text(fake_discord, refused)
+
+    # cancellable while it waits (the generator stopped drawing)
+    await generator.queue.update_settings("discord", guild, daily_quota_images=0)
+    await generator.stop()
+    again = await fake_discord.click_button(picked.id, upscale_id)
+    await fake_discord.wait_for_callback(again, timeout=3.0)
+    waiting = fake_discord.original_message(again)
+    assert waiting is not None
+    job_id = ButtonId.parse(next(c for c in waiting.custom_ids if ":cancel:" in c)).job_id
+    cancel = await fake_discord.click_button(waiting.id, ButtonId(Action.CANCEL, job_id).custom_id)
+    await fake_discord.wait_for_callback(cancel, timeout=3.0)
+    assert ephemeral_text(fake_discord, cancel) == f"Cancelled job #{job_id}."
+    assert (await generator.queue.get_job(job_id)).status is Status.CANCELLED

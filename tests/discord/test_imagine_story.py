@@ -3,9 +3,11 @@ the real generator (tiny checkpoint) delivering through the real DiscordPoster."
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from bot.buttons import grid_button_rows
 from jobs.models import Status
@@ -113,3 +115,39 @@ async def test_run_discord_is_the_frontend_imagine_serve_starts(
         assert fake_discord.command_sync_count == 1
     assert bot.is_closed()
     assert (tmp_path / "discord-commands.json").exists()
+
+
+async def test_progress_edits_carry_a_preview_of_the_grid_forming(
+    fake_discord: FakeDiscord, make_bot: Any, generator: Generator
+) -> None:
+    await make_bot()
+    generator.previews, generator.step_delay = True, 0.004  # ~1 s of drawing: several progress edits
+    interaction = await fake_discord.send_slash_command(
+        "imagine", {"prompt": "a fox at dawn", "images": 4, "seed": 2}
+    )
+    await fake_discord.wait_for_callback(interaction, timeout=3.0)
+    await generator.start()
+    message = await fake_discord.wait_until(
+        lambda: (m := fake_discord.original_message(interaction)) and m.embeds[0]["title"] == "Done" and m,
+        timeout=30.0,
+    )
+
+    with_preview = [
+        edit
+        for edit in message.edits
+        if edit["embeds"][0]["title"] == "Rendering" and edit.get("attachments")
+    ]
+    assert with_preview, [edit["embeds"][0]["title"] for edit in message.edits]
+    assert with_preview[0]["embeds"][0]["image"]["url"] == "attachment://preview.png"
+    uploads = [
+        part.data
+        for request in fake_discord.find_requests("PATCH", r"/messages/@original")
+        for part in request.parts
+        if part.filename == "preview.png"
+    ]
+    first = Image.open(io.BytesIO(uploads[0])).convert("RGB")
+    assert first.size == (2 * 128 + 3 * 4,) * 2  # 2×2 previews of 128 px, the grid's gutters
+    # the bottom code rows were not drawn yet: neutral grey, not the picture
+    assert first.getpixel((4 + 64, 4 + 127)) == (128, 128, 128)
+    assert message.embeds[0]["image"]["url"] == "attachment://grid.png"
+    assert [a.filename for a in message.attachments] == ["grid.png"]  # the preview gave way to the grid

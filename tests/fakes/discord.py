@@ -1052,7 +1052,7 @@ class FakeDiscord(FakeServer):
 
     def _write_message(self, message: StoredMessage, data: dict[str, Any], parts: list[Part]) -> None:
         """Set the fields a create or edit payload carries; attachments follow Discord's id rules."""
-        for key in ("content", "embeds", "components"):
+        for key in ("content", "embeds", "components", "message_reference"):
             if key in data and data[key] is not None:
                 setattr(message, key, data[key])
         if "flags" in data and data["flags"] is not None:

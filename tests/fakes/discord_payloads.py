@@ -143,6 +143,7 @@ class StoredMessage:
     components: list[dict[str, Any]] = field(default_factory=list)
     attachments: list[StoredAttachment] = field(default_factory=list)
     flags: int = 0
+    message_reference: dict[str, Any] | None = None  # a reply: the message it answers
     edits: list[dict[str, Any]] = field(default_factory=list)  # every edit's payload, in order
     edited_by: list[str] = field(default_factory=list)  # the route of each edit
     edit_times: list[float] = field(default_factory=list)  # time.monotonic() of each edit

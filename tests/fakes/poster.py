@@ -34,7 +34,9 @@ class RecordingPoster:
         self.posts: list[Post] = []
         self.messages: dict[int, ChatMessage] = {}
 
-    async def post_progress(self, job: Job, *, progress: float, record_refs: RecordRefs) -> None:
+    async def post_progress(
+        self, job: Job, *, progress: float, record_refs: RecordRefs, preview: bytes | None = None
+    ) -> None:
         return None
 
     async def post_result(

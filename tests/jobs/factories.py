@@ -46,6 +46,7 @@ def job_row(
         "prompt": f"prompt {index}",
         "prompt_normalized": f"prompt {index}",
         "images": images,
+        "quota_images": images,
         "seed": index,
         "guidance_scale": 10.0,
         "top_k": 256,

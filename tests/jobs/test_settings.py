@@ -68,6 +68,13 @@ def test_dashboard_without_password(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings(env_file=None)
 
 
+def test_upscaler_overlap_must_be_less_than_its_tile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGINE_UPSCALER_TILE_PIXELS", "16")
+    monkeypatch.setenv("IMAGINE_UPSCALER_OVERLAP_PIXELS", "16")
+    with pytest.raises(SettingsError, match="IMAGINE_UPSCALER_OVERLAP_PIXELS must be less than"):
+        load_settings(env_file=None)
+
+
 def test_secrets_never_shown(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     for field in SECRET_FIELDS:
         monkeypatch.setenv(env_name(field), SECRET)

@@ -73,7 +73,8 @@ async def done_job(
     claimed = await queue.claim(WORKER, max_images=9, now=start)
     assert [c.id for c in claimed] == [job.id], "done_job needs an otherwise empty queue"
     colours = [(200, 60 + 20 * i, 40) for i in range(job.images)]
-    images = [RenderedImage(png(c), TOKENS) for c in colours]
+    # ranked as CLIP would leave them: best first
+    images = [RenderedImage(png(c), TOKENS, score=0.31 - 0.02 * i) for i, c in enumerate(colours)]
     return await queue.finish(
         job.id,
         WORKER,

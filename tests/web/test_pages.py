@@ -72,6 +72,12 @@ async def test_job_page_shows_everything(admin: TestClient, queue: Queue, histor
     for expected in ("a paper boat on a lake", "slack", "T1", "C9", ">3<", "1.0 s", "3.0 s", "delivery"):
         assert expected.lower() in text.lower(), expected
     assert len(re.findall(rf'src="/jobs/{boat.id}/images/\d\.png"', text)) == 4
+    assert re.findall(r"CLIP (0\.\d{3})", text) == [
+        "0.310",
+        "0.290",
+        "0.270",
+        "0.250",
+    ]  # each picture's score
     grid = await admin.get(f"/jobs/{boat.id}/images/-1.png")
     assert grid.headers["Content-Type"] == "image/png" and (await grid.read()).startswith(b"\x89PNG")
     failed = await (await admin.get(f"/jobs/{history['failed'].id}")).text()

@@ -72,6 +72,7 @@ class FaultyEngine:
         self.rows_over = rows_over
         self.resized_to: list[int] = []
         self.steps = 0
+        self.decoded = 0  # images the VQGAN decoded (finished grids and previews)
 
     capacity = property(lambda self: self.inner.capacity)
     free_count = property(lambda self: self.inner.free_count)
@@ -98,7 +99,11 @@ class FaultyEngine:
     def positions(self) -> dict[Hashable, int]:
         return self.inner.positions()
 
+    def partial_tokens(self, keys: Iterable[Hashable]) -> dict[Hashable, tuple[torch.Tensor, int]]:
+        return self.inner.partial_tokens(keys)
+
     def decode(self, tokens: torch.Tensor) -> list[Image.Image]:
+        self.decoded += len(tokens)
         return self.inner.decode(tokens)
 
     def resize(self, capacity: int) -> None:
@@ -126,6 +131,7 @@ def make_generator(
     deliverer = Deliverer(queue=queue, posters=posters, poll_seconds=0.05)
     render.on_progress = deliverer.note_progress
     render.on_finished = deliverer.note_finished
+    render.on_preview = deliverer.note_preview
     worker = Worker(
         queue=queue,
         worker_id=worker_id,

@@ -32,7 +32,13 @@ def generator_env(
         PYTHONPATH=str(REPO),
     )
     if tiny is not None:
-        env.update(IMAGINE_MODEL_DIR=str(tiny[0]), IMAGINE_VQGAN_DIR=str(tiny[1]))
+        clip, upscaler = tiny[0].parent / "clip", tiny[0].parent / "upscaler"
+        env.update(
+            IMAGINE_MODEL_DIR=str(tiny[0]),
+            IMAGINE_VQGAN_DIR=str(tiny[1]),
+            IMAGINE_CLIP_DIR=str(clip),
+            IMAGINE_UPSCALER_DIR=str(upscaler),
+        )
     env.update({f"IMAGINE_{name.upper()}": str(value) for name, value in settings.items()})
     return env
 

@@ -8,6 +8,7 @@ posted twice is a grid uploaded twice."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import subprocess
@@ -18,11 +19,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from PIL import Image
 from sqlalchemy.engine import make_url
 
 from generator.serve import ModelLoadError
+from generator.testing import make_tiny_upscaler
 from jobs.errors import DatabaseUnavailable
-from jobs.models import EnqueueRequest, Job, Status
+from jobs.models import EnqueueRequest, Job, Kind, Status
 from jobs.queue import Queue
 from tests.fakes.slack import FakeSlack
 from tests.jobs.databases import admin_url
@@ -212,8 +215,11 @@ async def test_sigterm_posts_what_finished_before_exiting(
     processes.append(generator)
 
     async def drawing() -> bool:
-        job = await queue.get_job(job_id)
-        return job.status is Status.RUNNING and job.progress > 0
+        # claimed, and a few steps in: a warm tiny model draws 4 images in less than a progress interval
+        if (await queue.get_job(job_id)).status is not Status.RUNNING:
+            return False
+        await asyncio.sleep(0.2)
+        return True
 
     await wait_until(drawing, timeout=60, what="the job being drawn")
     generator.signal(signal.SIGTERM)
@@ -353,6 +359,48 @@ async def test_postgres_connections_dropped_under_a_running_generator(
     assert grids_posted(slack) == Counter(ids)
 
 
+@sqlite_only
+async def test_sigkill_mid_upscale_then_another_generator_finishes_it(
+    queue: Queue, db_url: str, tmp_path: Path, tiny_checkpoints, processes, slack
+) -> None:
+    """An upscale whose generator is SIGKILLed while it draws tiles: the lease lapses, a second generator
+    draws it again, and the 4× picture is posted once."""
+    [parent] = await enqueue_many(queue, 1, images=(2,))
+    # 8-px tiles sharing 7: a tiny upscaler of 8 stages draws the 32-px picture in 25 × 25 tiles, seconds
+    upscaler = make_tiny_upscaler(tmp_path / "upscaler", stages=8)
+    settings = {"lease_seconds": 4, "upscaler_dir": upscaler, "upscaler_tile_pixels": 8}
+    settings["upscaler_overlap_pixels"] = 7
+    env = posting_to(slack, generator_env(db_url, tmp_path, tiny_checkpoints, **settings))
+    first = start_generator(env, tmp_path / "first.log", "--worker-id", "first")
+    processes.append(first)
+    await wait_until(lambda: all_delivered(queue, [parent]), timeout=60, what="the grid delivered")
+    request = EnqueueRequest(
+        platform="slack", user_id="U0", guild_id="T0TEAM", channel_id=CHANNEL, prompt="",
+        kind=Kind.UPSCALE, parent_job_id=parent, image_index=1,
+    )  # fmt: skip
+    upscale = (await queue.enqueue(request)).job.id
+
+    async def drawing() -> bool:
+        job = await queue.get_job(upscale)
+        return job.status is Status.RUNNING and job.progress > 0
+
+    await wait_until(drawing, timeout=60, what="the upscale drawing, its progress reported")
+    first.signal(signal.SIGKILL)
+    first.wait(10)
+    killed = await queue.get_job(upscale)
+    assert killed.status is Status.RUNNING and 0 < killed.progress < 1, "the kill should land mid-upscale"
+
+    second = start_generator(env, tmp_path / "second.log", "--worker-id", "second")
+    processes.append(second)
+    await wait_until(lambda: all_delivered(queue, [upscale]), timeout=60, what="the upscale delivered")
+    assert (await queue.get_job(upscale)).status is Status.DONE
+    assert first.actions("job_upscaled")[upscale] == 0 and second.actions("job_upscaled")[upscale] == 1
+    uploads = [u for u in slack.completed_uploads(CHANNEL) if u.filename.startswith(f"imagine-{upscale}.")]
+    assert len(uploads) == 1, [u.filename for u in slack.completed_uploads(CHANNEL)]
+    with Image.open(io.BytesIO(uploads[0].content or b"")) as posted:
+        assert posted.size == (4 * 32, 4 * 32)
+
+
 async def _at_least(count: object, target: int) -> bool:
     return await count() >= target  # type: ignore[operator]
 
@@ -376,3 +424,18 @@ async def test_imagine_prompt_on_the_embedded_default(tmp_path: Path, tiny_check
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert (tmp_path / "data" / "imagine.db").exists()
+
+    # `imagine upscale JOB INDEX`: picture 2 of the first grid, 4× larger, through the queue
+    out = tmp_path / "upscaled.png"
+    cli = start(["-m", "bot.cli", "upscale", "1", "2", "--out", str(out)], env, tmp_path / "up.log")
+    processes.append(cli)
+    assert cli.wait(90) == 0, cli.output()
+    assert f"wrote {out}" in cli.output() and "upscale of job 1 picture 2" in cli.output()
+    with Image.open(out) as upscaled:
+        assert upscaled.size == (4 * 32, 4 * 32)
+    missing = start(["-m", "bot.cli", "upscale", "99", "1"], env, tmp_path / "missing.log")
+    processes.append(missing)
+    assert missing.wait(30) != 0
+    assert missing.output().strip().splitlines() == ["imagine: refused: job 99 does not exist"], (
+        missing.output()
+    )

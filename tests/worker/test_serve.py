@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from bot.frontends import FRONTENDS, enabled_frontends
 from bot.posters import Poster, make_posters
 from bot.stored import StoredResultPoster
 from generator.serve import ModelLoadError, load_model
+from generator.testing import tiny_extras
 from jobs.settings import load_settings
 
 
@@ -30,11 +32,35 @@ def test_a_corrupt_checkpoint_is_one_line(tmp_path: Path, tiny_checkpoints: tupl
 
 
 def test_the_tiny_checkpoint_loads(tmp_path: Path, tiny_checkpoints: tuple[Path, Path]) -> None:
+    clip, upscaler = tiny_extras(tiny_checkpoints[0])
     settings = load_settings(
-        None, data_dir=tmp_path, model_dir=tiny_checkpoints[0], vqgan_dir=tiny_checkpoints[1]
+        None,
+        data_dir=tmp_path,
+        model_dir=tiny_checkpoints[0],
+        vqgan_dir=tiny_checkpoints[1],
+        clip_dir=clip,
+        upscaler_dir=upscaler,
     )
     loaded = load_model(settings)
     assert loaded.device == "cpu" and loaded.name == str(tiny_checkpoints[0])
+    assert loaded.ranker.directory == clip and loaded.upscaler.directory == upscaler
+    assert loaded.default_candidates == 1  # rank only on a CPU
+
+
+def test_a_missing_clip_file_is_one_line_naming_its_setting(
+    tmp_path: Path, tiny_checkpoints: tuple[Path, Path]
+) -> None:
+    clip, _ = tiny_extras(tiny_checkpoints[0])
+    broken = tmp_path / "clip"
+    shutil.copytree(clip, broken)
+    (broken / "tokenizer.json").unlink()
+    settings = load_settings(
+        None, data_dir=tmp_path, model_dir=tiny_checkpoints[0], vqgan_dir=tiny_checkpoints[1], clip_dir=broken
+    )
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(settings)
+    message = str(caught.value)
+    assert "tokenizer.json is missing" in message and "IMAGINE_CLIP_DIR" in message and "\n" not in message
 
 
 def test_reduced_decoder_weights_on_a_gpu_are_refused_in_one_line(

@@ -252,8 +252,8 @@ async def test_buttons_reroll_variation_pick_cancel_and_parameters(bot: SlackBot
     assert picked_upload.content == stored.png
     pick = await bot.queue.get_job(pick.id)
     assert grid_buttons(bot, pick) == [
-        f"imagine:pick:{pick.id}:0",
         f"imagine:variation:{pick.id}:0",
+        f"imagine:upscale:{pick.id}:0",
         f"imagine:reroll:{pick.id}",
         f"imagine:info:{pick.id}",
     ]

@@ -9,8 +9,11 @@ VQGAN decoder, grid, continuous batching, leases, delivery) is the production pa
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,14 +32,46 @@ TINY_PICTURE_SIZE = 32  # pixels: the tiny VQGAN's images
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> object:
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from generator.testing import make_tiny_checkpoints
+
+    return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny-slack"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoints: tuple[Path, Path]) -> object:
     import torch
 
     from generator.model.dalle import DalleMini
-    from generator.testing import make_tiny_checkpoints
 
     torch.manual_seed(0)
-    return DalleMini.load(*make_tiny_checkpoints(tmp_path_factory.mktemp("tiny-slack"), seed=0))
+    return DalleMini.load(*tiny_checkpoints)
+
+
+class SlowUpscaler:
+    """The tiny Swin2SR in 16-px tiles with a pause after each, so a test can act mid-upscale (as
+    FaultyEngine's step_delay slows the sampler)."""
+
+    def __init__(self, directory: Path, *, pause_seconds: float = 0.15) -> None:
+        from generator.model.upscale import Upscaler
+
+        self.upscaler = Upscaler.load(directory)
+        self.pause_seconds = pause_seconds
+
+    def upscale(self, image: Any, *, should_stop: Any = None, progress: Any = None) -> Any:
+        def paced(fraction: float) -> None:
+            time.sleep(self.pause_seconds)
+            if progress is not None:
+                progress(fraction)
+
+        return self.upscaler.upscale(image, tile=16, overlap=4, should_stop=should_stop, progress=paced)
+
+
+@pytest.fixture(scope="session")
+def upscaler(tiny_checkpoints: tuple[Path, Path]) -> SlowUpscaler:
+    from generator.testing import tiny_extras
+
+    return SlowUpscaler(tiny_extras(tiny_checkpoints[0])[1])
 
 
 @dataclass
@@ -57,7 +92,7 @@ class Generator:
 
 @pytest.fixture
 async def start_generator(
-    tiny_model: object, queue: Queue, poster: SlackPoster
+    tiny_model: object, queue: Queue, poster: SlackPoster, upscaler: SlowUpscaler
 ) -> AsyncIterator[Callable[..., Generator]]:
     started: list[Generator] = []
 
@@ -71,6 +106,7 @@ async def start_generator(
             busy_poll_seconds=0.05,
             progress_seconds=0.05,
             stop_grace_seconds=0.0,
+            upscaler=upscaler,
         )
         deliverer = Deliverer(
             queue=queue,
@@ -94,6 +130,16 @@ async def start_generator(
         if not generator.task.done():
             await asyncio.wait({generator.task}, timeout=10.0)
         await generator.kill()
+
+
+async def created(bot: SlackBot, job_id: int) -> None:
+    """A click is acked first and its job enqueued after: wait (bounded) until job `job_id` exists."""
+
+    async def poll() -> None:
+        while await bot.job_count() < job_id:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), STORY_SECONDS)
 
 
 async def delivered(bot: SlackBot, job_id: int) -> Job:
@@ -203,3 +249,49 @@ async def test_cancel_while_drawing_stops_the_job_and_says_so(
     assert job.status is Status.CANCELLED
     assert "was cancelled" in (bot.fake.message(CHANNEL, job.refs.placeholder_message_id or "").text or "")
     assert bot.fake.completed_uploads() == []
+
+
+async def test_upscale_survives_a_killed_generator_and_replies_once_in_the_thread(
+    bot: SlackBot, start_generator: Callable[..., Generator]
+) -> None:
+    """pick → ⬆ Upscale → the generator dies mid-upscale → another draws it again → one 4× picture,
+    posted in the thread of the message whose ⬆ was clicked."""
+    first = start_generator(worker_id="gen-doomed", lease_seconds=1.0)
+    await bot.slack.send_slash_command("/imagine", "a harbour --images 2 --seed 3", channel_id=CHANNEL)
+    grid = await delivered(bot, 1)
+    await bot.slack.send_block_action(
+        "imagine:pick:1:1", channel_id=CHANNEL, message_ts=str(grid.refs.extra["buttons_ts"]), user_id=USER
+    )
+    await created(bot, 2)
+    pick = await delivered(bot, 2)
+    pick_buttons = bot.fake.message(CHANNEL, str(pick.refs.extra["buttons_ts"]))
+    action_ids = [b["action_id"] for b in iter_actions(pick_buttons.blocks)]
+    assert action_ids == [
+        "imagine:variation:2:0",
+        "imagine:upscale:2:0",
+        "imagine:reroll:2",
+        "imagine:info:2",
+    ]
+
+    click = await bot.slack.send_block_action(
+        "imagine:upscale:2:0", channel_id=CHANNEL, message_ts=pick_buttons.ts, user_id=USER
+    )
+    assert click.status == 200 and click.elapsed < 3.0
+    await created(bot, 3)
+    await _wait(bot, 3, lambda j: j.status is Status.RUNNING and j.progress > 0, "upscaling")
+    await first.kill()  # mid-upscale: the lease is held by a dead process
+
+    start_generator(worker_id="gen-2")
+    job = await delivered(bot, 3)
+    assert (job.kind, job.status, job.attempts, job.parent_job_id) == ("upscale", Status.DONE, 2, 2)
+    [upload] = [u for u in bot.fake.completed_uploads(CHANNEL) if u.file_id == job.refs.extra["grid_file_id"]]
+    assert upload.content is not None and png_size(upload.content) == (4 * TINY_PICTURE_SIZE,) * 2
+    assert upload.thread_ts == pick_buttons.ts  # a reply to the picked image
+    assert len(bot.fake.completed_uploads(CHANNEL)) == 3  # grid, pick, upscale: each once
+    [buttons] = [m for m in bot.fake.messages_in(CHANNEL) if m.ts == job.refs.extra["buttons_ts"]]
+    assert buttons.thread_ts == pick_buttons.ts
+    assert [b["action_id"] for b in iter_actions(buttons.blocks)] == ["imagine:info:3"]
+    placeholder = bot.fake.message(CHANNEL, job.refs.placeholder_message_id or "")
+    assert placeholder.thread_ts == pick_buttons.ts
+    texts = [version["text"] for version in placeholder.history] + [placeholder.text]
+    assert any("Drawing" in (text or "") for text in texts) and texts[-1].startswith("✅"), texts
