@@ -87,12 +87,18 @@ def grid_blocks(
     ]
 
 
-def progress_blocks(job_id: int, *, status: str) -> list[dict[str, Any]]:
-    """The placeholder of a queued or rendering job (edited with chat.update): status, cancel, parameters."""
-    return [
-        _section(status),
-        actions_block(progress_button_row(job_id), block_id=f"imagine_progress_{job_id}"),
-    ]
+def progress_blocks(
+    job_id: int, *, status: str, preview_file_id: str | None = None, preview_alt: str = ""
+) -> list[dict[str, Any]]:
+    """The placeholder of a queued or rendering job (edited with chat.update): status, the preview of the
+    grid so far (an uploaded, unshared file), cancel, parameters."""
+    blocks = [_section(status)]
+    if preview_file_id is not None:
+        blocks.append(
+            {"type": "image", "slack_file": {"id": preview_file_id}, "alt_text": preview_alt[:2000]}
+        )
+    blocks.append(actions_block(progress_button_row(job_id), block_id=f"imagine_progress_{job_id}"))
+    return blocks
 
 
 def parse_action(action: dict[str, Any]) -> ButtonId:

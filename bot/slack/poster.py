@@ -3,6 +3,8 @@
     placeholder (posted by the frontend at enqueue)  ── chat.update: progress bar … then "done"
     grid.png   files.getUploadURLExternal → POST bytes → files.completeUploadExternal (channel_id)
     buttons    chat.postMessage: U1..Un, V1..Vn, reroll, parameters (Block Kit, `bot.slack.blocks`)
+    previews   while drawing: preview.png uploaded unshared (no channel_id), shown on the placeholder
+               by an `image` block that names the file (`slack_file`), below the progress line
 
 The upload is the same three steps `files_upload_v2` runs, taken one by one so each step's outcome is
 recorded on the job (`record_refs`) before the next: a retry after a 429, a 5xx or a crashed generator
@@ -19,10 +21,17 @@ Rate limits: the Web API client retries a 429 after its Retry-After (`AsyncRateL
 when that is used up, or on 5xx, a `PosterError` carrying Retry-After goes back to the delivery loop,
 which retries later. A channel the bot was removed from is a `PosterError` too: the job is delivered
 once someone invites the bot again, within the delivery timeout.
+
+Previews (at most three a job) are a courtesy: each uploads in a task of its own with the progress
+client (no sleeping through a 429), so the delivery loop never waits for one; while one uploads a newer
+one waits for the next progress edit; the placeholder shows a preview once its upload completed. A failed
+preview upload (429, 5xx, a body that is not JSON) is logged once and the job's progress stays text.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -76,6 +85,18 @@ def make_poster(settings: Settings) -> SlackPoster | None:
     return SlackPoster(client=clients.client, progress_client=clients.progress)
 
 
+@dataclass
+class _Previews:
+    """One rendering job's previews on its placeholder."""
+
+    shown_png: bytes | None = None  # the preview whose upload completed ...
+    shown_file_id: str | None = None  # ... and its file
+    upload: asyncio.Task[None] | None = None  # the one preview upload in flight, if any
+    uploading_png: bytes | None = None
+    failed: bool = False  # an upload failed: text progress only from then on
+    progress: float = 0.0  # the latest progress posted: a preview's own edit never moves the bar back
+
+
 @dataclass(frozen=True)
 class Clients:
     """The Web API clients of one workspace's bot token."""
@@ -127,8 +148,11 @@ class SlackPoster:
         self._clients = Clients(client, progress_client or client) if client is not None else None
         self.workspaces = workspaces
         self._session: aiohttp.ClientSession | None = None  # the upload host's POSTs
+        self._previews: dict[int, _Previews] = {}  # by job id, while the job renders
 
     async def aclose(self) -> None:
+        for job_id in list(self._previews):
+            await self._forget_previews(job_id)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -154,23 +178,107 @@ class SlackPoster:
             progress_client = (await self._clients_of(job)).progress
         except PosterError:
             return  # uninstalled: the result's delivery says so
+        previews = self._previews.setdefault(job.id, _Previews())
+        previews.progress = max(previews.progress, progress)
+        if preview is not None:
+            self._start_preview_upload(progress_client, job, progress, preview, previews)
+        await self._edit_progress(progress_client, job, progress, text, previews)
+
+    async def _edit_progress(
+        self, client: AsyncWebClient, job: Job, progress: float, text: str, previews: _Previews
+    ) -> None:
+        """The progress line, with the latest uploaded preview under it when there is one."""
+        ts = job.refs.placeholder_message_id
+        if not ts:
+            return
+        file_id = None if previews.failed else previews.shown_file_id
+        blocks = progress_blocks(
+            job.id, status=text, preview_file_id=file_id, preview_alt=texts.preview_alt(job, progress)
+        )
         try:
-            await progress_client.chat_update(
+            await client.chat_update(
                 channel=job.channel_id,
                 ts=ts,
                 text=texts.escape(text),
-                blocks=progress_blocks(job.id, status=text),
+                blocks=blocks,
             )
         except SlackApiError as exc:
+            if file_id is not None and slack_error(exc) == "invalid_blocks":
+                # Slack would not show the file (not processed yet, gone): the progress line alone.
+                self._preview_failed(job, previews, slack_error(exc))
+                await self._edit_progress(client, job, progress, text, previews)
+                return
             log.info(
                 "progress not posted: %s",
                 slack_error(exc),
                 extra={"action": "progress_skipped", "job_id": job.id},
             )
 
+    def _start_preview_upload(
+        self, client: AsyncWebClient, job: Job, progress: float, png: bytes, previews: _Previews
+    ) -> None:
+        """Upload a new preview in the background: one at a time per job, none after a failure."""
+        if previews.failed or png in (previews.shown_png, previews.uploading_png):
+            return
+        if previews.upload is not None and not previews.upload.done():
+            return  # the previous one is still uploading: this one waits for the next progress edit
+        previews.uploading_png = png
+        task = asyncio.create_task(
+            self._upload_preview(client, job, progress, png, previews), name=f"slack-preview-{job.id}"
+        )
+        previews.upload = task
+
+    async def _upload_preview(
+        self, client: AsyncWebClient, job: Job, progress: float, png: bytes, previews: _Previews
+    ) -> None:
+        try:
+            file_id = await self._upload(
+                client,
+                job,
+                png,
+                filename=f"imagine-{job.id}-preview.png",
+                alt_txt=texts.preview_alt(job, progress),
+            )
+            # No channel_id: the file stays private to the bot; the image block shows it in place.
+            await client.files_completeUploadExternal(
+                files=[{"id": file_id, "title": texts.preview_title(job)}]
+            )
+        except Exception as exc:  # a preview is a courtesy: whatever went wrong, the job goes on as text
+            self._preview_failed(
+                job, previews, slack_error(exc) if isinstance(exc, SlackApiError) else str(exc)
+            )
+            return
+        finally:
+            previews.uploading_png = None
+        previews.shown_png, previews.shown_file_id = png, file_id
+        if job.id not in self._previews:
+            return  # the job ended meanwhile
+        # Shown now, not at the next progress edit (a fast GPU may not make another before the end).
+        progress = previews.progress
+        try:
+            await self._edit_progress(
+                client, job, progress, texts.placeholder_progress(job, progress), previews
+            )
+        except Exception as exc:  # nobody awaits this task: say it here, as the delivery loop would
+            log.info("progress not posted: %s", exc, extra={"action": "progress_skipped", "job_id": job.id})
+
+    def _preview_failed(self, job: Job, previews: _Previews, error: str) -> None:
+        if not previews.failed:
+            log.info("preview not shown: %s", error, extra={"action": "preview_skipped", "job_id": job.id})
+        previews.failed = True
+
+    async def _forget_previews(self, job_id: int) -> None:
+        """The job ended: no preview edit may follow its final sentence."""
+        previews = self._previews.pop(job_id, None)
+        if previews is not None and previews.upload is not None and not previews.upload.done():
+            previews.upload.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await previews.upload
+
     async def post_result(
         self, job: Job, *, grid_png: bytes, images: Sequence[bytes], record_refs: RecordRefs
     ) -> Mapping[str, Any]:
+        await self._forget_previews(job.id)
         extra = dict(job.refs.extra)
         client = (await self._clients_of(job)).client
         try:
@@ -196,6 +304,7 @@ class SlackPoster:
     async def post_failure(self, job: Job, *, reason: str, record_refs: RecordRefs) -> Mapping[str, Any]:
         """Cancelled: the placeholder says so. Failed: it says why, and the requester gets an ephemeral
         note with the reason (a placeholder may have scrolled away)."""
+        await self._forget_previews(job.id)
         client = (await self._clients_of(job)).client
         try:
             await self._finish_placeholder(client, job, texts.placeholder_failed(job, reason))
@@ -264,11 +373,20 @@ class SlackPoster:
         await record_refs(grid_shared=True)
         extra["grid_shared"] = True
 
-    async def _upload(self, client: AsyncWebClient, job: Job, png: bytes) -> str:
+    async def _upload(
+        self,
+        client: AsyncWebClient,
+        job: Job,
+        png: bytes,
+        *,
+        filename: str | None = None,
+        alt_txt: str | None = None,
+    ) -> str:
         """Steps 1-2 of the upload: reserve a file id, POST the bytes to Slack's upload host."""
-        filename = f"imagine-{job.id}.png"
         reserved = await client.files_getUploadURLExternal(
-            filename=filename, length=len(png), alt_txt=job.prompt[:1000]
+            filename=filename or f"imagine-{job.id}.png",
+            length=len(png),
+            alt_txt=(alt_txt or job.prompt)[:1000],
         )
         upload_url, file_id = str(reserved["upload_url"]), str(reserved["file_id"])
         if self._session is None:

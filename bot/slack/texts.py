@@ -184,6 +184,15 @@ def placeholder_progress(job: Job, progress: float) -> str:
     return f"🎨 Drawing {_what(job)} for {_by(job)} (job {job.id})… {progress_bar(progress)}"
 
 
+def preview_alt(job: Job, progress: float) -> str:
+    """The alt text of the preview image on the placeholder."""
+    return f"Preview of {_what(job)} (job {job.id}) at {round(progress * 100)} % drawn"
+
+
+def preview_title(job: Job) -> str:
+    return f"imagine job {job.id}: preview"
+
+
 def placeholder_done(job: Job) -> str:
     return f"✅ {_what(job)} for {_by(job)} (job {job.id}): done."
 

@@ -20,9 +20,11 @@ Tests push slash commands and button clicks over the socket with ``socket_send_*
 mode, sign and POST them to the app with ``tests.fakes.slack_apps.SlackEventsDriver``; then they
 assert on what the fake recorded: ``calls`` (every request, in order), ``messages``,
 ``ephemerals``, ``uploads`` (with their bytes), ``response_urls``, ``home_views``,
-``socket_acks``. Faults are switched on per Web API method (or `UPLOAD_STEP`) with the switches every
-fake has (tests/fakes/server.py: ``rate_limit``, ``server_error``, ``fail``, ``slow``, ``clear_faults``)
-and Slack's own ``api_error``; ``wait_until`` waits (bounded) for what the app does.
+``socket_acks``. ``image`` blocks in chat.postMessage / chat.update must name a completed upload
+(shared or not) by ``slack_file``, as Slack checks (``iter_slack_files`` finds them). Faults are
+switched on per Web API method (or `UPLOAD_STEP`) with the switches every fake has
+(tests/fakes/server.py: ``rate_limit``, ``server_error``, ``fail``, ``slow``, ``clear_faults``) and
+Slack's own ``api_error``; ``wait_until`` waits (bounded) for what the app does.
 
 How slack_sdk 3.48 puts arguments on the wire (``slack_sdk/web/internal_utils.py``
 ``_build_req_args``): ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral`` and
@@ -716,6 +718,7 @@ class FakeSlack(FakeServer):
         if not (args.get("text") or args.get("blocks") or args.get("attachments")):
             raise _ApiError("no_text")
         self._require_member(args["channel"])
+        self._check_images(args.get("blocks"))
         message = Message(
             channel=args["channel"],
             ts=self._next_ts(),
@@ -729,6 +732,7 @@ class FakeSlack(FakeServer):
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require(args, "channel", "ts")
         message = self._find_message(args["channel"], args["ts"])
+        self._check_images(args.get("blocks"))
         message.history.append({"text": message.text, "blocks": message.blocks})
         if "text" in args:
             message.text = args["text"]
@@ -737,6 +741,19 @@ class FakeSlack(FakeServer):
         return _ok(
             channel=message.channel, ts=message.ts, text=message.text, message=self._message_json(message)
         )
+
+    def _check_images(self, blocks: Any) -> None:
+        """Slack: an ``image`` block's ``slack_file`` must name a file whose upload was completed (shared
+        in a channel or not), and every image needs its ``alt_text``; otherwise ``invalid_blocks``."""
+        for block in blocks if isinstance(blocks, list) else []:
+            if not isinstance(block, dict) or block.get("type") != "image":
+                continue
+            if not block.get("alt_text"):
+                raise _ApiError("invalid_blocks")
+            if "slack_file" in block:
+                upload = self.uploads.get(str((block["slack_file"] or {}).get("id", "")))
+                if upload is None or not upload.is_completed:
+                    raise _ApiError("invalid_blocks")
 
     def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require(args, "channel", "ts")
@@ -1135,6 +1152,13 @@ class FakeSlack(FakeServer):
             await ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-slack"}})
 
 
+def iter_slack_files(blocks: list[dict[str, Any]] | None) -> Iterator[dict[str, Any]]:
+    """The ``image`` blocks of a message that show an uploaded file (``slack_file``), for previews."""
+    for block in blocks or []:
+        if block.get("type") == "image" and isinstance(block.get("slack_file"), dict):
+            yield block
+
+
 def iter_actions(blocks: list[dict[str, Any]] | None) -> Iterator[dict[str, Any]]:
     """Every interactive element in a Block Kit message, for asserting on buttons."""
     for block in blocks or []:
@@ -1157,5 +1181,6 @@ __all__ = [
     "SocketAck",
     "Upload",
     "iter_actions",
+    "iter_slack_files",
     "sign_request",
 ]

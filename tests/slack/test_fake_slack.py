@@ -22,7 +22,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fakes.slack import RESPONSE_URL_LIFETIME_SECONDS, UPLOAD_STEP, FakeSlack, iter_actions
+from tests.fakes.slack import (
+    RESPONSE_URL_LIFETIME_SECONDS,
+    UPLOAD_STEP,
+    FakeSlack,
+    iter_actions,
+    iter_slack_files,
+)
 from tests.fakes.slack_apps import HttpStarter, SocketModeStarter, run_socket_mode, serve_http, web_client_for
 
 CHANNEL = "C0CHAN"
@@ -328,3 +334,23 @@ async def test_upload_step_faults(fake_slack: FakeSlack, slack_client: AsyncWebC
         await slack_client.files_completeUploadExternal(files=[{"id": "F0NOPE"}], channel_id=CHANNEL)
     assert never_uploaded.value.response["error"] == "file_not_found"
     assert fake_slack.completed_uploads() == []
+
+
+async def test_image_blocks_show_an_unshared_upload_and_refuse_an_unknown_file(
+    fake_slack: FakeSlack, slack_client: AsyncWebClient
+) -> None:
+    uploaded = await slack_client.files_upload_v2(content=b"\x89PNG preview", filename="preview.png")
+    file_id = uploaded["files"][0]["id"]
+    assert fake_slack.uploads[file_id].is_completed and fake_slack.uploads[file_id].channel_id is None
+    posted = await slack_client.chat_postMessage(channel=CHANNEL, text="drawing")
+
+    def image(file: str) -> list[dict[str, Any]]:
+        return [{"type": "image", "slack_file": {"id": file}, "alt_text": "a preview"}]
+
+    await slack_client.chat_update(channel=CHANNEL, ts=posted["ts"], text="drawing", blocks=image(file_id))
+    message = fake_slack.message(CHANNEL, posted["ts"])
+    assert [block["slack_file"]["id"] for block in iter_slack_files(message.blocks)] == [file_id]
+    with pytest.raises(SlackApiError) as unknown:
+        await slack_client.chat_update(channel=CHANNEL, ts=posted["ts"], text="x", blocks=image("F0NOPE"))
+    assert unknown.value.response["error"] == "invalid_blocks"
+    assert message.update_count == 1

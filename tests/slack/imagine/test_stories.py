@@ -9,6 +9,8 @@ VQGAN decoder, grid, continuous batching, leases, delivery) is the production pa
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from bot.slack.poster import SlackPoster
 from generator.delivery import Deliverer
@@ -24,7 +27,7 @@ from generator.scheduler import RenderLoop
 from generator.worker import Worker
 from jobs.models import Delivery, Job, Status
 from jobs.queue import Queue
-from tests.fakes.slack import UPLOAD_STEP, iter_actions
+from tests.fakes.slack import UPLOAD_STEP, iter_actions, iter_slack_files
 from tests.slack.imagine.harness import CHANNEL, USER, SlackBot, png_size
 
 STORY_SECONDS = 60.0
@@ -96,10 +99,21 @@ async def start_generator(
 ) -> AsyncIterator[Callable[..., Generator]]:
     started: list[Generator] = []
 
-    def start(*, worker_id: str = "gen-1", lease_seconds: float = 30.0) -> Generator:
+    def start(
+        *,
+        worker_id: str = "gen-1",
+        lease_seconds: float = 30.0,
+        previews: bool = False,
+        step_delay: float = 0.0,
+    ) -> Generator:
+        from tests.worker.harness import FaultyEngine
+
+        engine: Any = ModelEngine(tiny_model, capacity=8, model_name="tiny")  # type: ignore[arg-type]
+        if step_delay:  # a slower "GPU", so progress edits can see the grid form
+            engine = FaultyEngine(engine, error=RuntimeError("never"), failures=0, step_delay=step_delay)
         render = RenderLoop(
             queue=queue,
-            engine=ModelEngine(tiny_model, capacity=8, model_name="tiny"),  # type: ignore[arg-type]
+            engine=engine,
             worker_id=worker_id,
             lease_seconds=lease_seconds,
             idle_poll_seconds=0.05,
@@ -107,6 +121,7 @@ async def start_generator(
             progress_seconds=0.05,
             stop_grace_seconds=0.0,
             upscaler=upscaler,
+            previews=previews,
         )
         deliverer = Deliverer(
             queue=queue,
@@ -116,6 +131,7 @@ async def start_generator(
             hold_seconds=10.0,
         )
         render.on_progress, render.on_finished = deliverer.note_progress, deliverer.note_finished
+        render.on_preview = deliverer.note_preview
         worker = Worker(
             queue=queue, worker_id=worker_id, render=render, deliverer=deliverer, registry_seconds=0.2
         )
@@ -212,6 +228,54 @@ async def test_imagine_story_with_the_real_generator(
     again = await delivered(bot, 3)
     uploads = {u.file_id: u for u in bot.fake.completed_uploads(CHANNEL)}
     assert uploads[str(again.refs.extra["grid_file_id"])].content == upload.content
+
+
+async def test_progress_edits_show_a_preview_of_the_grid_forming(
+    bot: SlackBot, start_generator: Callable[..., Generator]
+) -> None:
+    start_generator(previews=True, step_delay=0.004)  # ~1 s of drawing: several progress edits
+    await bot.slack.send_slash_command("/imagine", "a fox at dawn --images 4 --seed 2", channel_id=CHANNEL)
+    job = await delivered(bot, 1)
+
+    placeholder = bot.fake.message(CHANNEL, job.refs.placeholder_message_id or "")
+    with_preview = [version for version in placeholder.history if list(iter_slack_files(version["blocks"]))]
+    assert with_preview, [version["text"] for version in placeholder.history]
+    assert "Drawing" in with_preview[0]["text"]  # the progress line stays, the picture under it
+    [image] = iter_slack_files(with_preview[0]["blocks"])
+    assert image["alt_text"].startswith("Preview of") and "% drawn" in image["alt_text"]
+    preview = bot.fake.uploads[image["slack_file"]["id"]]
+    assert preview.is_completed and preview.channel_id is None  # uploaded, never shared in the channel
+    assert preview.content is not None
+    first = Image.open(io.BytesIO(preview.content)).convert("RGB")
+    assert first.size == (2 * 128 + 3 * 4,) * 2  # 2×2 previews of 128 px, the grid's gutters
+    # the bottom code rows were not drawn yet: neutral grey, not the picture
+    assert first.getpixel((4 + 64, 4 + 127)) == (128, 128, 128)
+    assert not list(iter_slack_files(placeholder.blocks))  # done: the preview gave way to the grid
+    [grid] = bot.fake.completed_uploads(CHANNEL)
+    assert grid.content is not None and png_size(grid.content) == (2 * TINY_PICTURE_SIZE + 3 * 4,) * 2
+
+
+async def test_a_failing_preview_upload_keeps_text_progress_and_delivers_the_grid_once(
+    bot: SlackBot, start_generator: Callable[..., Generator], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Slack's edge answers the preview's upload request with an HTML page (not JSON), then recovers.
+    bot.fake.fail_with_page("files.getUploadURLExternal", status=502)
+    start_generator(previews=True, step_delay=0.004)
+    with caplog.at_level(logging.INFO, logger="bot.slack.poster"):
+        await bot.slack.send_slash_command("/imagine", "a fox at dusk --images 4", channel_id=CHANNEL)
+        job = await delivered(bot, 1)
+
+    assert job.status is Status.DONE and job.attempts == 1
+    placeholder = bot.fake.message(CHANNEL, job.refs.placeholder_message_id or "")
+    versions = [*placeholder.history, {"text": placeholder.text, "blocks": placeholder.blocks}]
+    assert not [v for v in versions if list(iter_slack_files(v["blocks"]))]  # text progress only
+    assert any("Drawing" in (v["text"] or "") for v in versions)
+    skipped = [r for r in caplog.records if getattr(r, "action", None) == "preview_skipped"]
+    assert [r.getMessage() for r in skipped] == ["preview not shown: http_502"]  # logged once
+    assert len(bot.fake.calls_to("files.getUploadURLExternal")) == 2  # the failed preview, the grid
+    [grid] = bot.fake.completed_uploads()
+    assert grid.channel_id == CHANNEL and grid.file_id == job.refs.extra["grid_file_id"]
+    assert len([m for m in bot.fake.messages_in(CHANNEL) if m.ts == job.refs.extra["buttons_ts"]]) == 1
 
 
 async def test_generator_killed_mid_batch_renders_again_and_posts_once(
