@@ -126,9 +126,9 @@ def image_indices(job_id: int) -> Select[Any]:
 
 
 def image_indices_of(job_ids: Sequence[int]) -> Select[Any]:
-    """Which pictures of several jobs are stored, in one round trip (a gallery page)."""
+    """Which pictures of several jobs are stored and their CLIP scores, in one round trip (a gallery page)."""
     return (
-        select(images.c.job_id, images.c.index)
+        select(images.c.job_id, images.c.index, images.c.score)
         .where(images.c.job_id.in_(job_ids))
         .order_by(images.c.job_id, images.c.index)
     )

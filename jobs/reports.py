@@ -131,14 +131,15 @@ class ReportsMixin(QueueBase):
         async with self._reading() as conn:
             return list((await conn.execute(rq.image_indices(job_id))).scalars())
 
-    async def image_indices_of(self, job_ids: Sequence[int]) -> dict[int, list[int]]:
-        """Each job's stored pictures (-1 is the grid); a job whose pictures were deleted is absent."""
-        stored: dict[int, list[int]] = {}
+    async def image_indices_of(self, job_ids: Sequence[int]) -> dict[int, dict[int, float | None]]:
+        """Each job's stored pictures (-1 is the grid) with their CLIP scores (None: not ranked); a job
+        whose pictures were deleted is absent."""
+        stored: dict[int, dict[int, float | None]] = {}
         if not job_ids:
             return stored
         async with self._reading() as conn:
             for row in await conn.execute(rq.image_indices_of(job_ids)):
-                stored.setdefault(row.job_id, []).append(row.index)
+                stored.setdefault(row.job_id, {})[row.index] = row.score
         return stored
 
     async def image_scores(self, job_id: int) -> dict[int, float | None]:

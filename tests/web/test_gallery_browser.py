@@ -130,6 +130,8 @@ async def test_sign_in_with_discord_gallery_guild_admin_and_the_session(
             "els => els.map(e => [e.dataset.index, e.complete && e.naturalWidth > 0])"
         )
         assert shown == [["-1", True], ["0", True], ["1", True]]  # the grid and each image, loaded
+        scores = await card.locator(".score").all_inner_texts()
+        assert scores == ["CLIP 0.310", "CLIP 0.290"]  # each image's score, best first
         downloads = await card.locator("a[download]").evaluate_all("els => els.map(e => e.pathname)")
         assert sorted(downloads) == sorted(f"/gallery/{kite.id}/{index}.png" for index in (-1, 0, 1))
         chat = await card.locator("a.chat-link").get_attribute("href")
