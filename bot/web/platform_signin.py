@@ -105,7 +105,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         log.warning(
             "Sign in with Discord failed: %s", exc, extra={"action": "dashboard_discord_sign_in_failed"}
         )
-        raise web.HTTPBadGateway(text=texts.refused_discord_sign_in(type(exc).__name__)) from None
+        raise web.HTTPBadGateway(text=texts.refused_platform_sign_in("Discord", type(exc).__name__)) from None
     managed = {
         str(guild["id"])
         for guild in guilds
@@ -235,7 +235,7 @@ async def start_slack(request: web.Request) -> web.StreamResponse:
         )
     except (httpx2.HTTPError, ValueError, KeyError, RuntimeError) as exc:  # discovery failed
         log.warning("Sign in with Slack failed: %s", exc, extra={"action": "dashboard_slack_sign_in_failed"})
-        raise web.HTTPBadGateway(text=texts.refused_slack_sign_in(type(exc).__name__)) from None
+        raise web.HTTPBadGateway(text=texts.refused_platform_sign_in("Slack", type(exc).__name__)) from None
     response = web.HTTPFound(started["url"])
     _set_state_cookie(request, response, SLACK_STATE_COOKIE, state, SLACK_CALLBACK_PATH)
     # The nonce the id_token must carry, bound to this browser like the state.
@@ -277,14 +277,14 @@ async def slack_callback(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text=texts.refused_slack_id_token(problem)) from None
     except (httpx2.HTTPError, ValueError, KeyError, RuntimeError) as exc:
         log.warning("Sign in with Slack failed: %s", exc, extra={"action": "dashboard_slack_sign_in_failed"})
-        raise web.HTTPBadGateway(text=texts.refused_slack_sign_in(type(exc).__name__)) from None
+        raise web.HTTPBadGateway(text=texts.refused_platform_sign_in("Slack", type(exc).__name__)) from None
     try:
         user_id = str(claims["https://slack.com/user_id"])
         team_id = str(claims["https://slack.com/team_id"])
         is_admin = await _slack_workspace_admin(request, settings, team_id=team_id, user_id=user_id)
     except (KeyError, SlackApiError) as exc:
         log.warning("Sign in with Slack failed: %s", exc, extra={"action": "dashboard_slack_sign_in_failed"})
-        raise web.HTTPBadGateway(text=texts.refused_slack_sign_in(type(exc).__name__)) from None
+        raise web.HTTPBadGateway(text=texts.refused_platform_sign_in("Slack", type(exc).__name__)) from None
     grants = (f"slack:{team_id}",) if is_admin else ()
     name = str(claims.get("name") or user_id)
     cookies = (SLACK_STATE_COOKIE, SLACK_NONCE_COOKIE)

@@ -28,12 +28,9 @@ def refused_sign_in(problem: str) -> str:
     return f"The sign-in was not completed ({problem}). Try again from the sign-in page."
 
 
-def refused_discord_sign_in(problem: str) -> str:
-    return f"Discord did not sign you in ({problem}). Try again from the sign-in page."
-
-
-def refused_slack_sign_in(problem: str) -> str:
-    return f"Slack did not sign you in ({problem}). Try again from the sign-in page."
+def refused_platform_sign_in(platform: str, problem: str) -> str:
+    """`platform` as people write it: Discord, Slack."""
+    return f"{platform} did not sign you in ({problem}). Try again from the sign-in page."
 
 
 def refused_slack_id_token(problem: str) -> str:
