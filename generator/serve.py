@@ -34,7 +34,8 @@ def try_tiny_hint() -> str:
     return (
         "to try the whole path offline, make a tiny random model: "
         f"`{command_hint('python')} -m generator.testing make-tiny ./tiny` then "
-        "IMAGINE_MODEL_DIR=./tiny/dalle IMAGINE_VQGAN_DIR=./tiny/vqgan"
+        "IMAGINE_MODEL_DIR=./tiny/dalle IMAGINE_VQGAN_DIR=./tiny/vqgan "
+        "IMAGINE_CLIP_DIR=./tiny/clip IMAGINE_UPSCALER_DIR=./tiny/upscaler"
     )
 
 

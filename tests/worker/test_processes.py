@@ -245,6 +245,7 @@ async def test_a_model_that_cannot_load_exits_with_one_line(
     assert len(lines) == 1, lines
     assert lines[0].startswith("imagine generator: cannot load the model")
     assert "IMAGINE_MODEL_DIR" in lines[0] and "IMAGINE_VQGAN_DIR" in lines[0] and "make-tiny" in lines[0]
+    assert "IMAGINE_CLIP_DIR=./tiny/clip IMAGINE_UPSCALER_DIR=./tiny/upscaler" in lines[0]  # all four, offline
     assert "`hf download dalle-mini/dalle-mini" in lines[0]  # the CLI huggingface_hub installs today
     assert "`hf download dalle-mini/vqgan_imagenet_f16_16384" in lines[0]
     job = await queue.get_job(job_id)
