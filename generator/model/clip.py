@@ -18,7 +18,12 @@ import torch
 from PIL import Image
 
 from generator.model.checkpoints import resolve_checkpoint
-from generator.model.hf_checkpoint import SAFETENSORS_FILE, check_hf_directory, load_strict
+from generator.model.hf_checkpoint import (
+    SAFETENSORS_FILE,
+    check_hf_directory,
+    load_strict,
+    quiet_transformers,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +63,9 @@ class ClipRanker:
             spec, files=CLIP_FILES, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         check_hf_directory(directory, model_type="clip", what="CLIP", files=PROCESSOR_FILES)
-        model = load_strict(CLIPModel, directory, what="CLIP", device=device)
-        processor = CLIPProcessor.from_pretrained(str(directory), local_files_only=True)
+        with quiet_transformers():
+            model = load_strict(CLIPModel, directory, what="CLIP", device=device)
+            processor = CLIPProcessor.from_pretrained(str(directory), local_files_only=True)
         logger.info("loaded CLIP from %s", directory)
         return cls(model, processor, directory)
 

@@ -11,6 +11,8 @@ architecture, truncated weights, or a missing, unexpected or misshapen tensor ea
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +24,24 @@ from generator.model.errors import CheckpointNotFound, CorruptCheckpoint, Unsupp
 SAFETENSORS_FILE = "model.safetensors"
 
 M = TypeVar("M", bound=torch.nn.Module)
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Hush transformers' own loading chatter (progress bars; "falling back to the PIL processor", as
+    torchvision is deliberately not installed): it would reach the terminal of `imagine "prompt"` through
+    the generator's stderr, and what matters about a load is said in our one line."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def check_hf_directory(directory: Path, *, model_type: str, what: str, files: tuple[str, ...]) -> None:

@@ -32,7 +32,12 @@ import torch
 from PIL import Image
 
 from generator.model.checkpoints import resolve_checkpoint
-from generator.model.hf_checkpoint import SAFETENSORS_FILE, check_hf_directory, load_strict
+from generator.model.hf_checkpoint import (
+    SAFETENSORS_FILE,
+    check_hf_directory,
+    load_strict,
+    quiet_transformers,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -116,10 +121,11 @@ class Upscaler:
             local_files_only=local_files_only,
         )
         check_hf_directory(directory, model_type="swin2sr", what="Swin2SR", files=PROCESSOR_FILES)
-        model = load_strict(Swin2SRForImageSuperResolution, directory, what="Swin2SR", device=device)
-        processor = AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
-            str(directory), local_files_only=True
-        )
+        with quiet_transformers():
+            model = load_strict(Swin2SRForImageSuperResolution, directory, what="Swin2SR", device=device)
+            processor = AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+                str(directory), local_files_only=True
+            )
         logger.info("loaded Swin2SR x%s from %s", model.config.upscale, directory)
         return cls(model, processor, directory, precision=precision, tile=tile, overlap=overlap)
 

@@ -245,7 +245,7 @@ async def test_a_model_that_cannot_load_exits_with_one_line(
     assert len(lines) == 1, lines
     assert lines[0].startswith("imagine generator: cannot load the model")
     assert "IMAGINE_MODEL_DIR" in lines[0] and "IMAGINE_VQGAN_DIR" in lines[0] and "make-tiny" in lines[0]
-    assert "IMAGINE_CLIP_DIR=./tiny/clip IMAGINE_UPSCALER_DIR=./tiny/upscaler" in lines[0]  # all four, offline
+    assert "IMAGINE_CLIP_DIR=./tiny/clip IMAGINE_UPSCALER_DIR=./tiny/upscaler" in lines[0]
     assert "`hf download dalle-mini/dalle-mini" in lines[0]  # the CLI huggingface_hub installs today
     assert "`hf download dalle-mini/vqgan_imagenet_f16_16384" in lines[0]
     job = await queue.get_job(job_id)
@@ -422,6 +422,7 @@ async def test_imagine_prompt_on_the_embedded_default(tmp_path: Path, tiny_check
         processes.append(cli)
         assert cli.wait(90) == 0, cli.output()
         assert f"wrote {out}" in cli.output()
+        assert "[transformers]" not in cli.output() and "Loading weights" not in cli.output()  # no chatter
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert (tmp_path / "data" / "imagine.db").exists()
