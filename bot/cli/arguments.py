@@ -15,23 +15,21 @@ MAX_DAYS = 36_500.0  # a century: more is not a period anyone means, and overflo
 
 def job_id(text: str) -> int:
     """A job number: a whole number from 1 to 2⁶³ − 1 (the database's BIGINT)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a job id is a whole number, not {text[:40]!r}") from None
-    if not 1 <= value <= MAX_JOB_ID:
-        raise argparse.ArgumentTypeError(f"a job id is from 1 to {MAX_JOB_ID}, not {text[:40]}")
-    return value
+    return _whole_number(text, "a job id", MAX_JOB_ID)
 
 
 def image_number(text: str) -> int:
     """An image of a grid as its buttons number them: 1 to 9."""
+    return _whole_number(text, "an image number", MAX_IMAGES)
+
+
+def _whole_number(text: str, what: str, most: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"an image number is a whole number, not {text[:40]!r}") from None
-    if not 1 <= value <= MAX_IMAGES:
-        raise argparse.ArgumentTypeError(f"an image number is from 1 to {MAX_IMAGES}, not {text[:40]}")
+        raise argparse.ArgumentTypeError(f"{what} is a whole number, not {text[:40]!r}") from None
+    if not 1 <= value <= most:
+        raise argparse.ArgumentTypeError(f"{what} is from 1 to {most}, not {text[:40]}")
     return value
 
 
