@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.posters import Poster, PosterError
 from generator.dbretry import DB_DEADLINE_SECONDS, Outages, retrying
+from jobs.errors import one_line
 from jobs.faults import is_transient
 from jobs.models import GRID_INDEX, Job, Status
 from jobs.queue import DELIVERY_HOLD_SECONDS, Queue
@@ -122,7 +123,7 @@ class Deliverer:
         except Exception as exc:
             log.warning(
                 "could not drain deliveries: %s",
-                " ".join(str(exc).split())[:200],
+                one_line(exc, 200),
                 extra={"action": "delivery_drain_failed"},
             )
 

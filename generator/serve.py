@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.errors import EXIT_INTERNAL, EXIT_OK, ImagineError
+from jobs.errors import EXIT_INTERNAL, EXIT_OK, ImagineError, internal_error, one_line
 from jobs.faults import database_fault
 from jobs.hints import command_hint
 from jobs.logs import configure_from_settings
@@ -170,7 +170,7 @@ def _load_helpers(settings: Settings, device: str) -> tuple[Any, Any]:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:600].rstrip(".") or type(exc).__name__
+    return one_line(exc, 600).rstrip(".") or type(exc).__name__
 
 
 async def serve(
@@ -350,11 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         if fault is not None:
             return _fail(str(fault), fault.exit_status)
         log.error("the generator stopped on a bug", exc_info=exc, extra={"action": "worker_bug"})
-        return _fail(
-            f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (the traceback is in "
-            "the log above; please report it)",
-            EXIT_INTERNAL,
-        )
+        return _fail(internal_error(exc, traceback_at="the traceback is in the log above"), EXIT_INTERNAL)
 
 
 def _fail(message: str, status: int) -> int:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from generator.dbretry import Outages
 from generator.delivery import wait_any
-from jobs.errors import DatabaseUnavailable, ImagineError
+from jobs.errors import DatabaseUnavailable, ImagineError, one_line
 from jobs.queue import Queue
 
 if TYPE_CHECKING:  # a deliver-only worker never imports torch
@@ -164,7 +164,7 @@ class Worker:
         except Exception as exc:
             log.warning(
                 "could not leave the worker registry: %s",
-                " ".join(str(exc).split())[:200] or type(exc).__name__,
+                one_line(exc, 200) or type(exc).__name__,
                 extra={"action": "worker_deregister_failed", "worker_id": self.worker_id},
             )
 

@@ -48,6 +48,16 @@ EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: nothing is lost
 EXIT_BROKEN_PIPE = 141  # as a shell reports a process ended by SIGPIPE
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (a driver's message may span several), at most `limit` long."""
+    return " ".join(str(exc).split())[:limit]
+
+
+def internal_error(exc: BaseException, *, traceback_at: str) -> str:
+    """The line a command ends with on a bug (exit `EXIT_INTERNAL`); `traceback_at` says where to look."""
+    return f"internal error: {type(exc).__name__}: {one_line(exc)} ({traceback_at}; please report it)"
+
+
 class ImagineError(Exception):
     """Something in the /imagine bot went wrong; the message says what and how to fix it."""
 

@@ -28,7 +28,15 @@ from typing import NoReturn
 
 from bot.cli import admin, draw, installs, serve  # noqa: F401  (importing a command module registers its commands)
 from bot.cli.registry import COMMANDS
-from jobs.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, ImagineError, Refused, UsageError
+from jobs.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    ImagineError,
+    Refused,
+    UsageError,
+    internal_error,
+)
 from jobs.faults import database_fault
 from jobs.logs import configure_from_settings
 from jobs.settings import Settings, load_settings
@@ -104,9 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(str(fault), fault.exit_status)
         log.debug("internal error", exc_info=exc)
         return _fail(
-            f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
-            "(IMAGINE_LOG_LEVEL=DEBUG shows the traceback; please report it)",
-            EXIT_INTERNAL,
+            internal_error(exc, traceback_at="IMAGINE_LOG_LEVEL=DEBUG shows the traceback"), EXIT_INTERNAL
         )
 
 

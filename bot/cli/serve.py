@@ -15,7 +15,7 @@ from bot.cli.children import CHILD_STOP_SECONDS, Stop, generator_command, stop_c
 from bot.cli.registry import command
 from bot.frontends import Frontend
 from jobs.db import ensure_migrated
-from jobs.errors import ImagineError
+from jobs.errors import ImagineError, one_line
 from jobs.hints import command_hint
 from jobs.queue import Queue
 from jobs.settings import Settings
@@ -102,7 +102,7 @@ async def _run(settings: Settings, queue: Queue, frontends: list[Frontend], chil
             except Exception as exc:
                 raise FrontendFailed(
                     f"the {frontend.name} frontend is configured but cannot start: {type(exc).__name__}: "
-                    f"{' '.join(str(exc).split())[:300]}"
+                    f"{one_line(exc)}"
                 ) from exc
             print(f"imagine serve: {frontend.name} started", file=sys.stderr)
         if not frontends:
