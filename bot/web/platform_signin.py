@@ -88,6 +88,17 @@ async def start(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+def _platform_failed(platform: str, exc: Exception) -> web.HTTPBadGateway:
+    """The platform did not answer as OAuth says (down, refused the code, odd JSON): logged, then a 502."""
+    log.warning(
+        "Sign in with %s failed: %s",
+        platform,
+        exc,
+        extra={"action": f"dashboard_{platform.lower()}_sign_in_failed"},
+    )
+    return web.HTTPBadGateway(text=texts.refused_platform_sign_in(platform, type(exc).__name__))
+
+
 @routes.get(CALLBACK_PATH)
 async def callback(request: web.Request) -> web.StreamResponse:
     settings: Any = request.app[SETTINGS]
@@ -102,10 +113,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
             guilds = (await client.get(api + "/users/@me/guilds")).raise_for_status().json()
         installed = await _bot_guilds(api, settings)
     except (httpx2.HTTPError, ValueError, KeyError) as exc:
-        log.warning(
-            "Sign in with Discord failed: %s", exc, extra={"action": "dashboard_discord_sign_in_failed"}
-        )
-        raise web.HTTPBadGateway(text=texts.refused_platform_sign_in("Discord", type(exc).__name__)) from None
+        raise _platform_failed("Discord", exc) from None
     managed = {
         str(guild["id"])
         for guild in guilds
@@ -234,8 +242,7 @@ async def start_slack(request: web.Request) -> web.StreamResponse:
             redirect_uri=_slack_redirect_uri(request), state=state, nonce=nonce
         )
     except (httpx2.HTTPError, ValueError, KeyError, RuntimeError) as exc:  # discovery failed
-        log.warning("Sign in with Slack failed: %s", exc, extra={"action": "dashboard_slack_sign_in_failed"})
-        raise web.HTTPBadGateway(text=texts.refused_platform_sign_in("Slack", type(exc).__name__)) from None
+        raise _platform_failed("Slack", exc) from None
     response = web.HTTPFound(started["url"])
     _set_state_cookie(request, response, SLACK_STATE_COOKIE, state, SLACK_CALLBACK_PATH)
     # The nonce the id_token must carry, bound to this browser like the state.
@@ -276,15 +283,13 @@ async def slack_callback(request: web.Request) -> web.StreamResponse:
         problem = exc.description or exc.error.replace("_", " ")  # joserfc's words: "Invalid claim: 'nonce'"
         raise web.HTTPForbidden(text=texts.refused_slack_id_token(problem)) from None
     except (httpx2.HTTPError, ValueError, KeyError, RuntimeError) as exc:
-        log.warning("Sign in with Slack failed: %s", exc, extra={"action": "dashboard_slack_sign_in_failed"})
-        raise web.HTTPBadGateway(text=texts.refused_platform_sign_in("Slack", type(exc).__name__)) from None
+        raise _platform_failed("Slack", exc) from None
     try:
         user_id = str(claims["https://slack.com/user_id"])
         team_id = str(claims["https://slack.com/team_id"])
         is_admin = await _slack_workspace_admin(request, settings, team_id=team_id, user_id=user_id)
     except (KeyError, SlackApiError) as exc:
-        log.warning("Sign in with Slack failed: %s", exc, extra={"action": "dashboard_slack_sign_in_failed"})
-        raise web.HTTPBadGateway(text=texts.refused_platform_sign_in("Slack", type(exc).__name__)) from None
+        raise _platform_failed("Slack", exc) from None
     grants = (f"slack:{team_id}",) if is_admin else ()
     name = str(claims.get("name") or user_id)
     cookies = (SLACK_STATE_COOKIE, SLACK_NONCE_COOKIE)
