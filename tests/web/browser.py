@@ -25,7 +25,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-quic",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+# IMAGINE_TEST_SCREENSHOTS moves them (default artifacts/screenshots/, not committed)
+_DEFAULT_SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("IMAGINE_TEST_SCREENSHOTS", _DEFAULT_SCREENSHOTS))
 INSTALL_HINT = "apt-get install -y chromium && .venv/bin/pip install -e '.[dev]'"
 
 

@@ -6,10 +6,8 @@ IMAGINE_TEST_SCREENSHOTS (default artifacts/screenshots/, not committed)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,14 +24,13 @@ from jobs.settings import Settings, load_settings
 from jobs.slack_installs import SlackInstallations
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
-from tests.web.browser import SCREENSHOTS, chromium, fresh_page, require_browser
+from tests.web.browser import chromium, fresh_page, require_browser, screenshot
 from tests.web.data import WEB_LIMITS, done_job
 from tests.web.helpers import PASSWORD
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
 
 MANAGE_GUILD = 1 << 5
-SHOTS = Path(os.environ.get("IMAGINE_TEST_SCREENSHOTS", SCREENSHOTS))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -137,8 +134,7 @@ async def test_sign_in_with_discord_gallery_guild_admin_and_the_session(
         chat = await card.locator("a.chat-link").get_attribute("href")
         assert chat == f"https://discord.com/channels/{home.id}/{posted_in}/{message_id}"
         assert await page.locator(f"figure[data-job='{lantern.id}'] a.chat-link").count() == 0
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(SHOTS / "gallery.png"), full_page=True)
+        await screenshot(page, "gallery")
 
         await page.click(f"a[href='/guild/discord/{home.id}']")  # the server she manages
         await page.wait_for_url(lambda url: f"/guild/discord/{home.id}" in url)
@@ -156,7 +152,7 @@ async def test_sign_in_with_discord_gallery_guild_admin_and_the_session(
             str(home.id),
             f"discord:{alice.id}",
         )
-        await page.screenshot(path=str(SHOTS / "guild-admin.png"), full_page=True)
+        await screenshot(page, "guild-admin")
         csrf = await page.locator("input[name=csrf_token]").first.get_attribute("value")
         refused = await page.request.post(
             f"{base}/guild/discord/{other.id}/ban", form={"csrf_token": csrf or "", "user_id": str(carol.id)}
