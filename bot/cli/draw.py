@@ -18,8 +18,9 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from bot.cli.arguments import terminal_user
+from bot.cli.arguments import image_number, job_id, terminal_user
 from bot.cli.children import generator_command, stop_child, stop_on_signals
 from bot.cli.registry import command
 from jobs.db import ensure_migrated
@@ -38,52 +39,45 @@ BAR_WIDTH = 30
 def _render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt")
     add_option_arguments(parser)
-    parser.add_argument(
-        "--out", type=Path, default=Path("grid.png"), help="where to write the grid (grid.png)"
-    )
+    _output_arguments(parser, Path("grid.png"), "the grid")
+
+
+def _upscale_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id", type=job_id, help="a finished job")
+    parser.add_argument("index", type=image_number, help="which of its pictures, from 1")
+    _output_arguments(parser, Path("upscaled.png"), "the picture")
+
+
+def _output_arguments(parser: argparse.ArgumentParser, out: Path, what: str) -> None:
+    parser.add_argument("--out", type=Path, default=out, help=f"where to write {what} ({out})")
     parser.add_argument("--no-generator", action="store_true", help="never start a generator; only wait")
 
 
 @command("render", "draw one prompt and write the grid PNG (the default command)", _render_arguments)
 async def run_render(args: argparse.Namespace, settings: Settings) -> int:
-    check_writable(args.out)  # before anything is drawn: a picture never waits on a path that cannot take it
-    await ensure_migrated(settings.db_url)
-    user = terminal_user()
-    request = EnqueueRequest(
-        platform=Platform.CLI.value,
-        user_id=user,
-        user_name=user,
-        prompt=args.prompt,
-        channel_id=socket.gethostname(),
-        options=options_from_arguments(args),
-    )
-    return await draw(request, settings, out=args.out, is_generator_allowed=not args.no_generator)
-
-
-def _upscale_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("job_id", type=int, help="a finished job")
-    parser.add_argument("index", type=int, help="which of its pictures, from 1")
-    parser.add_argument(
-        "--out", type=Path, default=Path("upscaled.png"), help="where to write the picture (upscaled.png)"
-    )
-    parser.add_argument("--no-generator", action="store_true", help="never start a generator; only wait")
+    request = _terminal_request(prompt=args.prompt, options=options_from_arguments(args))
+    return await _draw_from_terminal(request, args, settings)
 
 
 @command("upscale", "upscale one picture of a finished job 4× and write the PNG", _upscale_arguments)
 async def run_upscale(args: argparse.Namespace, settings: Settings) -> int:
-    check_writable(args.out)
-    await ensure_migrated(settings.db_url)
-    user = terminal_user()
-    request = EnqueueRequest(
-        platform=Platform.CLI.value,
-        user_id=user,
-        user_name=user,
-        prompt="",
-        channel_id=socket.gethostname(),
-        kind=Kind.UPSCALE,
-        parent_job_id=args.job_id,
-        image_index=args.index - 1,
+    request = _terminal_request(
+        prompt="", kind=Kind.UPSCALE, parent_job_id=args.job_id, image_index=args.index - 1
     )
+    return await _draw_from_terminal(request, args, settings)
+
+
+def _terminal_request(**fields: Any) -> EnqueueRequest:
+    """A job from this terminal: platform `cli`, its user, and this machine as the channel."""
+    user = terminal_user()
+    return EnqueueRequest(
+        platform=Platform.CLI.value, user_id=user, user_name=user, channel_id=socket.gethostname(), **fields
+    )
+
+
+async def _draw_from_terminal(request: EnqueueRequest, args: argparse.Namespace, settings: Settings) -> int:
+    check_writable(args.out)  # before anything is drawn: a picture never waits on a path that cannot take it
+    await ensure_migrated(settings.db_url)
     return await draw(request, settings, out=args.out, is_generator_allowed=not args.no_generator)
 
 
