@@ -104,7 +104,11 @@ async def draw(request: EnqueueRequest, settings: Settings, *, out: Path, is_gen
         grid = await queue.image(ended.id, GRID_INDEX)
         write_picture(out, grid.png, job_id=ended.id)
         seconds = ended.render_time.total_seconds() if ended.render_time else 0.0
-        done = f"{ended.images} image(s), job {ended.id}, seed {ended.options.seed}, {seconds:.1f} s"
+        if ended.kind is Kind.UPSCALE:  # one picture made larger: no seed or image count of its own
+            picture = (ended.image_index or 0) + 1
+            done = f"job {ended.parent_job_id} picture {picture} 4× larger, job {ended.id}, {seconds:.1f} s"
+        else:
+            done = f"{ended.images} image(s), job {ended.id}, seed {ended.options.seed}, {seconds:.1f} s"
         print(f"wrote {out} ({done})")
         return 0
     finally:

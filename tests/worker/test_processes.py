@@ -433,6 +433,7 @@ async def test_imagine_prompt_on_the_embedded_default(tmp_path: Path, tiny_check
     processes.append(cli)
     assert cli.wait(90) == 0, cli.output()
     assert f"wrote {out}" in cli.output() and "upscale of job 1 picture 2" in cli.output()
+    assert f"wrote {out} (job 1 picture 2 4× larger, job " in cli.output()  # no seed: it has none of its own
     with Image.open(out) as upscaled:
         assert upscaled.size == (4 * 32, 4 * 32)
     missing = start(["-m", "bot.cli", "upscale", "99", "1"], env, tmp_path / "missing.log")
