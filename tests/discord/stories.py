@@ -162,6 +162,22 @@ def ephemeral_text(fake: FakeDiscord, interaction: InteractionRecord) -> str:
     return message.content
 
 
+async def answered(fake: FakeDiscord, interaction: InteractionRecord) -> Any:
+    """The interaction's answer once it is more than "thinking…" (a deferred answer is edited in later)."""
+
+    def answer() -> Any:
+        message = fake.original_message(interaction)
+        return message if message is not None and not message.is_loading else None
+
+    return await fake.wait_until(answer, timeout=10.0)
+
+
+async def ephemeral_answer(fake: FakeDiscord, interaction: InteractionRecord) -> str:
+    """`ephemeral_text` of the answer once it is there, however the bot acknowledged first."""
+    await answered(fake, interaction)
+    return ephemeral_text(fake, interaction)
+
+
 async def jobs_of(queue: Queue, user_id: int) -> list[Job]:
     return await queue.jobs_for_user("discord", str(user_id), limit=100)
 

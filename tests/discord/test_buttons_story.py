@@ -8,7 +8,14 @@ from typing import Any
 
 from bot.buttons import Action, ButtonId
 from jobs.models import Kind, Status
-from tests.discord.stories import Generator, ephemeral_text, image_of, jobs_of, wait_for_grid
+from tests.discord.stories import (
+    Generator,
+    ephemeral_answer,
+    ephemeral_text,
+    image_of,
+    jobs_of,
+    wait_for_grid,
+)
 from tests.fakes.discord import ADMINISTRATOR, FakeDiscord
 
 CHANNEL_MESSAGE_WITH_SOURCE = 4
@@ -87,12 +94,12 @@ async def test_cancel_button_is_for_the_requester_or_an_admin(
     bob = fake_discord.add_user("bob")
     stranger = await fake_discord.click_button(queued.id, cancel_id, user=bob)
     await fake_discord.wait_for_callback(stranger)
-    assert "Only the person who asked" in ephemeral_text(fake_discord, stranger)
+    assert "Only the person who asked" in await ephemeral_answer(fake_discord, stranger)
     assert (await generator.queue.get_job(job_id)).status is Status.QUEUED
 
     admin = await fake_discord.click_button(queued.id, cancel_id, user=bob, member_permissions=ADMINISTRATOR)
     await fake_discord.wait_for_callback(admin)
-    assert ephemeral_text(fake_discord, admin) == f"Cancelled job #{job_id}."
+    assert await ephemeral_answer(fake_discord, admin) == f"Cancelled job #{job_id}."
     assert (await generator.queue.get_job(job_id)).status is Status.CANCELLED
 
     await generator.start()  # the delivery loop edits the queued message into "Cancelled"
@@ -110,11 +117,14 @@ async def test_cancel_command_cancels_your_newest_job_or_names_a_missing_one(
 
     cancel = await fake_discord.send_slash_command("cancel", {})
     await fake_discord.wait_for_callback(cancel)
-    assert ephemeral_text(fake_discord, cancel) == f"Cancelled job #{job.id}."
+    assert await ephemeral_answer(fake_discord, cancel) == f"Cancelled job #{job.id}."
 
     other = await fake_discord.send_slash_command("cancel", {"job": 999})
     await fake_discord.wait_for_callback(other)
-    assert ephemeral_text(fake_discord, other) == "There is no job #999: check its number in your history."
+    assert (
+        await ephemeral_answer(fake_discord, other)
+        == "There is no job #999: check its number in your history."
+    )
 
 
 async def test_cancel_while_rendering_stops_the_job_and_edits_its_message(
@@ -129,7 +139,7 @@ async def test_cancel_while_rendering_stops_the_job_and_edits_its_message(
 
     click = await fake_discord.click_button(queued.id, ButtonId(Action.CANCEL, job.id).custom_id)
     await fake_discord.wait_for_callback(click)
-    assert ephemeral_text(fake_discord, click).startswith(f"Stopping job #{job.id}")
+    assert (await ephemeral_answer(fake_discord, click)).startswith(f"Stopping job #{job.id}")
 
     beat = await generator.queue.heartbeat([job.id], "busy-generator", 0.5, 60)
     assert beat.cancel_requested == {job.id}  # the drawing generator learns it at its next heartbeat
@@ -191,5 +201,5 @@ async def test_upscale_a_picked_image_replies_once_at_four_times_the_size(
     job_id = ButtonId.parse(next(c for c in waiting.custom_ids if ":cancel:" in c)).job_id
     cancel = await fake_discord.click_button(waiting.id, ButtonId(Action.CANCEL, job_id).custom_id)
     await fake_discord.wait_for_callback(cancel, timeout=3.0)
-    assert ephemeral_text(fake_discord, cancel) == f"Cancelled job #{job_id}."
+    assert await ephemeral_answer(fake_discord, cancel) == f"Cancelled job #{job_id}."
     assert (await generator.queue.get_job(job_id)).status is Status.CANCELLED

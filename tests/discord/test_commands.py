@@ -18,7 +18,14 @@ from sqlalchemy.engine import make_url
 from bot import messages
 from bot.discord.client import ImagineBot
 from jobs.models import Platform
-from tests.discord.stories import Generator, ephemeral_text, jobs_of, wait_delivered, wait_for_grid
+from tests.discord.stories import (
+    Generator,
+    answered,
+    ephemeral_answer,
+    jobs_of,
+    wait_delivered,
+    wait_for_grid,
+)
 from tests.fakes.discord import ADMINISTRATOR, EPHEMERAL_FLAG, FakeDiscord, InteractionRecord
 
 ADMIN_COMMANDS = {"usage", "settings", "ban", "unban"}
@@ -29,7 +36,7 @@ DEFERRED = 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE: "thinking…"
 async def _answer(fake: FakeDiscord, name: str, options: dict[str, Any] | None = None, **kw: Any) -> str:
     interaction = await fake.send_slash_command(name, options or {}, **kw)
     await fake.wait_for_callback(interaction, timeout=3.0)
-    return ephemeral_text(fake, interaction)
+    return await ephemeral_answer(fake, interaction)
 
 
 BAD_INPUTS = [
@@ -310,16 +317,6 @@ async def database_slowed(db_url: str, seconds: float) -> AsyncIterator[None]:
         await locker.close()
 
 
-async def _answered(fake: FakeDiscord, interaction: InteractionRecord) -> Any:
-    """The interaction's answer once it is more than "thinking…"."""
-
-    def answer() -> Any:
-        message = fake.original_message(interaction)
-        return message if message is not None and not message.is_loading else None
-
-    return await fake.wait_until(answer, timeout=10.0)
-
-
 async def _release_after(transaction: Any, seconds: float) -> None:
     await asyncio.sleep(seconds)
     await transaction.rollback()
@@ -334,7 +331,7 @@ async def test_every_interaction_is_acknowledged_in_time_whatever_the_database_d
     await make_bot()
     imagine = await fake_discord.send_slash_command("imagine", {"prompt": "a slow cat", "images": 1})
     await fake_discord.wait_for_callback(imagine, timeout=3.0)
-    queued = await _answered(fake_discord, imagine)
+    queued = await answered(fake_discord, imagine)
     [job] = await jobs_of(generator.queue, fake_discord.user.id)
     admin = {"member_permissions": ADMINISTRATOR}
     asks: list[tuple[str, Callable[[], Awaitable[InteractionRecord]]]] = [
