@@ -73,6 +73,7 @@ def _row(index: int, now: datetime) -> dict[str, object]:
         "created_at": now,
         "delivery": "pending",
         "delivery_attempts": 0,
+        "delivery_failures": 0,
         "platform_refs": {},
     }
 

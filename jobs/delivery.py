@@ -62,9 +62,13 @@ class DeliveryMixin(QueueBase):
         is_permanent: bool = False,
         now: datetime | None = None,
     ) -> Job:
-        """Posting failed: try again after `retry_after` seconds (or a doubling backoff), until
-        `delivery_timeout_seconds` after the job finished; then it is undeliverable, `error` kept. A
-        permanent refusal (the platform will never take it) is undeliverable at once."""
+        """Posting failed: try again after `retry_after` seconds (the platform's rate limit said when), or
+        after a backoff doubling with each failure that came without one, until `delivery_timeout_seconds`
+        after the job finished; then it is undeliverable, `error` kept. A permanent refusal (the platform
+        will never take it) is undeliverable at once.
+
+        Rate-limited tries do not double the backoff: a 429 storm followed by one 502 waits 5 s, not the
+        40 s that counting every try would give."""
         now = _now(now)
         async with self._engine.begin() as conn:
             job = await self._get(conn, job_id, lock=True)
@@ -76,15 +80,14 @@ class DeliveryMixin(QueueBase):
                     "delivery_next_try_at": None,
                 }
             else:
+                failures = job.delivery_failures + (retry_after is None)
                 wait = retry_after
                 if wait is None:
-                    wait = min(
-                        DELIVERY_BACKOFF_MAX_SECONDS,
-                        DELIVERY_BACKOFF_SECONDS * 2 ** max(0, job.delivery_attempts - 1),
-                    )
+                    wait = min(DELIVERY_BACKOFF_MAX_SECONDS, DELIVERY_BACKOFF_SECONDS * 2 ** (failures - 1))
                 values = {
                     "delivery": Delivery.PENDING.value,
                     "delivery_next_try_at": now + timedelta(seconds=wait),
+                    "delivery_failures": failures,
                 }
             values["delivery_error"] = error
             return Job.from_row((await conn.execute(q.set_delivery(job_id, values))).one())

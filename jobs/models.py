@@ -128,6 +128,7 @@ class Job:
     gpu_seconds: float | None
     delivery: Delivery
     delivery_attempts: int
+    delivery_failures: int
     delivery_next_try_at: datetime | None
     delivery_error: str | None
     refs: MessageRefs
@@ -179,6 +180,7 @@ class Job:
             gpu_seconds=None if m["gpu_seconds"] is None else float(m["gpu_seconds"]),
             delivery=Delivery(m["delivery"]),
             delivery_attempts=m["delivery_attempts"],
+            delivery_failures=m["delivery_failures"],
             delivery_next_try_at=m["delivery_next_try_at"],
             delivery_error=m["delivery_error"],
             refs=MessageRefs(

@@ -285,6 +285,7 @@ class Queue(DeliveryMixin, SpacesMixin, WorkersMixin, ReportsMixin, RetentionMix
             "gpu_seconds": 0.0 if is_pick else None,
             "delivery": Delivery.PENDING.value,
             "delivery_attempts": 0,
+            "delivery_failures": 0,
             "delivery_next_try_at": now if is_pick else None,
             "interaction_token": refs.interaction_token,
             "interaction_created_at": refs.interaction_created_at,

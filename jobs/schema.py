@@ -112,7 +112,8 @@ jobs = Table(
     Column("gpu_seconds", Float, nullable=True),
     # delivery back to the chat
     Column("delivery", String(16), nullable=False),
-    Column("delivery_attempts", Integer, nullable=False),
+    Column("delivery_attempts", Integer, nullable=False),  # takes by a deliverer
+    Column("delivery_failures", Integer, nullable=False),  # failed takes without a retry-after: backoff
     Column("delivery_next_try_at", UTCDateTime, nullable=True),
     Column("delivery_error", Text, nullable=True),
     Column("delivered_at", UTCDateTime, nullable=True),  # delivery seconds = delivered - finished

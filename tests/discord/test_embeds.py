@@ -58,6 +58,7 @@ def make_job(**overrides: Any) -> Job:
         gpu_seconds=7.5,
         delivery=Delivery.PENDING,
         delivery_attempts=0,
+        delivery_failures=0,
         delivery_next_try_at=None,
         delivery_error=None,
         refs=MessageRefs(),

@@ -62,6 +62,7 @@ def job_row(
         "created_at": now,
         "delivery": "pending",
         "delivery_attempts": 0,
+        "delivery_failures": 0,
         "platform_refs": {},
     }
     return {**row, **overrides}

@@ -204,7 +204,11 @@ async def test_delivery_retries_then_undeliverable(make_queue: Callable[..., Que
     assert await queue.due_deliveries(now=now + timedelta(seconds=6)) == []
     [due] = await queue.due_deliveries(now=now + timedelta(seconds=7))
     backoff = await queue.delivery_failed(job.id, "Discord 503", now=now + timedelta(seconds=8))
-    assert backoff.delivery_next_try_at == now + timedelta(seconds=18)  # 5 s doubled
+    assert backoff.delivery_next_try_at == now + timedelta(seconds=13)  # the rate limit did not double it
+    [due] = await queue.due_deliveries(now=now + timedelta(seconds=13))
+    doubled = await queue.delivery_failed(job.id, "Discord 502", now=now + timedelta(seconds=14))
+    assert doubled.delivery_next_try_at == now + timedelta(seconds=24)  # the second failure: 5 s doubled
+    assert (doubled.delivery_attempts, doubled.delivery_failures) == (3, 2)
     gone = await queue.delivery_failed(job.id, "Unknown Channel", now=now + timedelta(seconds=601))
     assert (gone.delivery, gone.delivery_error) == (Delivery.UNDELIVERABLE, "Unknown Channel")
     assert await queue.due_deliveries(now=now + timedelta(days=1)) == []
