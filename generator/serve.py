@@ -81,6 +81,7 @@ def load_model(settings: Settings) -> LoadedModel:
 
     from generator.model.dalle import DalleMini
     from generator.model.errors import CheckpointError, CheckpointNotFound, HubUnreachable
+    from generator.model.layers import NATIVE_BF16
     from generator.model.precision import fast_cpu_supported
 
     device = settings.device
@@ -97,6 +98,16 @@ def load_model(settings: Settings) -> LoadedModel:
     vqgan_dtype = settings.vqgan_dtype
     if vqgan_dtype == "auto":
         vqgan_dtype = "bfloat16" if device.startswith("cpu") and fast_cpu_supported() else "float32"
+    if device.startswith("cpu") and not NATIVE_BF16:
+        emulated = [f"IMAGINE_{name}=bfloat16" for name, value in
+                    (("DTYPE", dtype), ("DECODER_WEIGHTS", settings.decoder_weights),
+                     ("VQGAN_DTYPE", vqgan_dtype)) if value == "bfloat16"]  # fmt: skip
+        if emulated:
+            log.warning(
+                "%s: this CPU has no native bfloat16 (AVX512), so it runs slower than float32 here",
+                " and ".join(emulated),
+                extra={"action": "bfloat16_emulated"},
+            )
     try:
         model = DalleMini.load(
             settings.model_dir or settings.model_name,

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from generator.model import layers
 from generator.model.dalle import DalleMini
 from generator.model.grid import grid_shape, make_grid, png_bytes
 from generator.model.sampler import RowRequest, SamplingSettings, generate
@@ -199,3 +200,24 @@ def test_reduced_decoder_weights_draw_valid_codes(tiny_checkpoints: tuple[Path, 
         tokens = model.tokens(["a cat"], options)[0]
         assert tokens.shape == (images, 256) and int(tokens.max()) < model.code_count
         assert torch.equal(tokens[:, :4], expected[:, :4])  # greedy: the first codes agree
+
+
+def test_int8_weights_without_native_bfloat16_take_the_int8_kernel_at_every_size(
+    tiny_checkpoints: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An AVX2-only CPU: oneDNN refuses a bfloat16 linear there (and torch's emulation is slower than
+    float32), so int8 weights keep no bfloat16 copy and 6 sequences draw through the int8 kernel too."""
+    monkeypatch.setattr(layers, "NATIVE_BF16", False)
+    reference = DalleMini.load(*tiny_checkpoints)
+    model = DalleMini.load(*tiny_checkpoints, decoder_weights="int8")
+    weights = [
+        w
+        for layer in model.bart.decoder.decoder_layers
+        if layer.step_weights
+        for w in layer.step_weights.all()
+    ]
+    assert weights and all(isinstance(w, layers.RowsWeight) and w.bf16 is None for w in weights)
+    options = JobOptions(images=3, seed=1, top_k=1)
+    tokens = model.tokens(["a cat"], options)[0]
+    assert tokens.shape == (3, 256) and int(tokens.max()) < model.code_count
+    assert torch.equal(tokens[:, :4], reference.tokens(["a cat"], options)[0][:, :4])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from bot.frontends import FRONTENDS, enabled_frontends
 from bot.posters import Poster, make_posters
 from bot.stored import StoredResultPoster
+from generator.model import layers
 from generator.serve import ModelLoadError, load_model
 from generator.testing import tiny_extras
 from jobs.settings import load_settings
@@ -80,6 +82,33 @@ def test_reduced_decoder_weights_on_a_gpu_are_refused_in_one_line(
         "IMAGINE_DECODER_WEIGHTS=int8 is a CPU mode; on cuda set it to float32 and pick the precision with "
         "IMAGINE_DTYPE"
     )
+
+
+def test_bfloat16_on_a_cpu_without_it_loads_and_warns_that_it_is_slower(
+    tmp_path: Path,
+    tiny_checkpoints: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An AVX2-only CPU emulates bfloat16: asked for, it still works, and the admin learns the cost."""
+    monkeypatch.setattr(layers, "NATIVE_BF16", False)
+    settings = load_settings(
+        None,
+        data_dir=tmp_path,
+        model_dir=tiny_checkpoints[0],
+        vqgan_dir=tiny_checkpoints[1],
+        clip_name="",
+        upscaler_name="",
+        decoder_weights="bfloat16",
+        vqgan_dtype="bfloat16",
+    )
+    with caplog.at_level(logging.WARNING, logger="generator.serve"):
+        loaded = load_model(settings)
+    assert loaded.model.bart.decoder.weight_format == "bfloat16"
+    assert [r.getMessage() for r in caplog.records if r.name == "generator.serve"] == [
+        "IMAGINE_DECODER_WEIGHTS=bfloat16 and IMAGINE_VQGAN_DTYPE=bfloat16: this CPU has no native "
+        "bfloat16 (AVX512), so it runs slower than float32 here"
+    ]
 
 
 def test_posters_and_frontends_registries(tmp_path: Path) -> None:
