@@ -10,6 +10,7 @@ from bot.buttons import Action, ButtonId
 from jobs.models import Kind, Status
 from tests.discord.stories import (
     Generator,
+    answered,
     ephemeral_answer,
     ephemeral_text,
     image_of,
@@ -63,7 +64,7 @@ async def test_variation_pick_reroll_and_info_after_a_restart(
 
     info = await fake_discord.click_button(message.id, ButtonId(Action.INFO, parent_id).custom_id)
     await fake_discord.wait_for_callback(info, timeout=3.0)
-    answer = fake_discord.original_message(info)
+    answer = await answered(fake_discord, info)  # a deferred answer is edited in later
     assert answer is not None and answer.is_ephemeral and answer.embeds[0]["title"] == f"Job #{parent_id}"
     # ℹ️ shows each picture's CLIP score, best first, as stored
     scores = await generator.queue.image_scores(parent_id)
@@ -86,7 +87,7 @@ async def test_cancel_button_is_for_the_requester_or_an_admin(
     await make_bot()  # the generator is online but not drawing: jobs stay queued
     mine = await fake_discord.send_slash_command("imagine", {"prompt": "a slow boat"})
     await fake_discord.wait_for_callback(mine)
-    queued = fake_discord.original_message(mine)
+    queued = await answered(fake_discord, mine)  # a deferred answer is edited in later
     assert queued is not None
     cancel_id = next(c for c in queued.custom_ids if ":cancel:" in c)
     job_id = ButtonId.parse(cancel_id).job_id
@@ -133,7 +134,7 @@ async def test_cancel_while_rendering_stops_the_job_and_edits_its_message(
     await make_bot()
     interaction = await fake_discord.send_slash_command("imagine", {"prompt": "a very long render"})
     await fake_discord.wait_for_callback(interaction)
-    queued = fake_discord.original_message(interaction)
+    queued = await answered(fake_discord, interaction)  # a deferred answer is edited in later
     assert queued is not None
     [job] = await generator.queue.claim("busy-generator", 8)  # another generator is drawing it
 
@@ -169,7 +170,7 @@ async def test_upscale_a_picked_image_replies_once_at_four_times_the_size(
 
     click = await fake_discord.click_button(picked.id, upscale_id)
     await fake_discord.wait_for_callback(click, timeout=3.0)
-    queued = fake_discord.original_message(click)
+    queued = await answered(fake_discord, click)  # a deferred answer is edited in later
     assert queued is not None and queued.is_ephemeral and queued.embeds[0]["title"] == "Queued"
     reply = await fake_discord.wait_until(
         lambda: (r := _replies_to(fake_discord, picked.id)) and r[0].attachments and r[0], timeout=30
@@ -196,7 +197,7 @@ async def test_upscale_a_picked_image_replies_once_at_four_times_the_size(
     await generator.stop()
     again = await fake_discord.click_button(picked.id, upscale_id)
     await fake_discord.wait_for_callback(again, timeout=3.0)
-    waiting = fake_discord.original_message(again)
+    waiting = await answered(fake_discord, again)  # a deferred answer is edited in later
     assert waiting is not None
     job_id = ButtonId.parse(next(c for c in waiting.custom_ids if ":cancel:" in c)).job_id
     cancel = await fake_discord.click_button(waiting.id, ButtonId(Action.CANCEL, job_id).custom_id)

@@ -142,7 +142,7 @@ async def test_queue_and_history(fake_discord: FakeDiscord, make_bot: Any, gener
     await wait_delivered(generator, job.id)
     history = await fake_discord.send_slash_command("history")
     await fake_discord.wait_for_callback(history)
-    answer = fake_discord.original_message(history)
+    answer = await answered(fake_discord, history)  # a deferred answer is edited in later
     assert answer is not None and answer.is_ephemeral
     link = f"https://discord.com/channels/{fake_discord.guild.id}/{fake_discord.channel_id}/{message.id}"
     assert f"#{job.id} Done" in answer.embeds[0]["description"] and link in answer.embeds[0]["description"]
@@ -216,7 +216,7 @@ async def test_admin_settings_ban_unban_and_usage(
 
     usage = await fake_discord.send_slash_command("usage", {"period": "day"}, **admin)
     await fake_discord.wait_for_callback(usage)
-    answer = fake_discord.original_message(usage)
+    answer = await answered(fake_discord, usage)  # a deferred answer is edited in later
     assert answer is not None and answer.is_ephemeral
     [embed] = answer.embeds
     assert embed["description"].startswith("1 jobs, 2 images")
