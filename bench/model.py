@@ -11,7 +11,7 @@ Weights: dalle-mini's shapes (d_model 1024, 12+12 layers, 16 heads, ffn 2730, te
 16384 + 1; --mega: 2048, 24+24, 32, 4096, 50272, 16415 + 1) drawn at random in torch (normal, std 0.02 as
 dalle-mini's init), no download. min-dalle gets the very same tensors and runs with the same threads/dtype.
 Engines, per image count, in one run: ours in float32; on a CPU the fast mode (int8 or bfloat16 decoder
-weights, bfloat16 VQGAN: generator/model/precision.py); min-dalle; and the floor: the float32 weights a step
+weights, a bfloat16 VQGAN where the CPU has AVX512-BF16: generator/model/precision.py); min-dalle; and the floor: the float32 weights a step
 reads, streamed by matrix-vector products (gemv) and by 2-column products (gemm, the kernel of a 1-image
 step), each pass timed as an engine. 2 warm-up steps, then timed steps (synchronized on a GPU), the engines
 taking turns step by step, so a busy shared machine slows them alike.
@@ -40,7 +40,7 @@ from bench.fidelity import psnr, teacher_forced_fidelity
 from generator.model.bart import DalleBart
 from generator.model.config import MEGA_CONFIG, MINI_CONFIG, DalleBartConfig, VQGanConfig
 from generator.model.layers import Float32Rows, WeightFormat
-from generator.model.precision import reduce_decoder_weights
+from generator.model.precision import fast_cpu_supported, reduce_decoder_weights
 from generator.model.sampler import RowRequest, Sampler, SamplingSettings
 from generator.model.vqgan import VQGanDetokenizer
 
@@ -318,10 +318,12 @@ def main() -> None:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     config = MEGA if args.mega else MINI
     cpu_fast = device.type == "cpu" and dtype == torch.float32
+    fast_vqgan = "bfloat16" if fast_cpu_supported() else "float32"  # as IMAGINE_VQGAN_DTYPE=auto picks
     print(f"torch {torch.__version__} on {device} ({torch.get_num_threads()} threads), {args.dtype}, "
           f"{'mega' if args.mega else 'mini'} shapes, "
           f"{'quick: extrapolated' if args.quick else 'full runs'}"
-          + (f"; fast mode: {args.fast_weights} decoder weights, bfloat16 VQGAN" if cpu_fast else "")
+          + (f"; fast mode: {args.fast_weights} decoder weights, {fast_vqgan} VQGAN" if cpu_fast else "")
+          + ("" if fast_cpu_supported() else " (this CPU has no AVX512-BF16: the VQGAN stays float32)")
           )  # fmt: skip
 
     model = random_bart(config, dtype=dtype, device=device)
@@ -338,7 +340,7 @@ def main() -> None:
     vq_one = vqgan_seconds(vq_models, 1, device) if args.quick else None
     for images in args.images:
         vq = tuple(t * images for t in vq_one) if vq_one else vqgan_seconds(vq_models, images, device)
-        vq_of = {"min-dalle": vq[2], "fast": vq[1]}
+        vq_of = {"min-dalle": vq[2], "fast": vq[1] if fast_vqgan == "bfloat16" else vq[0]}
         results = {}
         for name, (encode_s, step_s, best_s) in measure(engines, images, quick=args.quick).items():
             results[name] = (step_s, best_s, encode_s + STEPS * step_s + vq_of.get(name, vq[0]))
