@@ -11,10 +11,11 @@ Weights: dalle-mini's shapes (d_model 1024, 12+12 layers, 16 heads, ffn 2730, te
 16384 + 1; --mega: 2048, 24+24, 32, 4096, 50272, 16415 + 1) drawn at random in torch (normal, std 0.02 as
 dalle-mini's init), no download. min-dalle gets the very same tensors and runs with the same threads/dtype.
 Engines, per image count, in one run: ours in float32; on a CPU the fast mode (int8 or bfloat16 decoder
-weights, a bfloat16 VQGAN where the CPU has AVX512-BF16: generator/model/precision.py); min-dalle; and the floor: the float32 weights a step
-reads, streamed by matrix-vector products (gemv) and by 2-column products (gemm, the kernel of a 1-image
-step), each pass timed as an engine. 2 warm-up steps, then timed steps (synchronized on a GPU), the engines
-taking turns step by step, so a busy shared machine slows them alike.
+weights, a bfloat16 VQGAN where the CPU has AVX512-BF16: generator/model/precision.py); min-dalle; and
+the floor: the float32 weights a step reads, streamed by matrix-vector products (gemv) and by 2-column
+products (gemm, the kernel of a 1-image step), each pass timed as an engine. 2 warm-up steps, then timed
+steps (synchronized on a GPU), the engines taking turns step by step, so a busy shared machine slows them
+alike.
 "decode" is the time of one step for the whole batch and image tokens per second; "end to end" is
 text encoding + 256 steps + VQGAN decode.
 --quick times 6 steps starting at position 124 (the average attention length) and extrapolates to 256, and

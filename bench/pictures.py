@@ -40,7 +40,8 @@ from bench.model import MINI, Ours, measure, random_bart, sync, timed
 from generator.model.bart import DalleBart
 from generator.model.clip import ClipRanker
 from generator.model.config import VQGanConfig
-from generator.model.upscale import Precision, Upscaler, native_bfloat16
+from generator.model.hardware import native_bfloat16
+from generator.model.upscale import Precision, Upscaler
 from generator.model.vqgan import VQGanDetokenizer
 
 PROMPT = "a watercolor painting of a lighthouse on a cliff at sunset"

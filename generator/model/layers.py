@@ -14,13 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from generator.model.hardware import native_bfloat16
+
 # oneDNN's CPU linear (an internal op, used by inductor): absent from builds without oneDNN
 _ONEDNN_LINEAR = (
     getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
 )
-# Whether oneDNN runs bfloat16 products on this CPU (AVX512 and newer). Without it oneDNN refuses a bf16
-# linear ("could not create a primitive descriptor") and torch emulates bf16 products, slower than float32.
-NATIVE_BF16 = torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+# Without native bfloat16 (an AVX2-only CPU) oneDNN refuses a bf16 linear ("could not create a primitive
+# descriptor") and torch emulates bf16 products, slower than float32
+NATIVE_BF16 = native_bfloat16(torch.device("cpu"))
 
 
 def linear_rows(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

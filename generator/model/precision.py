@@ -18,14 +18,15 @@ from typing import Literal
 import torch
 
 from generator.model.bart import DalleBart
+from generator.model.hardware import native_bfloat16
 from generator.model.layers import WeightFormat
 
 VqganDtype = Literal["float32", "bfloat16"]
 
 
 def fast_cpu_supported() -> bool:
-    """Whether this CPU runs bfloat16 (and int8 weight-only) products natively: AVX512-BF16."""
-    return hasattr(torch, "_weight_int8pack_mm") and bool(torch.cpu._is_avx512_bf16_supported())
+    """Whether this CPU runs bfloat16 (and int8 weight-only) products natively: AVX512-BF16 or AMX."""
+    return hasattr(torch, "_weight_int8pack_mm") and native_bfloat16(torch.device("cpu"))
 
 
 def reduce_decoder_weights(model: DalleBart, weight_format: WeightFormat) -> DalleBart:

@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from generator.model.checkpoints import resolve_checkpoint
+from generator.model.hardware import native_bfloat16
 from generator.model.hf_checkpoint import (
     SAFETENSORS_FILE,
     check_hf_directory,
@@ -50,16 +51,6 @@ UPSCALER_FILES = ("config.json", SAFETENSORS_FILE, *PROCESSOR_FILES)
 TILE = 72
 OVERLAP = 8
 Precision = Literal["auto", "float32", "bfloat16"]
-
-
-def native_bfloat16(device: torch.device) -> bool:
-    """Whether `device` multiplies bfloat16 natively: a GPU that says so, or a CPU with AVX512-BF16 or AMX
-    (oneDNN's bf16 GEMMs then run about twice fp32's speed; without them bf16 is emulated and slower)."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    return False
 
 
 class UpscaleStopped(Exception):
