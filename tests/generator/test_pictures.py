@@ -127,12 +127,12 @@ def test_upscale_is_four_times_larger_and_tiling_keeps_the_picture(upscaler_dir:
 def test_bfloat16_upscale_is_close_to_float32(upscaler_dir: Path) -> None:
     """bfloat16 autocast (the default where the chip multiplies bf16 natively) draws nearly the same
     picture as float32, tile settings taken from the upscaler."""
-    [image] = _pictures(1, size=48, seed=5)
-    exact = Upscaler.load(upscaler_dir, precision="float32", tile=32, overlap=8)
-    fast = Upscaler.load(upscaler_dir, precision="bfloat16", tile=32, overlap=8)
+    [image] = _pictures(1, size=40, seed=5)  # 2×2 tiles; small: a CPU without native bf16 emulates it
+    exact = Upscaler.load(upscaler_dir, precision="float32", tile=24, overlap=8)
+    fast = Upscaler.load(upscaler_dir, precision="bfloat16", tile=24, overlap=8)
     assert (exact.precision, fast.precision) == ("float32", "bfloat16")
     a, b = (np.asarray(u.upscale(image), dtype=np.float64) for u in (exact, fast))
-    assert a.shape == b.shape == (192, 192, 3)
+    assert a.shape == b.shape == (160, 160, 3)
     psnr = 10 * np.log10(255.0**2 / max(((a - b) ** 2).mean(), 1e-12))
     assert psnr > 30 and not np.array_equal(a, b)  # close, yet not the very same arithmetic
 
