@@ -324,7 +324,7 @@ def main() -> None:
           f"{'mega' if args.mega else 'mini'} shapes, "
           f"{'quick: extrapolated' if args.quick else 'full runs'}"
           + (f"; fast mode: {args.fast_weights} decoder weights, {fast_vqgan} VQGAN" if cpu_fast else "")
-          + ("" if fast_cpu_supported() else " (this CPU has no AVX512-BF16: the VQGAN stays float32)")
+          + (" (no AVX512-BF16: the VQGAN stays float32)" if cpu_fast and not fast_cpu_supported() else "")
           )  # fmt: skip
 
     model = random_bart(config, dtype=dtype, device=device)

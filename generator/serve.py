@@ -101,10 +101,11 @@ def load_model(settings: Settings) -> LoadedModel:
     if device.startswith("cpu") and not NATIVE_BF16:
         emulated = [f"IMAGINE_{name}=bfloat16" for name, value in
                     (("DTYPE", dtype), ("DECODER_WEIGHTS", settings.decoder_weights),
-                     ("VQGAN_DTYPE", vqgan_dtype)) if value == "bfloat16"]  # fmt: skip
+                     ("VQGAN_DTYPE", vqgan_dtype), ("UPSCALER_DTYPE", settings.upscaler_dtype))
+                    if value == "bfloat16"]  # fmt: skip
         if emulated:
             log.warning(
-                "%s: this CPU has no native bfloat16 (AVX512), so it runs slower than float32 here",
+                "%s: this CPU has no native bfloat16 (AVX512-BF16 or AMX): slower than float32 here",
                 " and ".join(emulated),
                 extra={"action": "bfloat16_emulated"},
             )

@@ -80,7 +80,7 @@ class DeliveryMixin(QueueBase):
                     "delivery_next_try_at": None,
                 }
             else:
-                failures = job.delivery_failures + (retry_after is None)
+                failures = job.delivery_failures + (1 if retry_after is None else 0)
                 wait = retry_after
                 if wait is None:
                     wait = min(DELIVERY_BACKOFF_MAX_SECONDS, DELIVERY_BACKOFF_SECONDS * 2 ** (failures - 1))

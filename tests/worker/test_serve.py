@@ -107,7 +107,7 @@ def test_bfloat16_on_a_cpu_without_it_loads_and_warns_that_it_is_slower(
     assert loaded.model.bart.decoder.weight_format == "bfloat16"
     assert [r.getMessage() for r in caplog.records if r.name == "generator.serve"] == [
         "IMAGINE_DECODER_WEIGHTS=bfloat16 and IMAGINE_VQGAN_DTYPE=bfloat16: this CPU has no native "
-        "bfloat16 (AVX512), so it runs slower than float32 here"
+        "bfloat16 (AVX512-BF16 or AMX): slower than float32 here"
     ]
 
 
