@@ -35,6 +35,7 @@ from generator.model.config import DalleBartConfig, VQGanConfig
 from generator.model.flax_format import MAX_CHUNK_BYTES, write_flax_msgpack
 from generator.model.tokenizer_files import write_tiny_tokenizer, write_tiny_word_frequency
 from jobs.hints import command_hint
+from jobs.settings import Settings, load_settings
 
 TINY_DALLE = DalleBartConfig(
     d_model=32,
@@ -288,6 +289,18 @@ def make_tiny_checkpoints(
 def tiny_extras(dalle_dir: Path) -> tuple[Path, Path]:
     """The tiny CLIP and Swin2SR directories `make_tiny_checkpoints` wrote beside ``dalle_dir``."""
     return dalle_dir.parent / "clip", dalle_dir.parent / "upscaler"
+
+
+def tiny_settings(data_dir: Path, tiny: tuple[Path, Path], **overrides: object) -> Settings:
+    """Settings of a generator on the tiny checkpoints (DalleBart, VQGAN) and their CLIP and Swin2SR."""
+    clip, upscaler = tiny_extras(tiny[0])
+    paths: dict[str, object] = {
+        "model_dir": tiny[0],
+        "vqgan_dir": tiny[1],
+        "clip_dir": clip,
+        "upscaler_dir": upscaler,
+    }
+    return load_settings(None, data_dir=data_dir, **{**paths, **overrides})
 
 
 def _clip_byte_vocab() -> dict[str, int]:

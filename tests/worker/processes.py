@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.testing import tiny_extras
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -32,7 +34,7 @@ def generator_env(
         PYTHONPATH=str(REPO),
     )
     if tiny is not None:
-        clip, upscaler = tiny[0].parent / "clip", tiny[0].parent / "upscaler"
+        clip, upscaler = tiny_extras(tiny[0])
         env.update(
             IMAGINE_MODEL_DIR=str(tiny[0]),
             IMAGINE_VQGAN_DIR=str(tiny[1]),

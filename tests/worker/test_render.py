@@ -21,11 +21,10 @@ from generator.model.dalle import DalleMini
 from generator.model.grid import GUTTER, grid_shape
 from generator.scheduler import RENDER_FAILED_REASON, VARIATION_PREFIX_ROWS, Batching
 from generator.serve import load_model
-from generator.testing import tiny_extras
+from generator.testing import tiny_settings
 from jobs.models import GRID_INDEX, EnqueueRequest, Kind, Status
 from jobs.options import JobOptions
 from jobs.queue import Queue
-from jobs.settings import load_settings
 from tests.fakes.poster import RecordingPoster
 from tests.worker.harness import FaultyEngine, InjectedOutOfMemory, make_generator, wait_until
 
@@ -94,17 +93,7 @@ async def test_the_fast_cpu_mode_is_picked_from_settings_logged_and_renders(
     running,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clip, upscaler = tiny_extras(tiny_checkpoints[0])
-    settings = load_settings(
-        None,
-        data_dir=tmp_path,
-        model_dir=tiny_checkpoints[0],
-        vqgan_dir=tiny_checkpoints[1],
-        clip_dir=clip,
-        upscaler_dir=upscaler,
-        decoder_weights="int8",
-        vqgan_dtype="bfloat16",
-    )
+    settings = tiny_settings(tmp_path, tiny_checkpoints, decoder_weights="int8", vqgan_dtype="bfloat16")
     with caplog.at_level(logging.INFO, logger="generator.model.dalle"):
         loaded = await asyncio.to_thread(load_model, settings)
     assert "float32 weights (int8 decoder weights), VQGAN in bfloat16" in caplog.text

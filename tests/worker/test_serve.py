@@ -13,7 +13,7 @@ from bot.posters import Poster, make_posters
 from bot.stored import StoredResultPoster
 from generator.model import layers
 from generator.serve import ModelLoadError, load_model
-from generator.testing import tiny_extras
+from generator.testing import tiny_extras, tiny_settings
 from jobs.settings import load_settings
 
 
@@ -35,15 +35,7 @@ def test_a_corrupt_checkpoint_is_one_line(tmp_path: Path, tiny_checkpoints: tupl
 
 def test_the_tiny_checkpoint_loads(tmp_path: Path, tiny_checkpoints: tuple[Path, Path]) -> None:
     clip, upscaler = tiny_extras(tiny_checkpoints[0])
-    settings = load_settings(
-        None,
-        data_dir=tmp_path,
-        model_dir=tiny_checkpoints[0],
-        vqgan_dir=tiny_checkpoints[1],
-        clip_dir=clip,
-        upscaler_dir=upscaler,
-    )
-    loaded = load_model(settings)
+    loaded = load_model(tiny_settings(tmp_path, tiny_checkpoints))
     assert loaded.device == "cpu" and loaded.name == str(tiny_checkpoints[0])
     assert loaded.ranker.directory == clip and loaded.upscaler.directory == upscaler
     assert loaded.default_candidates == 1  # rank only on a CPU
@@ -56,9 +48,7 @@ def test_a_missing_clip_file_is_one_line_naming_its_setting(
     broken = tmp_path / "clip"
     shutil.copytree(clip, broken)
     (broken / "tokenizer.json").unlink()
-    settings = load_settings(
-        None, data_dir=tmp_path, model_dir=tiny_checkpoints[0], vqgan_dir=tiny_checkpoints[1], clip_dir=broken
-    )
+    settings = tiny_settings(tmp_path, tiny_checkpoints, clip_dir=broken)
     with pytest.raises(ModelLoadError) as caught:
         load_model(settings)
     message = str(caught.value)
@@ -68,14 +58,7 @@ def test_a_missing_clip_file_is_one_line_naming_its_setting(
 def test_reduced_decoder_weights_on_a_gpu_are_refused_in_one_line(
     tmp_path: Path, tiny_checkpoints: tuple[Path, Path]
 ) -> None:
-    settings = load_settings(
-        None,
-        data_dir=tmp_path,
-        model_dir=tiny_checkpoints[0],
-        vqgan_dir=tiny_checkpoints[1],
-        device="cuda",
-        decoder_weights="int8",
-    )
+    settings = tiny_settings(tmp_path, tiny_checkpoints, device="cuda", decoder_weights="int8")
     with pytest.raises(ModelLoadError) as caught:
         load_model(settings)
     assert str(caught.value) == (
@@ -92,16 +75,7 @@ def test_bfloat16_on_a_cpu_without_it_loads_and_warns_that_it_is_slower(
 ) -> None:
     """An AVX2-only CPU emulates bfloat16: asked for, it still works, and the admin learns the cost."""
     monkeypatch.setattr(layers, "NATIVE_BF16", False)
-    settings = load_settings(
-        None,
-        data_dir=tmp_path,
-        model_dir=tiny_checkpoints[0],
-        vqgan_dir=tiny_checkpoints[1],
-        clip_name="",
-        upscaler_name="",
-        decoder_weights="bfloat16",
-        vqgan_dtype="bfloat16",
-    )
+    settings = tiny_settings(tmp_path, tiny_checkpoints, decoder_weights="bfloat16", vqgan_dtype="bfloat16")
     with caplog.at_level(logging.WARNING, logger="generator.serve"):
         loaded = load_model(settings)
     assert loaded.model.bart.decoder.weight_format == "bfloat16"
