@@ -43,6 +43,7 @@ from generator.model.config import VQGanConfig
 from generator.model.hardware import native_bfloat16
 from generator.model.upscale import Precision, Upscaler
 from generator.model.vqgan import VQGanDetokenizer
+from generator.testing import SWIN2SR_X4_LAYOUT, _clip_byte_vocab
 
 PROMPT = "a watercolor painting of a lighthouse on a cliff at sunset"
 STEPS = 256
@@ -66,15 +67,7 @@ def random_upscaler(device: torch.device, precision: Precision = "float32") -> U
     from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution, Swin2SRImageProcessor
 
     config = Swin2SRConfig(  # the published checkpoint's config.json
-        embed_dim=180,
-        depths=[6, 6, 6, 6, 6, 6],
-        num_heads=[6, 6, 6, 6, 6, 6],
-        window_size=8,
-        mlp_ratio=2.0,
-        upscale=4,
-        image_size=64,
-        upsampler="nearest+conv",
-        resi_connection="1conv",
+        embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, **SWIN2SR_X4_LAYOUT
     )
     torch.manual_seed(0)
     model = Swin2SRForImageSuperResolution(config).to(device).eval().requires_grad_(False)
@@ -84,8 +77,6 @@ def random_upscaler(device: torch.device, precision: Precision = "float32") -> U
 
 def random_ranker(device: torch.device) -> ClipRanker:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
-
-    from generator.testing import _clip_byte_vocab
 
     torch.manual_seed(0)
     model = CLIPModel(CLIPConfig()).to(device).eval().requires_grad_(False)  # ViT-B/32 sizes

@@ -352,6 +352,18 @@ def make_tiny_clip(directory: Path, *, seed: int = 0) -> Path:
     return directory
 
 
+# The architecture of caidas/swin2SR-realworld-sr-x4-64-bsrgan-psnr's config.json that is not its size
+# (its size: embed_dim 180, six stages of depth 6 and 6 heads)
+SWIN2SR_X4_LAYOUT: dict[str, Any] = {
+    "window_size": 8,
+    "mlp_ratio": 2.0,
+    "upscale": 4,
+    "image_size": 64,
+    "upsampler": "nearest+conv",
+    "resi_connection": "1conv",
+}
+
+
 def make_tiny_upscaler(directory: Path, *, seed: int = 0, stages: int = 2) -> Path:
     """A tiny random Swin2SR x4 saved by transformers, in the layout of
     ``caidas/swin2SR-realworld-sr-x4-64-bsrgan-psnr`` (its upsampler, window and processor); more
@@ -360,16 +372,7 @@ def make_tiny_upscaler(directory: Path, *, seed: int = 0, stages: int = 2) -> Pa
     from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution, Swin2SRImageProcessor
 
     config = Swin2SRConfig(
-        embed_dim=16,
-        depths=[1] * stages,
-        num_heads=[2] * stages,
-        window_size=8,
-        mlp_ratio=2.0,
-        upscale=4,
-        image_size=64,
-        upsampler="nearest+conv",
-        resi_connection="1conv",
-        num_channels_out=3,
+        embed_dim=16, depths=[1] * stages, num_heads=[2] * stages, num_channels_out=3, **SWIN2SR_X4_LAYOUT
     )
     torch.manual_seed(seed)
     Swin2SRForImageSuperResolution(config).save_pretrained(str(directory))
