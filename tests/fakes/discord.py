@@ -77,7 +77,7 @@ from tests.fakes.discord_payloads import (
     options_payload,
     resolved_payload,
 )
-from tests.fakes.server import DEFAULT_WAIT_SECONDS, FakeServer, Fault
+from tests.fakes.server import DEFAULT_WAIT_SECONDS, FakeServer, Fault, consent_page
 
 __all__ = [
     "ADMINISTRATOR",
@@ -708,19 +708,14 @@ class FakeDiscord(FakeServer):
             return web.Response(status=400, text="Invalid OAuth2 request")
         if self.browser_user is None:
             return web.Response(status=401, text="Log in to Discord first")
-        hidden = "".join(
-            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-            for k, v in query.items()
-        )
-        page = (
-            "<!doctype html><title>Discord | Authorize</title>"
+        body = (
             f"<h1>{html.escape(self.bot_user.username)} wants to access your account</h1>"
             f"<p>Signed in as {html.escape(self.browser_user.username)}. "
             f"Scopes: {html.escape(query.get('scope', ''))}</p>"
-            f'<form method="post" action="/oauth2/authorize">{hidden}'
-            '<button type="submit">Authorize</button></form>'
         )
-        return web.Response(text=page, content_type="text/html")
+        return consent_page(
+            "Discord | Authorize", body, action="/oauth2/authorize", button="Authorize", query=query
+        )
 
     async def _authorize_approve(self, request: web.Request) -> web.Response:
         form = await request.post()

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -64,6 +65,21 @@ class Page:
 
 
 BAD_GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
+
+
+def consent_page(
+    title: str, body: str, *, action: str, button: str, query: Mapping[str, str]
+) -> web.Response:
+    """A platform's OAuth consent screen: `body` (HTML) and one button that posts the authorize request's
+    own query back to `action`, as the real screens do."""
+    hidden = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in query.items()
+    )
+    page = (
+        f"<!doctype html><title>{html.escape(title)}</title>{body}"
+        f'<form method="post" action="{action}">{hidden}<button type="submit">{button}</button></form>'
+    )
+    return web.Response(text=page, content_type="text/html")
 
 
 class FakeServer:

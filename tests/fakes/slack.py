@@ -59,7 +59,7 @@ from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from tests.fakes.server import DEFAULT_WAIT_SECONDS, FakeServer, Page
+from tests.fakes.server import DEFAULT_WAIT_SECONDS, FakeServer, Page, consent_page
 
 #: Slack lets an app use one response_url this many times ...
 RESPONSE_URL_MAX_USES = 5
@@ -424,17 +424,10 @@ class FakeSlack(FakeServer):
         scopes = query.get("scope", "").split()
         if query.get("client_id") != self.client_id or "openid" not in scopes or self.browser_user is None:
             return web.Response(status=400, text="invalid_request")
-        hidden = "".join(
-            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-            for k, v in query.items()
+        body = f"<h1>Sign in to imagine as {html.escape(self.browser_user[2])}</h1>"
+        return consent_page(
+            "Sign in with Slack", body, action="/openid/connect/authorize", button="Allow", query=query
         )
-        page = (
-            "<!doctype html><title>Sign in with Slack</title>"
-            f"<h1>Sign in to imagine as {html.escape(self.browser_user[2])}</h1>"
-            f'<form method="post" action="/openid/connect/authorize">{hidden}'
-            '<button type="submit">Allow</button></form>'
-        )
-        return web.Response(text=page, content_type="text/html")
 
     async def _openid_approve(self, request: web.Request) -> web.Response:
         form = await request.post()
