@@ -8,6 +8,7 @@ import io
 import logging
 import time
 from collections.abc import Awaitable
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -22,7 +23,7 @@ from generator.model.grid import GUTTER, grid_shape
 from generator.scheduler import RENDER_FAILED_REASON, VARIATION_PREFIX_ROWS, Batching
 from generator.serve import load_model
 from generator.testing import tiny_settings
-from jobs.models import GRID_INDEX, EnqueueRequest, Kind, Status
+from jobs.models import GRID_INDEX, EnqueueRequest, Kind, Status, utcnow
 from jobs.options import JobOptions
 from jobs.queue import Queue
 from tests.fakes.poster import RecordingPoster
@@ -311,6 +312,9 @@ async def test_stop_finishes_what_can_finish_and_releases_the_rest(
     assert second.status is Status.QUEUED and second.attempts == 0  # claimed? then released too
 
 
+ARRIVAL_AHEAD_S = 0.5  # within the generator's liveness (two 0.5 s heartbeats + 1 s), beyond 3 enqueues
+
+
 @sqlite_only
 async def test_the_eta_is_within_half_of_the_real_wait_at_a_known_render_rate(
     queue: Queue, tiny_model: DalleMini, running
@@ -329,12 +333,14 @@ async def test_the_eta_is_within_half_of_the_real_wait_at_a_known_render_rate(
     await wait_until(lambda: _done(queue, [warm_up]), what="the warm-up job (the rate measured)")
     await asyncio.sleep(2.0)  # idle, as long as a batch takes
 
+    # The three jobs arrive together, at a moment just ahead that no claim can take early (run_after): a
+    # claim between two enqueues made the last job second, not third, on a loaded machine
+    arrival, asked = utcnow() + timedelta(seconds=ARRIVAL_AHEAD_S), time.monotonic() + ARRIVAL_AHEAD_S
     for user in range(2):
-        await queue.enqueue(request(f"a fox {user}", user=f"u{user}", images=2, seed=user))
-    asked = time.monotonic()
-    target = await queue.enqueue(request("the last fox", user="u9", images=2, seed=9))
+        await queue.enqueue(request(f"a fox {user}", user=f"u{user}", images=2, seed=user), now=arrival)
+    target = await queue.enqueue(request("the last fox", user="u9", images=2, seed=9), now=arrival)
     assert target.position == 3 and target.eta is not None
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(asked + 1.0 - time.monotonic())
     _, later_eta = await queue.position(target.job.id)
     await wait_until(lambda: _done(queue, [target.job.id]), what="the job waited for")
     waited = time.monotonic() - asked
