@@ -10,12 +10,12 @@
 Weights: dalle-mini's shapes (d_model 1024, 12+12 layers, 16 heads, ffn 2730, text vocab 50264, image vocab
 16384 + 1; --mega: 2048, 24+24, 32, 4096, 50272, 16415 + 1) drawn at random in torch (normal, std 0.02 as
 dalle-mini's init), no download. min-dalle gets the very same tensors and runs with the same threads/dtype.
-Engines, per image count, in one run: ours in float32; on a CPU the fast mode (int8 or bfloat16 decoder
-weights, a bfloat16 VQGAN where the CPU has AVX512-BF16: generator/model/precision.py); min-dalle; and
-the floor: the float32 weights a step reads, streamed by matrix-vector products (gemv) and by 2-column
-products (gemm, the kernel of a 1-image step), each pass timed as an engine. 2 warm-up steps, then timed
-steps (synchronized on a GPU), the engines taking turns step by step, so a busy shared machine slows them
-alike.
+Engines, per image count, in one run: ours in float32 (its step kernels timed at load:
+generator/model/kernels.py); on a CPU the fast modes (bfloat16 and int8 decoder weights, a bfloat16 VQGAN
+where the CPU has AVX512-BF16 or AMX: generator/model/precision.py); min-dalle; and the floor: the float32
+weights a step reads, streamed by matrix-vector products (gemv), its pass timed as an engine.
+2 warm-up steps, then timed steps (synchronized on a GPU), the engines taking turns step by step, so a
+busy shared machine slows them alike.
 "decode" is the time of one step for the whole batch and image tokens per second; "end to end" is
 text encoding + 256 steps + VQGAN decode.
 --quick times 6 steps starting at position 124 (the average attention length) and extrapolates to 256, and
@@ -208,13 +208,13 @@ def measure(
 
 class Floor:
     """The weight-streaming floor of a float32 step: every matrix the step reads (the fused step weights
-    and lm_head's rows of the real codes) times a vector, one pass over each weight, by `kernel`: "mv"
-    (``torch.mv``, MKL's gemv: the matrix-vector product) or "mm2" (``weight @ X`` with X the 2 columns of
-    a 1-image step, MKL's gemm, which streams faster here). Timed as an engine among the others, so it
-    sees the same machine; bytes ÷ time is the stream rate."""
+    and lm_head's rows of the real codes) times a vector, one pass over each weight by ``torch.mv`` (MKL's
+    gemv, the matrix-vector product). Timed as an engine among the others, so it sees the same machine;
+    bytes ÷ time is the stream rate."""
 
-    def __init__(self, model: DalleBart, kernel: str) -> None:
-        self.name, self.kernel = f"floor-{kernel}", kernel
+    name = "floor"
+
+    def __init__(self, model: DalleBart) -> None:
         model.decoder.prepare_step()
         self.device = next(model.parameters()).device
         layers = model.decoder.decoder_layers
@@ -222,22 +222,15 @@ class Floor:
         self.weights = [w.weight for w in weights if isinstance(w, Float32Rows)]
         self.weights.append(model.decoder.lm_head.weight[:CODES])
         self.nbytes = sum(w.numel() * w.element_size() for w in self.weights)
-        columns = 1 if kernel == "mv" else 2  # (in, columns): the transpose of rows, as linear_rows hands MKL
-        self.vectors = {
-            w.shape[1]: torch.randn(columns, w.shape[1], device=self.device).t() for w in self.weights
-        }
+        self.vectors = {w.shape[1]: torch.randn(w.shape[1], device=self.device) for w in self.weights}
         self.encode_s = 0.0
 
     def start(self, images: int, position: int) -> None:
         pass
 
     def step(self) -> None:
-        if self.kernel == "mv":
-            for weight in self.weights:
-                torch.mv(weight, self.vectors[weight.shape[1]][:, 0].contiguous())
-        else:
-            for weight in self.weights:
-                torch.mm(weight, self.vectors[weight.shape[1]])
+        for weight in self.weights:
+            torch.mv(weight, self.vectors[weight.shape[1]])
 
 
 def vqgan_models(device: torch.device) -> tuple[VQGanDetokenizer, VQGanDetokenizer, nn.Module]:
@@ -306,8 +299,9 @@ def main() -> None:
     parser.add_argument("--mega", action="store_true", help="dalle-mega's shapes instead of dalle-mini's")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--fast-weights", default="int8", choices=["int8", "bfloat16"],
-                        help="the fast mode's decoder weights (CPU; default int8)")  # fmt: skip
+    parser.add_argument("--fast-weights", nargs="*", default=["bfloat16", "int8"],
+                        choices=["bfloat16", "int8"],
+                        help="the fast modes' decoder weights (CPU; default both)")  # fmt: skip
     parser.add_argument("--no-fidelity", action="store_true", help="skip the fidelity figures")
     parser.add_argument("--profile", action="store_true", help="where the time goes at each image count")
     parser.add_argument("--no-min-dalle", action="store_true")
@@ -323,36 +317,37 @@ def main() -> None:
     print(f"torch {torch.__version__} on {device} ({torch.get_num_threads()} threads), {args.dtype}, "
           f"{'mega' if args.mega else 'mini'} shapes, "
           f"{'quick: extrapolated' if args.quick else 'full runs'}"
-          + (f"; fast mode: {args.fast_weights} decoder weights, {fast_vqgan} VQGAN" if cpu_fast else "")
+          + (f"; fast modes: {' and '.join(args.fast_weights)} decoder weights, {fast_vqgan} VQGAN"
+             if cpu_fast else "")
           + (" (no AVX512-BF16: the VQGAN stays float32)" if cpu_fast and not fast_cpu_supported() else "")
           )  # fmt: skip
 
     model = random_bart(config, dtype=dtype, device=device)
+    model.decoder.prepare_step()
+    print(f"{args.dtype} step kernels, timed on these weights: {model.decoder.row_kernels}")
     engines: list[Ours | MinDalle | Floor] = [Ours(model, args.dtype)]
-    if cpu_fast:
-        fast = reduce_decoder_weights(random_bart(config, dtype=dtype, device=device), args.fast_weights)
-        engines.append(Ours(fast, "fast"))
+    for weight_format in args.fast_weights if cpu_fast else []:
+        fast = reduce_decoder_weights(random_bart(config, dtype=dtype, device=device), weight_format)
+        engines.append(Ours(fast, f"fast-{weight_format.replace('bfloat16', 'bf16')}"))
     if not args.no_min_dalle:
         engines.append(MinDalle(*min_dalle_models(model, device), config))
-    floors = [Floor(model, "mv"), Floor(model, "mm2")] if device.type == "cpu" else []
-    engines += floors
+    floor = Floor(model) if device.type == "cpu" else None
+    engines += [floor] if floor else []
 
     vq_models = vqgan_models(device)
     vq_one = vqgan_seconds(vq_models, 1, device) if args.quick else None
     for images in args.images:
         vq = tuple(t * images for t in vq_one) if vq_one else vqgan_seconds(vq_models, images, device)
-        vq_of = {"min-dalle": vq[2], "fast": vq[1] if fast_vqgan == "bfloat16" else vq[0]}
+        vq_fast = vq[1] if fast_vqgan == "bfloat16" else vq[0]
         results = {}
         for name, (encode_s, step_s, best_s) in measure(engines, images, quick=args.quick).items():
-            results[name] = (step_s, best_s, encode_s + STEPS * step_s + vq_of.get(name, vq[0]))
-        floor_s = {f.kernel: results.pop(f.name)[0] for f in floors}
-        if floors:
-            nbytes = floors[0].nbytes
-            print(f"{images} image(s) floor: a step reads {nbytes / 1e6:.0f} MB of float32 weights, "
-                  f"streamed by matrix-vector products (gemv) at {nbytes / floor_s['mv'] / 1e9:.1f} "
-                  f"GB/s: {1000 * floor_s['mv']:.1f} ms/step; by 2-column products (gemm) at "
-                  f"{nbytes / floor_s['mm2'] / 1e9:.1f} GB/s: {1000 * floor_s['mm2']:.1f} ms/step"
-                  )  # fmt: skip
+            vq_s = vq[2] if name == "min-dalle" else vq_fast if name.startswith("fast") else vq[0]
+            results[name] = (step_s, best_s, encode_s + STEPS * step_s + vq_s)
+        floor_s = results.pop(floor.name)[0] if floor else None
+        if floor and floor_s:
+            print(f"{images} image(s) floor: a step reads {floor.nbytes / 1e6:.0f} MB of float32 weights, "
+                  f"streamed by matrix-vector products (gemv) at {floor.nbytes / floor_s / 1e9:.1f} GB/s: "
+                  f"{1000 * floor_s:.1f} ms/step")  # fmt: skip
         for name, (step_s, best_s, e2e) in results.items():
             ratio = ""
             if "min-dalle" in results and name != "min-dalle":
@@ -360,8 +355,7 @@ def main() -> None:
                 ratio = (f"   ×{theirs[0] / step_s:.2f} decode (×{theirs[1] / best_s:.2f} fastest steps), "
                          f"×{theirs[2] / e2e:.2f} end to end vs min-dalle")  # fmt: skip
             if floor_s and name != "min-dalle":
-                ratio += (f"; ×{step_s / floor_s['mv']:.2f} the gemv floor, "
-                          f"×{step_s / floor_s['mm2']:.2f} the gemm one")  # fmt: skip
+                ratio += f"; ×{step_s / floor_s:.2f} the floor"
             print(f"{images} image(s) {name:9s} decode {1000 * step_s:7.1f} ms/step "
                   f"(fastest {1000 * best_s:6.1f})"
                   f" {images / step_s:6.1f} tok/s   end to end {e2e:6.1f} s{ratio}")  # fmt: skip
@@ -371,9 +365,9 @@ def main() -> None:
     if cpu_fast and not args.no_fidelity:
         print("fidelity vs float32, teacher-forced along float32's draws "
               "(guidance 10, temperature 1, top-k 256):")  # fmt: skip
-        for weight_format in dict.fromkeys([args.fast_weights, "bfloat16"]):
+        for weight_format in args.fast_weights:
             note = " (also the int8 mode's steps of more than 2 images)" if weight_format == "bfloat16" else (
-                " (steps of up to 2 images)" if weight_format == "int8" else "")  # fmt: skip
+                " (steps of up to 2 images)")  # fmt: skip
             print(f" {weight_format} decoder weights{note}:")
             for line in fidelity_lines(config, weight_format, quick=args.quick):  # type: ignore[arg-type]
                 print(line)

@@ -121,6 +121,7 @@ class DalleMini:
         with checkpoint_part("model"):
             bart, bart_loaded = load_dalle_bart(dalle_dir, dtype=dtype, device=device)
             reduce_decoder_weights(bart, decoder_weights)
+            bart.decoder.prepare_step()  # on float32 weights: times the CPU's kernels, once
         vqgan_dtype = DTYPES[vqgan_dtype] if isinstance(vqgan_dtype, str) else vqgan_dtype
         with checkpoint_part("vqgan"):
             detokenizer, vqgan_loaded = load_vqgan(vqgan_dir, dtype=vqgan_dtype, device=device)
@@ -135,13 +136,14 @@ class DalleMini:
                 )
         logger.info(
             "loaded DalleBart from %s (%s) and VQGAN from %s (%s); decoding with %s weights (%s decoder "
-            "weights), VQGAN in %s",
+            "weights%s), VQGAN in %s",
             dalle_dir,
             bart_loaded.source,
             vqgan_dir,
             vqgan_loaded.source,
             str(dtype).removeprefix("torch."),
             decoder_weights,
+            f"; step kernels: {bart.decoder.row_kernels}" if decoder_weights == "float32" else "",
             str(vqgan_dtype).removeprefix("torch."),
         )
         return cls(bart=bart, vqgan=detokenizer, tokenizer=tokenizer, loaded=(bart_loaded, vqgan_loaded))

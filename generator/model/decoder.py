@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from generator.model import kernels
 from generator.model.config import DalleBartConfig
 from generator.model.layers import (
     GLU,
@@ -29,7 +30,6 @@ from generator.model.layers import (
     Rows,
     RowsWeight,
     WeightFormat,
-    linear_rows,
 )
 
 
@@ -80,21 +80,26 @@ def _fused_float32(modules: tuple[nn.Linear, ...]) -> torch.Tensor:
 class StepWeights:
     """One layer's step projections, q/k/v and fc0/fc1 fused: fewer and larger reads per step.
 
-    float32: views of the modules' own weights through `linear_rows` (exact); reduced formats: `RowsWeight`
+    float32: views of the modules' own weights through `row_kernels` (exact); reduced formats: `RowsWeight`
     copies (the float32 originals are freed by `DalleBartDecoder.reduce_weights`).
     """
 
-    def __init__(self, layer: DecoderLayer, weight_format: WeightFormat) -> None:
+    def __init__(
+        self,
+        layer: DecoderLayer,
+        weight_format: WeightFormat,
+        row_kernels: kernels.RowKernels = kernels.DEFAULT,
+    ) -> None:
         attn, cross, glu = layer.self_attn, layer.encoder_attn, layer.glu
         self.weight_format = weight_format
         qkv, glu_in = (attn.q_proj, attn.k_proj, attn.v_proj), (glu.fc0, glu.fc1)
         if weight_format == "float32":
-            self.self_qkv: Rows = Float32Rows(_fused_float32(qkv))
-            self.glu_in: Rows = Float32Rows(_fused_float32(glu_in))
-            self.self_out: Rows = Float32Rows(attn.out_proj.weight)
-            self.cross_q: Rows = Float32Rows(cross.q_proj.weight)
-            self.cross_out: Rows = Float32Rows(cross.out_proj.weight)
-            self.glu_out: Rows = Float32Rows(glu.fc2.weight)
+            self.self_qkv: Rows = Float32Rows(_fused_float32(qkv), row_kernels)
+            self.glu_in: Rows = Float32Rows(_fused_float32(glu_in), row_kernels)
+            self.self_out: Rows = Float32Rows(attn.out_proj.weight, row_kernels)
+            self.cross_q: Rows = Float32Rows(cross.q_proj.weight, row_kernels)
+            self.cross_out: Rows = Float32Rows(cross.out_proj.weight, row_kernels)
+            self.glu_out: Rows = Float32Rows(glu.fc2.weight, row_kernels)
         else:
             self.self_qkv = RowsWeight(torch.cat([m.weight for m in qkv]), weight_format)
             self.glu_in = RowsWeight(torch.cat([m.weight for m in glu_in]), weight_format)
@@ -202,6 +207,7 @@ class DalleBartDecoder(nn.Module):
         self.lm_head = nn.Linear(d, config.image_vocab_size + 1, bias=False)
         self.weight_format: WeightFormat = "float32"
         self.lm_rows: RowsWeight | None = None  # lm_head in the reduced format
+        self.row_kernels: kernels.RowKernels | None = None  # float32's, measured by the first prepare_step
 
     def reduce_weights(self, weight_format: WeightFormat) -> None:
         """Switch the step's weights (the layers' projections and lm_head) to `weight_format` for the CPU's
@@ -230,13 +236,23 @@ class DalleBartDecoder(nn.Module):
 
     def prepare_step(self) -> None:
         """Make the layers' fused step weights (float32: views of the modules' weights), or make them again
-        if the modules' weights were replaced since; cheap when they are current."""
+        if the modules' weights were replaced since; cheap when they are current. The first call on float32
+        weights times the CPU's kernels on them (generator/model/kernels.py)."""
+        if self.row_kernels is None:
+            float32 = self.weight_format == "float32"
+            self.row_kernels = kernels.measure(self._step_matrices()) if float32 else kernels.DEFAULT
         for layer in self.decoder_layers:
             if layer.step_weights is None or (
                 layer.step_weights.weight_format == "float32" and not layer.step_weights.is_current(layer)
             ):
                 with torch.no_grad():
-                    layer.step_weights = StepWeights(layer, "float32")
+                    layer.step_weights = StepWeights(layer, "float32", self.row_kernels)
+
+    def _step_matrices(self) -> list[torch.Tensor]:
+        """The float32 matrices a step reads: every layer's projections but the cross keys and values
+        (computed once per prompt), and lm_head."""
+        matrices = [w for layer in self.decoder_layers for w in StepWeights._weights_of(layer)]
+        return [*matrices, self.lm_head.weight]
 
     def cross_keys_values(self, encoder_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """encoder_state (n, T, d) → keys, values (layers, n, h, T, hd): computed once per prompt."""
@@ -279,4 +295,4 @@ class DalleBartDecoder(nn.Module):
         """(S, d) → (S, code_count): only the rows of lm_head for real image codes (start token excluded)."""
         if self.lm_rows is not None:
             return self.lm_rows(decoder_state)[:, :code_count]
-        return linear_rows(decoder_state, self.lm_head.weight[:code_count])
+        return (self.row_kernels or kernels.DEFAULT)(decoder_state, self.lm_head.weight[:code_count])

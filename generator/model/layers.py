@@ -14,57 +14,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from generator.model import kernels
 from generator.model.hardware import native_bfloat16
+from generator.model.kernels import ONEDNN_LINEAR, RowKernels
 
-# oneDNN's CPU linear (an internal op, used by inductor): absent from builds without oneDNN
-_ONEDNN_LINEAR = (
-    getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
-)
 # Without native bfloat16 (an AVX2-only CPU) oneDNN refuses a bf16 linear ("could not create a primitive
 # descriptor") and torch emulates bf16 products, slower than float32
 NATIVE_BF16 = native_bfloat16(torch.device("cpu"))
 
 
-def linear_rows(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Rows `x` (S, in) times `weight` (out, in)ᵀ → (S, out), picking the fastest CPU kernel.
-
-    Why: decoding multiplies a few rows by each weight matrix, where ``F.linear`` (MKL, ``x @ weightᵀ``)
-    streams the weight at only ~8 GB/s. Measured on 2 AMD EPYC cores (d 1024 × ffn 2730, 16384 × 1024):
-    - 1-2 rows (one image: its cond and uncond rows): MKL with the *weight* as the left operand,
-      ``weight @ xᵀ``, streams ~30 GB/s (3.5× ``F.linear``);
-    - more rows: oneDNN's matmul (the kernel behind inductor's CPU linear) is 1.4-2× ``F.linear``.
-    The same dot products summed in another order (float rounding). Other devices and dtypes and batched
-    (n, T, d) inputs take ``F.linear``.
-    """
-    if x.dim() != 2 or x.device.type != "cpu" or x.dtype != torch.float32:
-        return F.linear(x, weight)
-    if x.shape[0] <= 2 or _ONEDNN_LINEAR is None:
-        # (out, S)ᵀ copied to (S, out) rows: a transposed view would reach attention as q/k/v whose last
-        # axis has stride S, sending scaled_dot_product_attention to its slow math path (12 % of a step)
-        return torch.mm(weight, x.t()).t().contiguous()
-    return _ONEDNN_LINEAR(x, weight, None, "none", [], "")
-
-
 def project(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """A bias-free Linear `module` on `x` through `linear_rows`."""
-    return linear_rows(x, module.weight)
+    """A bias-free Linear `module` on `x` through the default row kernels (see generator/model/kernels.py)."""
+    return kernels.DEFAULT(x, module.weight)
 
 
 # Decoder weights for the CPU's fast decoding (see generator/model/precision.py): "float32" is the exact
-# path above; the others keep activations, layer norms and residuals in float32 and reduce only the
+# path (`Float32Rows`); the others keep activations, layer norms and residuals in float32 and reduce only the
 # weights a step streams.
 WeightFormat = Literal["float32", "bfloat16", "int8"]
 INT8_ROWS = 4  # _weight_int8pack_mm works in blocks of 4 rows: more rows cost a whole pass each
 
 
 class Float32Rows:
-    """A float32 weight (out, in) for rows (S, in) → (S, out) through `linear_rows` (exact)."""
+    """A float32 weight (out, in) for rows (S, in) → (S, out) through `row_kernels` (exact)."""
 
-    def __init__(self, weight: torch.Tensor) -> None:
+    def __init__(self, weight: torch.Tensor, row_kernels: RowKernels) -> None:
         self.weight = weight
+        self.row_kernels = row_kernels
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return linear_rows(x, self.weight)
+        return self.row_kernels(x, self.weight)
 
 
 class RowsWeight:
@@ -85,7 +64,7 @@ class RowsWeight:
 
     def __init__(self, weight: torch.Tensor, weight_format: WeightFormat) -> None:
         if weight_format == "float32":
-            raise ValueError("float32 weights take linear_rows")
+            raise ValueError("float32 weights take Float32Rows")
         weight = weight.detach().float()
         self.out_count, self.in_count = weight.shape
         self.bf16: torch.Tensor | None = None  # the bigger steps' copy (int8 weights on a bf16 CPU)
@@ -108,8 +87,8 @@ class RowsWeight:
                 rows = F.pad(rows, (0, quantized.shape[1] - self.in_count))
             return torch._weight_int8pack_mm(rows, quantized, scales).float()
         assert self.bf16 is not None
-        if _ONEDNN_LINEAR is not None and NATIVE_BF16:
-            return _ONEDNN_LINEAR(rows, self.bf16, None, "none", [], "").float()
+        if ONEDNN_LINEAR is not None and NATIVE_BF16:
+            return ONEDNN_LINEAR(rows, self.bf16, None, "none", [], "").float()
         return F.linear(rows, self.bf16).float()
 
 

@@ -1,0 +1,97 @@
+"""Which CPU kernel multiplies a decoding step's few float32 rows by its weight matrices fastest.
+
+A step multiplies S rows (2 per image: its conditioned and unconditioned sequences) by each of ~0.76 GB of
+weights, so its time is the time to stream them, and which kernel streams best differs from CPU to CPU by
+2-3.5× (dalle-mini's 73 step matrices, 2 rows):
+- 2 AMD EPYC cores (AVX-512): MKL with the *weight* as the left operand, ``weight @ xᵀ``, ~30 GB/s;
+  ``F.linear`` (MKL's ``x @ weightᵀ``) ~8 GB/s;
+- 2 Intel Sapphire Rapids cores (AMX): ``F.linear`` ~20 GB/s, at the matrix-vector stream rate;
+  ``weight @ xᵀ`` ~11 GB/s;
+- more rows: oneDNN's matmul (inductor's CPU linear) on both, 1.4-2× ``F.linear`` on the EPYC.
+So the decoder times the candidates on its own weights when it first prepares a step (`measure`, about a
+second for dalle-mini) and keeps the fastest per step size. The kernels sum the same products in other
+orders (float rounding only).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# oneDNN's CPU linear (an internal op, used by inductor): absent from builds without oneDNN
+ONEDNN_LINEAR = (
+    getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+)
+FEW_ROWS = 2  # a 1-image step
+MANY_ROWS = 16  # the bigger steps' kernel is timed at this many rows (8 images)
+# weights that fit the caches stream fast through any kernel; tiny test models keep the defaults (and so
+# the same rounding from one load to the next)
+MEASURED_BYTES = 64 * 2**20
+
+
+def _weight_left(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    # (out, S)ᵀ copied to (S, out) rows: a transposed view would reach attention as q/k/v whose last axis
+    # has stride S, sending scaled_dot_product_attention to its slow math path (12 % of a step)
+    return torch.mm(weight, x.t()).t().contiguous()
+
+
+def _onednn(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    assert ONEDNN_LINEAR is not None
+    return ONEDNN_LINEAR(x, weight, None, "none", [], "")
+
+
+KERNELS: dict[str, Kernel] = {"weight @ xᵀ": _weight_left, "F.linear": F.linear}
+if ONEDNN_LINEAR is not None:
+    KERNELS["oneDNN"] = _onednn
+
+
+@dataclass(frozen=True)
+class RowKernels:
+    """The kernel for steps of up to `FEW_ROWS` rows and the one for bigger steps (names in `KERNELS`);
+    the defaults are the EPYC's choice."""
+
+    few: str = "weight @ xᵀ"
+    many: str = "oneDNN" if ONEDNN_LINEAR is not None else "F.linear"
+
+    def __call__(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Rows `x` (S, in) times `weight` (out, in)ᵀ → (S, out). Other devices and dtypes and batched
+        (n, T, d) inputs take ``F.linear``."""
+        if x.dim() != 2 or x.device.type != "cpu" or x.dtype != torch.float32:
+            return F.linear(x, weight)
+        return KERNELS[self.few if x.shape[0] <= FEW_ROWS else self.many](x, weight)
+
+    def __str__(self) -> str:
+        return f"{self.few} for 1-image steps, {self.many} for bigger ones"
+
+
+DEFAULT = RowKernels()
+
+
+def measure(weights: Sequence[torch.Tensor], rounds: int = 3) -> RowKernels:
+    """The fastest kernel at each step size for `weights` (the float32 CPU matrices a step reads): every
+    candidate times one pass over all of them, the candidates taking turns, best of `rounds` (a busy
+    machine slows them alike)."""
+    if not weights or any(w.device.type != "cpu" or w.dtype != torch.float32 for w in weights):
+        return DEFAULT
+    if sum(w.numel() * w.element_size() for w in weights) < MEASURED_BYTES:
+        return DEFAULT
+    chosen = []
+    with torch.inference_mode():
+        for rows in (FEW_ROWS, MANY_ROWS):
+            inputs = {w.shape[1]: torch.randn(rows, w.shape[1]) for w in weights}
+            best = dict.fromkeys(KERNELS, math.inf)
+            for _ in range(rounds):
+                for name, kernel in KERNELS.items():
+                    started = time.perf_counter()
+                    for weight in weights:
+                        kernel(inputs[weight.shape[1]], weight)
+                    best[name] = min(best[name], time.perf_counter() - started)
+            chosen.append(min(best, key=best.__getitem__))
+    return RowKernels(*chosen)

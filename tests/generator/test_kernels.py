@@ -1,0 +1,57 @@
+"""The CPU kernels of a decoding step's float32 rows: each computes the same product, and the decoder keeps
+the fastest per step size, timed on its own weights (generator/model/kernels.py)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from generator.model import kernels
+from generator.model.dalle import DalleMini
+
+
+@pytest.mark.parametrize("rows", [1, kernels.FEW_ROWS, kernels.MANY_ROWS, 19])
+@pytest.mark.parametrize("name", list(kernels.KERNELS))
+def test_every_candidate_kernel_multiplies_the_rows_by_the_weight(name: str, rows: int) -> None:
+    generator = torch.Generator().manual_seed(rows)
+    weight = torch.randn(300, 200, generator=generator)
+    x = torch.randn(rows, 200, generator=generator)
+    product = kernels.KERNELS[name](x, weight)
+    expected = (x.double() @ weight.double().t()).float()
+    assert product.shape == (rows, 300) and product.is_contiguous()  # attention needs contiguous q, k, v
+    torch.testing.assert_close(product, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_the_fastest_candidate_is_kept_for_each_step_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights past the caches (64 MB and more) are timed; a candidate 20 ms slower per matrix loses."""
+
+    def slow(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.02)
+        return F.linear(x, weight)
+
+    monkeypatch.setitem(kernels.KERNELS, "slow", slow)
+    weights = [torch.randn(4096, 2304) for _ in range(2)]  # 75 MB of float32
+    chosen = kernels.measure(weights)
+    assert {chosen.few, chosen.many} <= set(kernels.KERNELS) - {"slow"}
+    for rows in (kernels.FEW_ROWS, kernels.MANY_ROWS):
+        x = torch.randn(rows, 2304)
+        torch.testing.assert_close(chosen(x, weights[0]), F.linear(x, weights[0]), rtol=1e-4, atol=1e-3)
+
+
+def test_weights_that_fit_the_caches_keep_the_default_kernels() -> None:
+    assert kernels.measure([torch.randn(512, 512) for _ in range(4)]) == kernels.DEFAULT
+    assert kernels.measure([torch.randn(4096, 4096).to(torch.bfloat16)]) == kernels.DEFAULT  # float32 only
+
+
+def test_loading_a_model_logs_its_step_kernels(
+    tiny_checkpoints: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="generator.model.dalle"):
+        model = DalleMini.load(*tiny_checkpoints)
+    assert model.bart.decoder.row_kernels == kernels.DEFAULT  # a tiny model: nothing worth timing
+    assert f"(float32 decoder weights; step kernels: {kernels.DEFAULT})" in caplog.text
