@@ -9,8 +9,8 @@ weights, so its time is the time to stream them, and which kernel streams best d
   ``weight @ xᵀ`` ~11 GB/s;
 - 16 rows: on the EPYC oneDNN's matmul (inductor's CPU linear), 1.4-2× ``F.linear``; on the Sapphire
   Rapids ``weight @ xᵀ``, 63-83 ms a pass against oneDNN's 73-92.
-So the decoder times the candidates on its own weights when it first prepares a step (`measure`, about a
-second for dalle-mini) and keeps the fastest per step size. The kernels sum the same products in other
+So the decoder times the candidates on its own weights when it first prepares a step (`measure`, 2-3 s
+for dalle-mini) and keeps the fastest per step size. The kernels sum the same products in other
 orders (float rounding only).
 """
 
@@ -30,8 +30,8 @@ Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ONEDNN_LINEAR = (
     getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
 )
-FEW_ROWS = 2  # a 1-image step
-MANY_ROWS = 16  # the bigger steps' kernel is timed at this many rows (8 images)
+# the step sizes (rows) timed; a step of S rows takes the kernel timed at the first size ≥ S (the last beyond)
+SIZES = (2, 4, 8, 16)  # 1, 2, 4 and 8 images
 # weights that fit the caches stream fast through any kernel; tiny test models keep the defaults (and so
 # the same rounding from one load to the next)
 MEASURED_BYTES = 64 * 2**20
@@ -55,21 +55,31 @@ if ONEDNN_LINEAR is not None:
 
 @dataclass(frozen=True)
 class RowKernels:
-    """The kernel for steps of up to `FEW_ROWS` rows and the one for bigger steps (names in `KERNELS`);
-    the defaults are the EPYC's choice."""
+    """The kernel (a name in `KERNELS`) for steps of up to each of `SIZES` rows; the defaults are the
+    EPYC's choice."""
 
-    few: str = "weight @ xᵀ"
-    many: str = "oneDNN" if ONEDNN_LINEAR is not None else "F.linear"
+    by_size: tuple[str, ...] = ("weight @ xᵀ", *["oneDNN" if ONEDNN_LINEAR is not None else "F.linear"] * 3)
 
     def __call__(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Rows `x` (S, in) times `weight` (out, in)ᵀ → (S, out). Other devices and dtypes and batched
         (n, T, d) inputs take ``F.linear``."""
         if x.dim() != 2 or x.device.type != "cpu" or x.dtype != torch.float32:
             return F.linear(x, weight)
-        return KERNELS[self.few if x.shape[0] <= FEW_ROWS else self.many](x, weight)
+        return KERNELS[self.kernel_for(x.shape[0])](x, weight)
+
+    def kernel_for(self, rows: int) -> str:
+        """The kernel's name for a step of `rows` rows."""
+        return next(
+            (name for size, name in zip(SIZES, self.by_size, strict=True) if rows <= size), self.by_size[-1]
+        )
 
     def __str__(self) -> str:
-        return f"{self.few} for 1-image steps, {self.many} for bigger ones"
+        """Each run of one kernel told once: "F.linear up to 2 rows, oneDNN up to 8 rows, … beyond"."""
+        runs: list[tuple[str, int]] = []
+        for size, name in zip(SIZES, self.by_size, strict=True):
+            runs = [*runs[:-1], (name, size)] if runs and runs[-1][0] == name else [*runs, (name, size)]
+        told = [f"{name} up to {size} rows" for name, size in runs[:-1]]
+        return ", ".join([*told, f"{runs[-1][0]} {'beyond' if told else 'at every size'}"])
 
 
 DEFAULT = RowKernels()
@@ -85,7 +95,7 @@ def measure(weights: Sequence[torch.Tensor], rounds: int = 3) -> RowKernels:
         return DEFAULT
     chosen = []
     with torch.inference_mode():
-        for rows in (FEW_ROWS, MANY_ROWS):
+        for rows in SIZES:
             inputs = {w.shape[1]: torch.randn(rows, w.shape[1]) for w in weights}
             best = dict.fromkeys(KERNELS, math.inf)
             for _ in range(rounds):
@@ -95,4 +105,4 @@ def measure(weights: Sequence[torch.Tensor], rounds: int = 3) -> RowKernels:
                         kernel(inputs[weight.shape[1]], weight)
                     best[name] = min(best[name], time.perf_counter() - started)
             chosen.append(min(best, key=best.__getitem__))
-    return RowKernels(*chosen)
+    return RowKernels(tuple(chosen))

@@ -76,7 +76,7 @@ class RowsWeight:
         if weight_format == "bfloat16" or NATIVE_BF16:
             self.bf16 = weight.to(torch.bfloat16).contiguous()
             if NATIVE_BF16 and _ONEDNN_PACK is not None:
-                self.bf16 = _ONEDNN_PACK(self.bf16, kernels.FEW_ROWS)  # packed for 1-image steps
+                self.bf16 = _ONEDNN_PACK(self.bf16, kernels.SIZES[0])  # packed for 1-image steps
         self.int8: tuple[torch.Tensor, torch.Tensor] | None = None
         if weight_format == "int8":
             pad = -self.in_count % 16  # the int8 kernel's K blocks: dalle-mini's ffn 2730 → 2736

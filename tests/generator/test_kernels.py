@@ -15,7 +15,7 @@ from generator.model import kernels
 from generator.model.dalle import DalleMini
 
 
-@pytest.mark.parametrize("rows", [1, kernels.FEW_ROWS, kernels.MANY_ROWS, 19])
+@pytest.mark.parametrize("rows", [1, *kernels.SIZES, 19])
 @pytest.mark.parametrize("name", list(kernels.KERNELS))
 def test_every_candidate_kernel_multiplies_the_rows_by_the_weight(name: str, rows: int) -> None:
     generator = torch.Generator().manual_seed(rows)
@@ -37,10 +37,21 @@ def test_the_fastest_candidate_is_kept_for_each_step_size(monkeypatch: pytest.Mo
     monkeypatch.setitem(kernels.KERNELS, "slow", slow)
     weights = [torch.randn(4096, 2304) for _ in range(2)]  # 75 MB of float32
     chosen = kernels.measure(weights)
-    assert {chosen.few, chosen.many} <= set(kernels.KERNELS) - {"slow"}
-    for rows in (kernels.FEW_ROWS, kernels.MANY_ROWS):
+    assert len(chosen.by_size) == len(kernels.SIZES)
+    assert set(chosen.by_size) <= set(kernels.KERNELS) - {"slow"}
+    for rows in kernels.SIZES:
         x = torch.randn(rows, 2304)
         torch.testing.assert_close(chosen(x, weights[0]), F.linear(x, weights[0]), rtol=1e-4, atol=1e-3)
+
+
+def test_a_step_takes_the_kernel_timed_at_the_first_size_that_holds_it() -> None:
+    chosen = kernels.RowKernels(("F.linear", "oneDNN", "oneDNN", "weight @ xᵀ"))
+    left = "weight @ xᵀ"
+    assert [chosen.kernel_for(rows) for rows in (1, 2, 3, 4, 5, 8, 9, 16, 40)] == [
+        "F.linear", "F.linear", "oneDNN", "oneDNN", "oneDNN", "oneDNN", left, left, left
+    ]  # fmt: skip
+    assert str(chosen) == "F.linear up to 2 rows, oneDNN up to 8 rows, weight @ xᵀ beyond"
+    assert str(kernels.RowKernels(("F.linear",) * 4)) == "F.linear at every size"
 
 
 def test_weights_that_fit_the_caches_keep_the_default_kernels() -> None:
