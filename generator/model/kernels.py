@@ -7,8 +7,8 @@ weights, so its time is the time to stream them, and which kernel streams best d
   ``F.linear`` (MKL's ``x @ weightᵀ``) ~8 GB/s;
 - 2 Intel Sapphire Rapids cores (AMX): ``F.linear`` ~20 GB/s, at the matrix-vector stream rate;
   ``weight @ xᵀ`` ~11 GB/s;
-- 16 rows: on the EPYC oneDNN's matmul (inductor's CPU linear), 1.4-2× ``F.linear``; on the Sapphire
-  Rapids ``weight @ xᵀ``, 63-83 ms a pass against oneDNN's 73-92.
+- more rows: on the EPYC oneDNN's matmul (inductor's CPU linear), 1.4-2× ``F.linear``; on the Sapphire
+  Rapids oneDNN up to 4 or 8 rows, then ``weight @ xᵀ`` (16 rows: 63-83 ms a pass, oneDNN 73-92).
 So the decoder times the candidates on its own weights when it first prepares a step (`measure`, 2-3 s
 for dalle-mini) and keeps the fastest per step size. The kernels sum the same products in other
 orders (float rounding only).
