@@ -16,6 +16,7 @@ orders (float rounding only).
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -43,14 +44,15 @@ def _weight_left(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.mm(weight, x.t()).t().contiguous()
 
 
-def _onednn(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """`x` times `weight`ᵀ through oneDNN (a plain or a prepacked weight; any dtype oneDNN takes)."""
     assert ONEDNN_LINEAR is not None
     return ONEDNN_LINEAR(x, weight, None, "none", [], "")
 
 
 KERNELS: dict[str, Kernel] = {"weight @ xᵀ": _weight_left, "F.linear": F.linear}
 if ONEDNN_LINEAR is not None:
-    KERNELS["oneDNN"] = _onednn
+    KERNELS["oneDNN"] = onednn_linear
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,8 @@ class RowKernels:
 
     def __str__(self) -> str:
         """Each run of one kernel told once: "F.linear up to 2 rows, oneDNN up to 8 rows, … beyond"."""
-        runs: list[tuple[str, int]] = []
-        for size, name in zip(SIZES, self.by_size, strict=True):
-            runs = [*runs[:-1], (name, size)] if runs and runs[-1][0] == name else [*runs, (name, size)]
+        pairs = itertools.groupby(zip(self.by_size, SIZES, strict=True), key=lambda pair: pair[0])
+        runs = [(name, max(size for _, size in run)) for name, run in pairs]
         told = [f"{name} up to {size} rows" for name, size in runs[:-1]]
         return ", ".join([*told, f"{runs[-1][0]} {'beyond' if told else 'at every size'}"])
 
