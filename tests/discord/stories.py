@@ -22,6 +22,7 @@ from bot.discord.poster import DiscordPoster
 from jobs.models import Delivery, Job, utcnow
 from jobs.queue import Limits, Queue
 from tests.fakes.discord import EPHEMERAL_FLAG, FakeDiscord, InteractionRecord, StoredMessage
+from tests.fakes.discord_payloads import CHANNEL_MESSAGE_WITH_SOURCE, DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
 
 # Generous limits: each test tightens only what it is about.
 STORY_LIMITS = Limits(
@@ -170,6 +171,20 @@ async def answered(fake: FakeDiscord, interaction: InteractionRecord) -> Any:
         return message if message is not None and not message.is_loading else None
 
     return await fake.wait_until(answer, timeout=10.0)
+
+
+async def first_answer(fake: FakeDiscord, interaction: InteractionRecord) -> dict[str, Any]:
+    """The interaction's first real answer (embeds, components), however the bot acknowledged: the
+    callback's own message, or — when a busy machine made it defer ("thinking…") — the first edit of
+    that loading message. Later edits (rendering, done) do not hide it."""
+    callback = await fake.wait_for_callback(interaction, timeout=3.0)
+    if callback["type"] == CHANNEL_MESSAGE_WITH_SOURCE:
+        return callback["data"]  # type: ignore[no-any-return]
+    assert callback["type"] == DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, callback
+    message = await fake.wait_until(
+        lambda: (m := fake.original_message(interaction)) is not None and m.edits and m, timeout=30.0
+    )
+    return message.edits[0]  # type: ignore[no-any-return]
 
 
 async def ephemeral_answer(fake: FakeDiscord, interaction: InteractionRecord) -> str:

@@ -13,13 +13,12 @@ from tests.discord.stories import (
     answered,
     ephemeral_answer,
     ephemeral_text,
+    first_answer,
     image_of,
     jobs_of,
     wait_for_grid,
 )
-from tests.fakes.discord import ADMINISTRATOR, FakeDiscord
-
-CHANNEL_MESSAGE_WITH_SOURCE = 4
+from tests.fakes.discord import ADMINISTRATOR, EPHEMERAL_FLAG, FakeDiscord
 
 
 async def _first_grid(fake: FakeDiscord, make_bot: Any, generator: Generator) -> tuple[Any, int]:
@@ -41,9 +40,8 @@ async def test_variation_pick_reroll_and_info_after_a_restart(
     variation = await fake_discord.click_button(
         message.id, ButtonId(Action.VARIATION, parent_id, 1).custom_id
     )
-    callback = await fake_discord.wait_for_callback(variation, timeout=3.0)
-    assert callback["type"] == CHANNEL_MESSAGE_WITH_SOURCE  # a new public message: "Queued"
-    assert callback["data"]["embeds"][0]["title"] == "Queued"
+    queued = await first_answer(fake_discord, variation)  # a new public message: "Queued"
+    assert queued["embeds"][0]["title"] == "Queued" and not queued.get("flags", 0) & EPHEMERAL_FLAG
     varied = await wait_for_grid(fake_discord, variation)
     assert varied.id != message.id and varied.embeds[0]["title"] == "Done"
     assert len(varied.custom_ids) == 2 + 2 + 2  # U1 U2 V1 V2 🔄 ℹ️ of the new job
