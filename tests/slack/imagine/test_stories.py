@@ -19,12 +19,15 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.slack.poster import SlackPoster
 from generator.delivery import Deliverer
 from generator.engine import ModelEngine
 from generator.scheduler import RenderLoop
 from generator.worker import Worker
+from jobs.db import connect
 from jobs.models import Delivery, Job, Status
 from jobs.queue import Queue
 from tests.fakes.slack import UPLOAD_STEP, iter_actions, iter_slack_files
@@ -79,23 +82,31 @@ def upscaler(tiny_checkpoints: tuple[Path, Path]) -> SlowUpscaler:
 
 @dataclass
 class Generator:
-    """One in-process generator: render loop + delivery loop + registry, as `python -m generator.serve`."""
+    """One in-process generator: render loop + delivery loop + registry, as `python -m generator.serve`,
+    on a connection pool of its own as a process of its own has."""
 
     worker: Worker
     render: RenderLoop
     deliverer: Deliverer
     stop: asyncio.Event
     task: asyncio.Task[None]
+    engine: AsyncEngine
+    checked_out: set[Any]  # the DBAPI connections of its pool in use now
 
     async def kill(self) -> None:
-        """Die without a clean stop (no release, no final pass): what SIGKILL leaves behind."""
+        """Die without a clean stop (no release, no final pass): what SIGKILL leaves behind. The process's
+        database connections die with it, and with them any write lock a cancelled transaction still
+        held: an interrupted in-process task cannot be relied on to have rolled back."""
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
+        for connection in list(self.checked_out):  # its tasks are gone: nothing will give these back
+            connection.terminate()  # outside a greenlet: a forced close, as the OS does at exit
+        await self.engine.dispose()
 
 
 @pytest.fixture
 async def start_generator(
-    tiny_model: object, queue: Queue, poster: SlackPoster, upscaler: SlowUpscaler
+    tiny_model: object, queue: Queue, engine: AsyncEngine, poster: SlackPoster, upscaler: SlowUpscaler
 ) -> AsyncIterator[Callable[..., Generator]]:
     started: list[Generator] = []
 
@@ -108,12 +119,18 @@ async def start_generator(
     ) -> Generator:
         from tests.worker.harness import FaultyEngine
 
-        engine: Any = ModelEngine(tiny_model, capacity=8, model_name="tiny")  # type: ignore[arg-type]
+        pool = connect(engine.url.render_as_string(hide_password=False))
+        checked_out: set[Any] = set()
+        event.listen(pool.sync_engine, "checkout", lambda dbapi, *_: checked_out.add(dbapi))
+        event.listen(pool.sync_engine, "checkin", lambda dbapi, _record: checked_out.discard(dbapi))
+        event.listen(pool.sync_engine, "invalidate", lambda dbapi, *_: checked_out.discard(dbapi))
+        own_queue = Queue(engine=pool, limits=queue.limits)
+        model: Any = ModelEngine(tiny_model, capacity=8, model_name="tiny")  # type: ignore[arg-type]
         if step_delay:  # a slower "GPU", so progress edits can see the grid form
-            engine = FaultyEngine(engine, error=RuntimeError("never"), failures=0, step_delay=step_delay)
+            model = FaultyEngine(model, error=RuntimeError("never"), failures=0, step_delay=step_delay)
         render = RenderLoop(
-            queue=queue,
-            engine=engine,
+            queue=own_queue,
+            engine=model,
             worker_id=worker_id,
             lease_seconds=lease_seconds,
             idle_poll_seconds=0.05,
@@ -124,7 +141,7 @@ async def start_generator(
             previews=previews,
         )
         deliverer = Deliverer(
-            queue=queue,
+            queue=own_queue,
             posters={"slack": poster},
             poll_seconds=0.05,
             progress_seconds=0.05,
@@ -133,10 +150,11 @@ async def start_generator(
         render.on_progress, render.on_finished = deliverer.note_progress, deliverer.note_finished
         render.on_preview = deliverer.note_preview
         worker = Worker(
-            queue=queue, worker_id=worker_id, render=render, deliverer=deliverer, registry_seconds=0.2
+            queue=own_queue, worker_id=worker_id, render=render, deliverer=deliverer, registry_seconds=0.2
         )
         stop = asyncio.Event()
-        generator = Generator(worker, render, deliverer, stop, asyncio.create_task(worker.run(stop)))
+        task = asyncio.create_task(worker.run(stop))
+        generator = Generator(worker, render, deliverer, stop, task, pool, checked_out)
         started.append(generator)
         return generator
 
