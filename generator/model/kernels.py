@@ -8,7 +8,10 @@ weights, so its time is the time to stream them, and which kernel streams best d
 - 2 Intel Sapphire Rapids cores (AMX): ``F.linear`` ~20 GB/s, at the matrix-vector stream rate;
   ``weight @ xᵀ`` ~11 GB/s;
 - more rows: on the EPYC oneDNN's matmul (inductor's CPU linear), 1.4-2× ``F.linear``; on the Sapphire
-  Rapids oneDNN up to 4 or 8 rows, then ``weight @ xᵀ`` (16 rows: 63-83 ms a pass, oneDNN 73-92).
+  Rapids oneDNN up to 4 or 8 rows, then ``weight @ xᵀ`` (16 rows: 63-83 ms a pass, oneDNN 73-92);
+- 2 AMD EPYC cores with AVX2 only: ``weight @ xᵀ`` up to 4 rows (59 ms a pass at 2, gemv 44-50), then
+  oneDNN with the weight as its source, ``oneDNN weight @ xᵀ`` (8 rows 61 ms, oneDNN 82; 16 rows 64-80,
+  oneDNN 109).
 So the decoder times the candidates on its own weights when it first prepares a step (`measure`, 2-3 s
 for dalle-mini) and keeps the fastest per step size. The kernels sum the same products in other
 orders (float rounding only).
@@ -50,9 +53,16 @@ def onednn_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return ONEDNN_LINEAR(x, weight, None, "none", [], "")
 
 
+def _onednn_weight_left(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    # the weight as oneDNN's source and the rows as its (tiny) weight: the matrix is streamed as it lies,
+    # only the S rows are reordered; contiguous rows for attention, as in `_weight_left`
+    return onednn_linear(weight, x).t().contiguous()
+
+
 KERNELS: dict[str, Kernel] = {"weight @ xᵀ": _weight_left, "F.linear": F.linear}
 if ONEDNN_LINEAR is not None:
     KERNELS["oneDNN"] = onednn_linear
+    KERNELS["oneDNN weight @ xᵀ"] = _onednn_weight_left
 
 
 @dataclass(frozen=True)
