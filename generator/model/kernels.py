@@ -12,9 +12,9 @@ weights, so its time is the time to stream them, and which kernel streams best d
 - 2 AMD EPYC cores with AVX2 only: ``weight @ xᵀ`` up to 4 rows (59 ms a pass at 2, gemv 44-50), then
   oneDNN with the weight as its source, ``oneDNN weight @ xᵀ`` (8 rows 61 ms, oneDNN 82; 16 rows 64-80,
   oneDNN 109).
-So the decoder times the candidates on its own weights when it first prepares a step (`measure`, 2-3 s
-for dalle-mini) and keeps the fastest per step size. The kernels sum the same products in other
-orders (float rounding only).
+So the decoder times the candidates on its own weights when it first prepares a step (`measure`, 4-6 s
+on 2 cores for dalle-mini) and keeps the fastest per step size. The kernels sum the same products in
+other orders (float rounding only).
 """
 
 from __future__ import annotations
