@@ -106,7 +106,7 @@ class Generator:
 
 @pytest.fixture
 async def start_generator(
-    tiny_model: object, queue: Queue, engine: AsyncEngine, poster: SlackPoster, upscaler: SlowUpscaler
+    tiny_model: object, queue: Queue, db_url: str, poster: SlackPoster, upscaler: SlowUpscaler
 ) -> AsyncIterator[Callable[..., Generator]]:
     started: list[Generator] = []
 
@@ -119,7 +119,7 @@ async def start_generator(
     ) -> Generator:
         from tests.worker.harness import FaultyEngine
 
-        pool = connect(engine.url.render_as_string(hide_password=False))
+        pool = connect(db_url)
         checked_out: set[Any] = set()
         event.listen(pool.sync_engine, "checkout", lambda dbapi, *_: checked_out.add(dbapi))
         event.listen(pool.sync_engine, "checkin", lambda dbapi, _record: checked_out.discard(dbapi))
