@@ -13,7 +13,9 @@ dalle-mini's init), no download. min-dalle gets the very same tensors and runs w
 Engines, per image count, in one run: ours in float32 (its step kernels timed at load:
 generator/model/kernels.py); on a CPU the fast modes (bfloat16 and int8 decoder weights, a bfloat16 VQGAN
 where the CPU has AVX512-BF16 or AMX: generator/model/precision.py); min-dalle; and the floor: the float32
-weights a step reads, streamed by matrix-vector products (gemv), its pass timed as an engine.
+weights a step reads, streamed by matrix-vector products (gemv), its pass timed as an engine; and the same
+matrices times the step's rows through the chosen kernels ("products alone"), which splits our multiple of
+the floor into the products' own and the rest of the step.
 2 warm-up steps, then timed steps (synchronized on a GPU), the engines taking turns step by step, so a
 busy shared machine slows them alike.
 "decode" is the time of one step for the whole batch and image tokens per second; "end to end" is
@@ -40,6 +42,7 @@ from torch import nn
 from bench.fidelity import psnr, teacher_forced_fidelity
 from generator.model.bart import DalleBart
 from generator.model.config import MEGA_CONFIG, MINI_CONFIG, DalleBartConfig, VQGanConfig
+from generator.model.kernels import DEFAULT as DEFAULT_KERNELS
 from generator.model.layers import Float32Rows, WeightFormat
 from generator.model.precision import fast_cpu_supported, reduce_decoder_weights
 from generator.model.sampler import RowRequest, Sampler, SamplingSettings
@@ -233,6 +236,26 @@ class Floor:
             torch.mv(weight, self.vectors[weight.shape[1]])
 
 
+class Products(Floor):
+    """The float32 step's matrix products alone: the same matrices times the step's rows (2 per image)
+    through the kernels the decoder chose, back to back. Beside the whole step it splits our multiple of
+    the floor into the products' own and the rest (attention, layer norms, copies, sampling, dispatch)."""
+
+    name = "products"
+
+    def __init__(self, model: DalleBart) -> None:
+        super().__init__(model)
+        self.row_kernels = model.decoder.row_kernels or DEFAULT_KERNELS
+
+    def start(self, images: int, position: int) -> None:
+        width = {w.shape[1] for w in self.weights}
+        self.inputs = {k: torch.randn(2 * images, k, device=self.device) for k in width}
+
+    def step(self) -> None:
+        for weight in self.weights:
+            self.row_kernels(self.inputs[weight.shape[1]], weight)
+
+
 def vqgan_models(device: torch.device) -> tuple[VQGanDetokenizer, VQGanDetokenizer, nn.Module]:
     """Our VQGAN in float32 and in bfloat16 and min-dalle's, the same random weights."""
     from min_dalle.models import VQGanDetokenizer as MinVQGan
@@ -332,7 +355,8 @@ def main() -> None:
     if not args.no_min_dalle:
         engines.append(MinDalle(*min_dalle_models(model, device), config))
     floor = Floor(model) if device.type == "cpu" else None
-    engines += [floor] if floor else []
+    products = Products(model) if device.type == "cpu" else None
+    engines += [floor, products] if floor and products else []
 
     vq_models = vqgan_models(device)
     vq_one = vqgan_seconds(vq_models, 1, device) if args.quick else None
@@ -344,10 +368,17 @@ def main() -> None:
             vq_s = vq[2] if name == "min-dalle" else vq_fast if name.startswith("fast") else vq[0]
             results[name] = (step_s, best_s, encode_s + STEPS * step_s + vq_s)
         floor_s = results.pop(floor.name)[0] if floor else None
+        products_s = results.pop(products.name)[0] if products else None
         if floor and floor_s:
             print(f"{images} image(s) floor: a step reads {floor.nbytes / 1e6:.0f} MB of float32 weights, "
                   f"streamed by matrix-vector products (gemv) at {floor.nbytes / floor_s / 1e9:.1f} GB/s: "
                   f"{1000 * floor_s:.1f} ms/step")  # fmt: skip
+        if floor_s and products and products_s:
+            rest_s = results[args.dtype][0] - products_s
+            print(f"{images} image(s) {args.dtype} step split: its {len(products.weights)} products alone at "
+                  f"{2 * images} rows {1000 * products_s:.1f} ms (×{products_s / floor_s:.2f} the floor), "
+                  f"the rest (attention, layer norms, copies, sampling, dispatch) {1000 * rest_s:.1f} ms "
+                  f"(×{rest_s / floor_s:.2f})")  # fmt: skip
         for name, (step_s, best_s, e2e) in results.items():
             ratio = ""
             if "min-dalle" in results and name != "min-dalle":
