@@ -42,7 +42,6 @@ from torch import nn
 from bench.fidelity import psnr, teacher_forced_fidelity
 from generator.model.bart import DalleBart
 from generator.model.config import MEGA_CONFIG, MINI_CONFIG, DalleBartConfig, VQGanConfig
-from generator.model.kernels import DEFAULT as DEFAULT_KERNELS
 from generator.model.layers import Float32Rows, WeightFormat
 from generator.model.precision import fast_cpu_supported, reduce_decoder_weights
 from generator.model.sampler import RowRequest, Sampler, SamplingSettings
@@ -194,7 +193,7 @@ class MinDalle:
 
 
 def measure(
-    engines: list[Ours | MinDalle | Floor], images: int, *, quick: bool
+    engines: list[Ours | MinDalle | Floor | Products], images: int, *, quick: bool
 ) -> dict[str, tuple[float, float, float]]:
     """name → (encode seconds, mean seconds per step, fastest step). Each step is timed on its own and the
     engines take turns step by step, so a busy shared machine slows them alike."""
@@ -236,24 +235,33 @@ class Floor:
             torch.mv(weight, self.vectors[weight.shape[1]])
 
 
-class Products(Floor):
-    """The float32 step's matrix products alone: the same matrices times the step's rows (2 per image)
-    through the kernels the decoder chose, back to back. Beside the whole step it splits our multiple of
-    the floor into the products' own and the rest (attention, layer norms, copies, sampling, dispatch)."""
+class Products:
+    """The float32 step's matrix products alone: its step weights and lm_head's rows times the step's rows
+    (2 per image), through the kernels the decoder chose, back to back. Beside the whole step it splits our
+    multiple of the floor into the products' own and the rest (attention, layer norms, copies, sampling,
+    dispatch)."""
 
     name = "products"
 
     def __init__(self, model: DalleBart) -> None:
-        super().__init__(model)
-        self.row_kernels = model.decoder.row_kernels or DEFAULT_KERNELS
+        model.decoder.prepare_step()
+        self.device = next(model.parameters()).device
+        rows = [
+            w
+            for layer in model.decoder.decoder_layers
+            if layer.step_weights
+            for w in layer.step_weights.all()
+        ]
+        self.rows = [r for r in [*rows, model.decoder.lm_float32] if isinstance(r, Float32Rows)]
+        self.encode_s = 0.0
 
     def start(self, images: int, position: int) -> None:
-        width = {w.shape[1] for w in self.weights}
+        width = {r.weight.shape[1] for r in self.rows}
         self.inputs = {k: torch.randn(2 * images, k, device=self.device) for k in width}
 
     def step(self) -> None:
-        for weight in self.weights:
-            self.row_kernels(self.inputs[weight.shape[1]], weight)
+        for rows in self.rows:
+            rows(self.inputs[rows.weight.shape[1]])
 
 
 def vqgan_models(device: torch.device) -> tuple[VQGanDetokenizer, VQGanDetokenizer, nn.Module]:
@@ -348,7 +356,7 @@ def main() -> None:
     model = random_bart(config, dtype=dtype, device=device)
     model.decoder.prepare_step()
     print(f"{args.dtype} step kernels, timed on these weights: {model.decoder.row_kernels}")
-    engines: list[Ours | MinDalle | Floor] = [Ours(model, args.dtype)]
+    engines: list[Ours | MinDalle | Floor | Products] = [Ours(model, args.dtype)]
     for weight_format in args.fast_weights if cpu_fast else []:
         fast = reduce_decoder_weights(random_bart(config, dtype=dtype, device=device), weight_format)
         engines.append(Ours(fast, f"fast-{weight_format.replace('bfloat16', 'bf16')}"))
@@ -375,7 +383,7 @@ def main() -> None:
                   f"{1000 * floor_s:.1f} ms/step")  # fmt: skip
         if floor_s and products and products_s:
             rest_s = results[args.dtype][0] - products_s
-            print(f"{images} image(s) {args.dtype} step split: its {len(products.weights)} products alone at "
+            print(f"{images} image(s) {args.dtype} step split: its {len(products.rows)} products alone at "
                   f"{2 * images} rows {1000 * products_s:.1f} ms (×{products_s / floor_s:.2f} the floor), "
                   f"the rest (attention, layer norms, copies, sampling, dispatch) {1000 * rest_s:.1f} ms "
                   f"(×{rest_s / floor_s:.2f})")  # fmt: skip

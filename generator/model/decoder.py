@@ -208,6 +208,8 @@ class DalleBartDecoder(nn.Module):
         self.weight_format: WeightFormat = "float32"
         self.lm_rows: RowsWeight | None = None  # lm_head in the reduced format
         self.row_kernels: kernels.RowKernels | None = None  # float32's, measured by the first prepare_step
+        self.lm_float32: Float32Rows | None = None  # lm_head's rows of the real codes, made by prepare_step
+        self._lm_source: torch.Tensor | None = None  # the lm_head weight they were made of
 
     def reduce_weights(self, weight_format: WeightFormat) -> None:
         """Switch the step's weights (the layers' projections and lm_head) to `weight_format` for the CPU's
@@ -224,6 +226,7 @@ class DalleBartDecoder(nn.Module):
                            glu.fc0, glu.fc1, glu.fc2):  # fmt: skip
                 module.weight = nn.Parameter(torch.empty(0, device=module.weight.device), requires_grad=False)
         self.lm_rows = RowsWeight(self.lm_head.weight, weight_format)
+        self.lm_float32 = None
         self.lm_head.weight = nn.Parameter(
             torch.empty(0, device=self.lm_head.weight.device), requires_grad=False
         )
@@ -235,8 +238,9 @@ class DalleBartDecoder(nn.Module):
         return cast(list[DecoderLayer], self.layers)
 
     def prepare_step(self) -> None:
-        """Make the layers' fused step weights (float32: views of the modules' weights), or make them again
-        if the modules' weights were replaced since; cheap when they are current. The first call on float32
+        """Make the layers' fused step weights (float32: views of the modules' weights) and lm_head's rows
+        of the real codes, or make them again if the modules' weights were replaced since; cheap when they
+        are current. The first call on float32
         weights times the CPU's kernels on them (generator/model/kernels.py)."""
         if self.row_kernels is None:
             float32 = self.weight_format == "float32"
@@ -247,6 +251,12 @@ class DalleBartDecoder(nn.Module):
             ):
                 with torch.no_grad():
                     layer.step_weights = StepWeights(layer, "float32", self.row_kernels)
+        if self.weight_format == "float32" and (
+            self.lm_float32 is None or self._lm_source is not self.lm_head.weight
+        ):
+            self._lm_source = self.lm_head.weight
+            codes = self.lm_head.weight.detach()[: self.config.image_vocab_size]
+            self.lm_float32 = Float32Rows(codes, self.row_kernels)
 
     def _step_matrices(self) -> list[torch.Tensor]:
         """The float32 matrices a step reads: every layer's projections but the cross keys and values
@@ -295,4 +305,6 @@ class DalleBartDecoder(nn.Module):
         """(S, d) → (S, code_count): only the rows of lm_head for real image codes (start token excluded)."""
         if self.lm_rows is not None:
             return self.lm_rows(decoder_state)[:, :code_count]
-        return (self.row_kernels or kernels.DEFAULT)(decoder_state, self.lm_head.weight[:code_count])
+        if self.lm_float32 is not None:
+            return self.lm_float32(decoder_state)[:, :code_count]
+        return kernels.DEFAULT(decoder_state, self.lm_head.weight[:code_count])

@@ -16,14 +16,11 @@ from torch import nn
 
 from generator.model import kernels
 from generator.model.hardware import native_bfloat16
-from generator.model.kernels import ONEDNN_LINEAR, RowKernels
+from generator.model.kernels import ONEDNN_LINEAR, ONEDNN_PACK, RowKernels
 
 # Without native bfloat16 (an AVX2-only CPU) oneDNN refuses a bf16 linear ("could not create a primitive
 # descriptor") and torch emulates bf16 products, slower than float32
 NATIVE_BF16 = native_bfloat16(torch.device("cpu"))
-# oneDNN's weight prepacking (what inductor's frozen CPU linears run on): unpacked, oneDNN reorders a bf16
-# weight on every call and streams it at about half the rate (2 Sapphire Rapids cores: 19 vs 10 GB/s)
-_ONEDNN_PACK = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None) if ONEDNN_LINEAR else None
 
 
 def project(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
@@ -39,14 +36,16 @@ INT8_ROWS = 4  # _weight_int8pack_mm works in blocks of 4 rows: more rows cost a
 
 
 class Float32Rows:
-    """A float32 weight (out, in) for rows (S, in) → (S, out) through `row_kernels` (exact)."""
+    """A float32 weight (out, in) for rows (S, in) → (S, out) through `row_kernels` (exact), with the copy
+    packed for oneDNN that they need where they take the packed kernel."""
 
     def __init__(self, weight: torch.Tensor, row_kernels: RowKernels) -> None:
         self.weight = weight
         self.row_kernels = row_kernels
+        self.packed = kernels.pack(weight) if row_kernels.packs else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.row_kernels(x, self.weight)
+        return self.row_kernels(x, self.weight, self.packed)
 
 
 class RowsWeight:
@@ -75,8 +74,10 @@ class RowsWeight:
         self.bf16: torch.Tensor | None = None  # the bigger steps' copy (int8 weights on a bf16 CPU)
         if weight_format == "bfloat16" or NATIVE_BF16:
             self.bf16 = weight.to(torch.bfloat16).contiguous()
-            if NATIVE_BF16 and _ONEDNN_PACK is not None:
-                self.bf16 = _ONEDNN_PACK(self.bf16, kernels.SIZES[0])  # packed for 1-image steps
+            # unpacked, oneDNN reorders a bf16 weight on every call and streams it at about half the rate
+            # (2 Sapphire Rapids cores: 19 vs 10 GB/s)
+            if NATIVE_BF16 and ONEDNN_PACK is not None:
+                self.bf16 = ONEDNN_PACK(self.bf16, kernels.SIZES[0])  # packed for 1-image steps
         self.int8: tuple[torch.Tensor, torch.Tensor] | None = None
         if weight_format == "int8":
             pad = -self.in_count % 16  # the int8 kernel's K blocks: dalle-mini's ffn 2730 → 2736

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from generator.model import kernels
 from generator.model.dalle import DalleMini
+from generator.model.sampler import RowRequest, SamplingSettings
 
 
 @pytest.mark.parametrize("rows", [1, *kernels.SIZES, 19])
@@ -27,6 +28,47 @@ def test_every_candidate_kernel_multiplies_the_rows_by_the_weight(name: str, row
     torch.testing.assert_close(product, expected, rtol=1e-5, atol=1e-4)
 
 
+needs_packing = pytest.mark.skipif(kernels.ONEDNN_PACK is None, reason="this torch has no oneDNN packing")
+
+
+@needs_packing
+@pytest.mark.parametrize("rows", [1, *kernels.SIZES, 19])
+def test_the_packed_kernel_multiplies_the_rows_by_its_packed_weight(rows: int) -> None:
+    generator = torch.Generator().manual_seed(rows)
+    weight = torch.randn(300, 200, generator=generator)
+    x = torch.randn(rows, 200, generator=generator)
+    chosen = kernels.RowKernels((kernels.PACKED,) * len(kernels.SIZES))
+    product = chosen(x, weight, kernels.pack(weight))
+    assert product.shape == (rows, 300) and product.is_contiguous()
+    torch.testing.assert_close(product, (x.double() @ weight.double().t()).float(), rtol=1e-5, atol=1e-4)
+
+
+@needs_packing
+def test_a_decoder_on_the_packed_kernel_draws_from_the_same_logits(
+    tiny_checkpoints: tuple[Path, Path],
+) -> None:
+    """Every product of a step, lm_head's included, through packed copies: the logits of the default
+    kernels, step after step."""
+    models = {name: DalleMini.load(*tiny_checkpoints) for name in ("default", "packed")}
+    decoder = models["packed"].bart.decoder
+    decoder.row_kernels = kernels.RowKernels((kernels.PACKED,) * len(kernels.SIZES))
+    for layer in decoder.decoder_layers:
+        layer.step_weights = None
+    decoder.lm_float32 = None
+    decoder.prepare_step()
+    assert decoder.lm_float32 is not None and decoder.lm_float32.packed is not None
+    samplers = {name: model.new_sampler(capacity=2) for name, model in models.items()}
+    for name, sampler in samplers.items():
+        text = models[name].tokenizer.encode(["a cat wearing a hat", "sunset over a lake"])
+        sampler.add_rows(text, [RowRequest(i, i, SamplingSettings(seed=i)) for i in range(2)])
+    for _ in range(12):
+        logits = {name: sampler.next_logits() for name, sampler in samplers.items()}
+        torch.testing.assert_close(logits["packed"], logits["default"], rtol=1e-4, atol=1e-4)
+        for sampler in samplers.values():
+            sampler.step()
+    assert samplers["packed"].positions() == samplers["default"].positions() == {0: 12, 1: 12}
+
+
 def test_the_fastest_candidate_is_kept_for_each_step_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """Weights past the caches (64 MB and more) are timed; a candidate 20 ms slower per matrix loses."""
 
@@ -38,10 +80,29 @@ def test_the_fastest_candidate_is_kept_for_each_step_size(monkeypatch: pytest.Mo
     weights = [torch.randn(4096, 2304) for _ in range(2)]  # 75 MB of float32
     chosen = kernels.measure(weights)
     assert len(chosen.by_size) == len(kernels.SIZES)
-    assert set(chosen.by_size) <= set(kernels.KERNELS) - {"slow"}
+    assert set(chosen.by_size) <= {*kernels.KERNELS, kernels.PACKED} - {"slow"}
+    packed = kernels.pack(weights[0]) if chosen.packs else None
     for rows in kernels.SIZES:
         x = torch.randn(rows, 2304)
-        torch.testing.assert_close(chosen(x, weights[0]), F.linear(x, weights[0]), rtol=1e-4, atol=1e-3)
+        torch.testing.assert_close(
+            chosen(x, weights[0], packed), F.linear(x, weights[0]), rtol=1e-4, atol=1e-3
+        )
+
+
+@needs_packing
+def test_the_packed_kernel_is_kept_where_the_others_are_slower(monkeypatch: pytest.MonkeyPatch) -> None:
+    def slowed(kernel: kernels.Kernel) -> kernels.Kernel:
+        def slow(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+            time.sleep(0.02)
+            return kernel(x, weight)
+
+        return slow
+
+    for name, kernel in list(kernels.KERNELS.items()):
+        monkeypatch.setitem(kernels.KERNELS, name, slowed(kernel))
+    chosen = kernels.measure([torch.randn(4096, 2304) for _ in range(2)])
+    assert chosen.by_size == (kernels.PACKED,) * len(kernels.SIZES) and chosen.packs
+    assert str(chosen) == "oneDNN packed at every size"
 
 
 def test_a_step_takes_the_kernel_timed_at_the_first_size_that_holds_it() -> None:
