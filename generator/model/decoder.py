@@ -240,8 +240,8 @@ class DalleBartDecoder(nn.Module):
     def prepare_step(self) -> None:
         """Make the layers' fused step weights (float32: views of the modules' weights) and lm_head's rows
         of the real codes, or make them again if the modules' weights were replaced since; cheap when they
-        are current. The first call on float32
-        weights times the CPU's kernels on them (generator/model/kernels.py)."""
+        are current. The first call on float32 weights times the CPU's kernels on them
+        (generator/model/kernels.py)."""
         if self.row_kernels is None:
             float32 = self.weight_format == "float32"
             self.row_kernels = kernels.measure(self._step_matrices()) if float32 else kernels.DEFAULT

@@ -73,8 +73,8 @@ ONEDNN_PACK = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None) if ONEDN
 PACKED = "oneDNN packed"
 # The packed kernel writes its (S, out) rows as attention reads them; the others copy a transposed product,
 # which inside a step (its caches emptied by the weights) costs more than in `measure`'s passes. So it is
-# kept where it times within this margin of the fastest: on 2 AVX2 EPYC cores it ties there, and steps run
-# ×1.10 (1 image) and ×1.17 (4 images) faster with it, in one process, steps interleaved.
+# kept where it times within this margin of the fastest: on 2 AVX2 EPYC cores it ties there up to 16 rows,
+# and whole steps run ×1.07-1.10 faster with it at 1 image, ×1.22 at 9 (one process, steps interleaved).
 PACKED_MARGIN = 0.10
 
 
