@@ -208,6 +208,15 @@ def measure(
     return {e.name: (e.encode_s, sum(s := steps[e.name]) / len(s), min(s)) for e in engines}
 
 
+def float32_step_rows(model: DalleBart) -> list[Float32Rows]:
+    """The float32 matrices a step multiplies: the layers' fused step weights and lm_head's rows of the
+    real codes, as the decoder holds them (with their chosen kernels)."""
+    model.decoder.prepare_step()
+    layers = model.decoder.decoder_layers
+    rows = [w for layer in layers if layer.step_weights for w in layer.step_weights.all()]
+    return [r for r in [*rows, model.decoder.lm_float32] if isinstance(r, Float32Rows)]
+
+
 class Floor:
     """The weight-streaming floor of a float32 step: every matrix the step reads (the fused step weights
     and lm_head's rows of the real codes) times a vector, one pass over each weight by ``torch.mv`` (MKL's
@@ -217,12 +226,8 @@ class Floor:
     name = "floor"
 
     def __init__(self, model: DalleBart) -> None:
-        model.decoder.prepare_step()
         self.device = next(model.parameters()).device
-        layers = model.decoder.decoder_layers
-        weights = [w for layer in layers if layer.step_weights for w in layer.step_weights.all()]
-        self.weights = [w.weight for w in weights if isinstance(w, Float32Rows)]
-        self.weights.append(model.decoder.lm_head.weight[:CODES])
+        self.weights = [rows.weight for rows in float32_step_rows(model)]
         self.nbytes = sum(w.numel() * w.element_size() for w in self.weights)
         self.vectors = {w.shape[1]: torch.randn(w.shape[1], device=self.device) for w in self.weights}
         self.encode_s = 0.0
@@ -244,15 +249,8 @@ class Products:
     name = "products"
 
     def __init__(self, model: DalleBart) -> None:
-        model.decoder.prepare_step()
         self.device = next(model.parameters()).device
-        rows = [
-            w
-            for layer in model.decoder.decoder_layers
-            if layer.step_weights
-            for w in layer.step_weights.all()
-        ]
-        self.rows = [r for r in [*rows, model.decoder.lm_float32] if isinstance(r, Float32Rows)]
+        self.rows = float32_step_rows(model)
         self.encode_s = 0.0
 
     def start(self, images: int, position: int) -> None:

@@ -78,10 +78,11 @@ PACKED = "oneDNN packed"
 PACKED_MARGIN = 0.10
 
 
-def pack(weight: torch.Tensor) -> torch.Tensor:
-    """`weight` (out, in) in oneDNN's blocked layout for `onednn_linear` (an opaque tensor, same bytes)."""
+def pack(weight: torch.Tensor, rows: int = SIZES[-1]) -> torch.Tensor:
+    """`weight` (out, in) in oneDNN's blocked layout for `onednn_linear` (an opaque tensor, same bytes),
+    laid out for products of about `rows` rows (any other count works)."""
     assert ONEDNN_PACK is not None
-    return ONEDNN_PACK(weight, SIZES[-1])
+    return ONEDNN_PACK(weight, rows)
 
 
 @dataclass(frozen=True)

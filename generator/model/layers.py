@@ -77,7 +77,7 @@ class RowsWeight:
             # unpacked, oneDNN reorders a bf16 weight on every call and streams it at about half the rate
             # (2 Sapphire Rapids cores: 19 vs 10 GB/s)
             if NATIVE_BF16 and ONEDNN_PACK is not None:
-                self.bf16 = ONEDNN_PACK(self.bf16, kernels.SIZES[0])  # packed for 1-image steps
+                self.bf16 = kernels.pack(self.bf16, kernels.SIZES[0])  # laid out for 1-image steps
         self.int8: tuple[torch.Tensor, torch.Tensor] | None = None
         if weight_format == "int8":
             pad = -self.in_count % 16  # the int8 kernel's K blocks: dalle-mini's ffn 2730 → 2736
