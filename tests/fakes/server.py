@@ -125,12 +125,16 @@ class FakeServer:
         if self._runner is not None:
             for site in self._runner.sites:
                 await site.stop()
-            # aiohttp's cleanup yields once after closing the listener, but an accept already under way (a
-            # client reconnecting as the fake goes away) takes a few loop turns to register its connection,
-            # and one registered during the shutdown is dropped unclosed: a ResourceWarning, raised as an
-            # error at whichever later test's garbage collection finds it
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # an accept under way registers its connection in a few loop turns
+            server = self._runner.server
+            transports = [c.transport for c in server.connections if c.transport] if server else []
             await self._runner.cleanup()
+            # aiohttp's shutdown close()s each connection, which waits to flush what it still has to send;
+            # with a client that went away or stopped reading, the socket outlives this test's loop and
+            # its ResourceWarning is raised as an error at a later test's garbage collection
+            for transport in transports:
+                transport.abort()
+            await asyncio.sleep(0)  # abort closes the socket on the next loop turn
             self._runner = None
 
     async def __aenter__(self) -> Self:
